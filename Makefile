@@ -1,0 +1,43 @@
+# Stable entry points of meshops.cilium. Everything sets itself up: a virtual
+# environment from requirements-test.txt, Go builds cached under ~/.cache/meshops,
+# and a local fleet of real Kubernetes API servers.
+SHELL := /bin/bash
+CLUSTERS ?= 3
+PY ?= python3
+VENV ?= .venv
+FLEET := $(VENV)/bin/python -m hack.fleet
+
+.PHONY: venv build fleet-up fleet-down fleet-status test unit sanity lint integration demo bench clean
+
+venv:
+	@bash hack/venv.sh $(VENV)
+
+build: venv
+	@$(FLEET) build
+
+fleet-up: build
+	@$(FLEET) up --clusters $(CLUSTERS)
+
+fleet-down: venv
+	@$(FLEET) down
+
+fleet-status: venv
+	@$(FLEET) status
+
+unit: venv
+	@bash hack/unit.sh $(VENV)
+
+sanity: venv
+	@bash hack/sanity.sh
+
+lint: venv
+	@bash hack/lint.sh $(VENV)
+
+integration: build
+	@$(VENV)/bin/python -m pytest -p no:cacheprovider tests/integration -v
+
+test: venv build
+	@bash hack/test.sh
+
+clean: fleet-down
+	rm -rf $(VENV) tests/output
