@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    """Attribute blocks shared by the collection's modules.
+
+    Modules extend ``meshops.cilium.attributes`` (the common set) and then one of
+    the narrower fragments, for example ``meshops.cilium.attributes.info_module``.
+    """
+
+    DOCUMENTATION = r'''
+options: {}
+attributes:
+  check_mode:
+    description: Can run in C(check_mode) and return changed status prediction without modifying target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
+'''
+
+    ACTION_GROUP = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/meshops.cilium.cluster) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - meshops.cilium.cluster
+'''
+
+    INFO_MODULE = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - This module only reads from the cluster; it behaves the same in check mode.
+  diff_mode:
+    support: none
+    details:
+      - This module changes nothing, so it has no diff.
+'''
+
+    # Secrets are never shown: values of Secret data and key material appear as C(********).
+    WRITE_MODULE = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports what would change and changes nothing.
+  diff_mode:
+    support: full
+    details:
+      - Secret values are masked as C(********) in the diff.
+'''
