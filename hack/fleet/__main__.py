@@ -1,0 +1,42 @@
+"""Command line of the local fleet: python -m hack.fleet {build,up,down,status}."""
+import argparse
+import sys
+
+from . import build, runner
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m hack.fleet", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("build", help="build (or find cached) etcd, Kubernetes, kwok, helm and the Cilium charts")
+    up = sub.add_parser("up", help="start N clusters on loopback")
+    up.add_argument("--clusters", type=int, default=3)
+    sub.add_parser("down", help="stop every process the fleet started and remove its state")
+    sub.add_parser("status", help="show each cluster's processes and memory")
+    sub.add_parser("lb-controller", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.cmd == "build":
+        build.build_all()
+        build.log("tools ready; cache %s" % build.cache_size())
+        return 0
+    if args.cmd == "up":
+        if not 1 <= args.clusters <= 50:
+            p.error("--clusters must be between 1 and 50")
+        runner.up(args.clusters)
+        return 0
+    if args.cmd == "down":
+        dead = runner.down()
+        return 1 if dead else 0
+    if args.cmd == "status":
+        return runner.status()
+    if args.cmd == "lb-controller":
+        from . import lb  # noqa: PLC0415
+        fleet = runner.Fleet.load()
+        if fleet is None:
+            sys.exit("no fleet state")
+        lb.run(fleet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Build (once per machine, cached by version) the programs the fleet runs.
+
+Everything comes from pinned Go modules:
+  * hack/gotools/kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+    (a helper module: k8s.io/kubernetes needs `replace` lines for its staging modules);
+  * hack/gotools/etcd: etcd's own server entry point;
+  * hack/gotools/charts: our tool that writes the real Cilium chart archives embedded in
+    github.com/cilium/charts;
+  * helm and kwok with `go install module@version` (no replace lines in their go.mod).
+Results live under ~/.cache/meshops/bin/<tool>-<version>-<hash of the pins>/.
+"""
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GOTOOLS = os.path.join(REPO, "hack", "gotools")
+CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "meshops")
+
+HELM_VERSION = "v3.20.2"
+KWOK_VERSION = "v0.8.0"
+# The newest patch release of each supported minor that the pinned charts module holds.
+CHART_VERSIONS = ("1.17.14", "1.18.8", "1.19.2")
+
+
+def log(msg):
+    print("[fleet] " + msg, flush=True)
+
+
+def _gomod_version(module_dir, module):
+    with open(os.path.join(GOTOOLS, module_dir, "go.mod")) as f:
+        text = f.read()
+    m = re.search(r"^\s*(?:require\s+)?" + re.escape(module) + r"\s+(v\S+)", text, re.M)
+    if not m:
+        raise SystemExit("cannot find %s in hack/gotools/%s/go.mod" % (module, module_dir))
+    return m.group(1)
+
+
+def _pin_hash(module_dir, extra=""):
+    h = hashlib.sha256(extra.encode())
+    if module_dir:
+        for name in ("go.mod", "go.sum", "main.go", "tools.go"):
+            path = os.path.join(GOTOOLS, module_dir, name)
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    h.update(f.read())
+    return h.hexdigest()[:10]
+
+
+def kubernetes_version():
+    return _gomod_version("kubernetes", "k8s.io/kubernetes")
+
+
+def tools():
+    """Describe every build: name -> dict(version, dir, binaries, command)."""
+    k8s = kubernetes_version()
+    major, minor = k8s.lstrip("v").split(".")[:2]
+    pkg = "k8s.io/component-base/version"
+    k8s_ldflags = " ".join([
+        "-s -w",
+        "-X %s.gitVersion=%s" % (pkg, k8s),
+        "-X %s.gitMajor=%s" % (pkg, major),
+        "-X %s.gitMinor=%s" % (pkg, minor),
+        "-X %s.gitTreeState=clean" % pkg,
+        "-X %s.buildDate=1970-01-01T00:00:00Z" % pkg,
+        "-X k8s.io/client-go/pkg/version.gitVersion=%s" % k8s,
+    ])
+    etcd = _gomod_version("etcd", "go.etcd.io/etcd/server/v3")
+    charts = _gomod_version("charts", "github.com/cilium/charts")
+    cmds = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
+    return {
+        "kubernetes": dict(
+            version=k8s, moddir="kubernetes", binaries=cmds,
+            argv=["go", "build", "-trimpath", "-ldflags", k8s_ldflags, "-o", "{out}/"]
+            + ["k8s.io/kubernetes/cmd/" + c for c in cmds],
+        ),
+        "etcd": dict(
+            version=etcd, moddir="etcd", binaries=["etcd"],
+            argv=["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "{out}/etcd", "."],
+        ),
+        "cilium-charts": dict(
+            version=charts, moddir="charts", binaries=["cilium-charts"],
+            argv=["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "{out}/cilium-charts", "."],
+        ),
+        "helm": dict(
+            version=HELM_VERSION, moddir=None, binaries=["helm"],
+            argv=["go", "install", "-trimpath", "-ldflags",
+                  "-s -w -X helm.sh/helm/v3/internal/version.version=" + HELM_VERSION,
+                  "helm.sh/helm/v3/cmd/helm@" + HELM_VERSION],
+        ),
+        "kwok": dict(
+            version=KWOK_VERSION, moddir=None, binaries=["kwok"],
+            argv=["go", "install", "-trimpath", "-ldflags", "-s -w",
+                  "sigs.k8s.io/kwok/cmd/kwok@" + KWOK_VERSION],
+        ),
+    }
+
+
+def tool_dir(name, spec):
+    return os.path.join(CACHE, "bin", "%s-%s-%s" % (name, spec["version"],
+                                                     _pin_hash(spec["moddir"], " ".join(spec["argv"]))))
+
+
+def _run_with_progress(label, argv, cwd, env):
+    start = time.time()
+    done = threading.Event()
+
+    def ticker():
+        while not done.wait(30):
+            log("  %s: still building (%ds)" % (label, time.time() - start))
+
+    t = threading.Thread(target=ticker, daemon=True)
+    t.start()
+    proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True)
+    done.set()
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout[-6000:])
+        raise SystemExit("build of %s failed (exit %d): %s" % (label, proc.returncode, " ".join(argv)))
+    return time.time() - start
+
+
+def build_all(only=None):
+    """Build what is missing; return name -> directory holding its binaries."""
+    if shutil.which("go") is None:
+        raise SystemExit("the Go toolchain is required to build the fleet (go not on PATH)")
+    env = dict(os.environ, CGO_ENABLED="0",
+               # The charts module's pseudo-version is not in the public checksum database;
+               # its hash is pinned in hack/gotools/charts/go.sum instead.
+               GONOSUMDB="github.com/cilium/charts", GOFLAGS="-buildvcs=false")
+    result = {}
+    total = 0.0
+    for name, spec in tools().items():
+        if only and name not in only:
+            continue
+        out = tool_dir(name, spec)
+        stamp = os.path.join(out, ".complete")
+        if os.path.exists(stamp):
+            result[name] = out
+            continue
+        log("building %s %s (cold: kubernetes takes 15-30 min on 2 cores, the rest 1-5 min each)"
+            % (name, spec["version"]))
+        os.makedirs(out, exist_ok=True)
+        argv = [a.replace("{out}", out) for a in spec["argv"]]
+        if spec["moddir"]:
+            cwd = os.path.join(GOTOOLS, spec["moddir"])
+            benv = env
+        else:
+            cwd = REPO
+            benv = dict(env, GOBIN=out)
+        secs = _run_with_progress(name, argv, cwd, benv)
+        total += secs
+        missing = [b for b in spec["binaries"] if not os.path.exists(os.path.join(out, b))]
+        if missing:
+            raise SystemExit("build of %s produced no %s" % (name, ", ".join(missing)))
+        with open(stamp, "w") as f:
+            f.write("%.0f\n" % secs)
+        log("built %s in %.0fs -> %s" % (name, secs, out))
+        result[name] = out
+    if not only or "cilium-charts" in only:
+        result["charts"] = extract_charts(result["cilium-charts"])
+    if total:
+        log("cold build time this run: %.0fs; cache size: %s" % (total, cache_size()))
+    return result
+
+
+def charts_dir():
+    pin = _gomod_version("charts", "github.com/cilium/charts")
+    return os.path.join(CACHE, "charts", pin)
+
+
+def chart_path(version):
+    return os.path.join(charts_dir(), "cilium-%s.tgz" % version)
+
+
+def extract_charts(tool_out):
+    out = charts_dir()
+    missing = [v for v in CHART_VERSIONS if not os.path.exists(chart_path(v))]
+    if missing:
+        log("writing real Cilium charts %s from github.com/cilium/charts" % ", ".join(missing))
+        subprocess.run([os.path.join(tool_out, "cilium-charts"), "-out", out] + missing, check=True)
+    return out
+
+
+def cache_size():
+    total = 0
+    for root in (os.path.join(CACHE, "bin"), os.environ.get("GOMODCACHE", os.path.expanduser("~/go/pkg/mod")),
+                 os.path.join(os.path.expanduser("~/.cache"), "go-build")):
+        for dirpath, _, files in os.walk(root):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+    return "%.1f GiB (binaries + Go module cache + Go build cache)" % (total / 2 ** 30)
+
+
+def binaries():
+    """name -> absolute path of every built program (after build_all)."""
+    paths = {}
+    for name, spec in tools().items():
+        out = tool_dir(name, spec)
+        for b in spec["binaries"]:
+            paths[b] = os.path.join(out, b)
+    return paths

@@ -1,0 +1,494 @@
+"""Start, inspect and stop the local fleet.
+
+State lives in <repo>/.fleet/ (git-ignored): one folder per cluster (PKI, kubeconfigs, audit
+log, component logs) and state.json listing every process started, by PID.
+"""
+import base64
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+
+import yaml
+
+from . import build, pki
+
+FLEET_DIR = os.environ.get("MESHOPS_FLEET_DIR", os.path.join(build.REPO, ".fleet"))
+STATE = os.path.join(FLEET_DIR, "state.json")
+PORT_BASE = int(os.environ.get("MESHOPS_FLEET_PORT_BASE", "21000"))
+NODES_PER_CLUSTER = 3
+AUTOMATION_USER = "meshops-automation"
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+# The fleet's own machinery (simulated kubelets, load balancer, controllers) is not what tests
+# measure: only requests made by users and automation are recorded.
+- level: None
+  users: ["fleet:kwok", "fleet:lb", "system:kube-controller-manager", "system:kube-scheduler",
+          "system:apiserver"]
+- level: None
+  userGroups: ["system:serviceaccounts:kube-system", "system:nodes"]
+- level: None
+  nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/openapi*"]
+- level: Metadata
+"""
+
+
+def log(msg):
+    print("[fleet] " + msg, flush=True)
+
+
+def cluster_ports(i):
+    base = PORT_BASE + 10 * i
+    return dict(apiserver=base, kcm=base + 1, scheduler=base + 2, kwok=base + 3)
+
+
+def cluster_network(i):
+    """Distinct, realistic addressing per cluster (pod CIDR /16 split in /24 per node)."""
+    return dict(
+        pod_cidr="10.%d.0.0/16" % (i,),
+        service_cidr="10.%d.0.0/16" % (100 + i,),
+        node_cidrs=["10.%d.%d.0/24" % (i, n) for n in range(NODES_PER_CLUSTER)],
+        # Node InternalIPs sit on loopback (127.0.<i>.<n>) so nothing the fleet or the
+        # API server does can send traffic off this machine.
+        node_ips=["127.0.%d.%d" % (i, 11 + n) for n in range(NODES_PER_CLUSTER)],
+        lb_pool=["127.0.%d.%d" % (i, 200 + k) for k in range(50)],
+    )
+
+
+def _write(path, data, mode=0o600):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+def _kubeconfig(name, server, ca_pem, user):
+    return {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": name, "cluster": {
+            "server": server,
+            "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+    }
+
+
+def _pid_alive(pid, binary):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv0 = f.read().split(b"\0")[0].decode(errors="replace")
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().split(") ")[-1].startswith("Z"):
+                return False
+    except OSError:
+        return False
+    return os.path.basename(argv0) == os.path.basename(binary)
+
+
+def _rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Fleet(object):
+    def __init__(self, state=None):
+        self.state = state or {"clusters": [], "processes": []}
+
+    # ------------------------------------------------------------------ state
+    @classmethod
+    def load(cls):
+        if not os.path.exists(STATE):
+            return None
+        with open(STATE) as f:
+            return cls(json.load(f))
+
+    def save(self):
+        os.makedirs(FLEET_DIR, exist_ok=True)
+        tmp = STATE + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.state, f, indent=2)
+        os.replace(tmp, STATE)
+
+    # -------------------------------------------------------------- processes
+    def spawn(self, name, argv, cluster=None):
+        logdir = os.path.join(FLEET_DIR, "logs")
+        os.makedirs(logdir, exist_ok=True)
+        logfile = os.path.join(logdir, name + ".log")
+        with open(logfile, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=build.REPO)
+        entry = {"name": name, "pid": proc.pid, "argv": argv, "log": logfile, "cluster": cluster}
+        self.state["processes"] = [p for p in self.state["processes"] if p["name"] != name]
+        self.state["processes"].append(entry)
+        self.save()
+        return entry
+
+    def process(self, name):
+        for p in self.state["processes"]:
+            if p["name"] == name:
+                return p
+        return None
+
+    def check_processes(self):
+        """Return the processes that died, with the tail of their logs."""
+        dead = []
+        for p in self.state["processes"]:
+            if not _pid_alive(p["pid"], p["argv"][0]):
+                tail = ""
+                try:
+                    with open(p["log"], "rb") as f:
+                        f.seek(0, 2)
+                        f.seek(max(0, f.tell() - 1500))
+                        tail = f.read().decode(errors="replace")
+                except OSError:
+                    pass
+                dead.append(dict(p, tail=tail))
+        return dead
+
+    def stop_process(self, entry, timeout=10):
+        pid = entry["pid"]
+        if not _pid_alive(pid, entry["argv"][0]):
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        deadline = time.time() + timeout
+        while time.time() < deadline and _pid_alive(pid, entry["argv"][0]):
+            time.sleep(0.1)
+        if _pid_alive(pid, entry["argv"][0]):
+            os.kill(pid, signal.SIGKILL)
+        return True
+
+    # ---------------------------------------------------------------- clusters
+    def cluster(self, name):
+        for c in self.state["clusters"]:
+            if c["name"] == name:
+                return c
+        raise KeyError(name)
+
+
+def _wait_ready(url, token, ca_file, what, timeout=120, fleet=None):
+    ctx = ssl.create_default_context(cafile=ca_file)
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
+            last = e
+        if fleet is not None:
+            dead = fleet.check_processes()
+            if dead:
+                raise SystemExit(_crash_report(dead))
+        time.sleep(0.5)
+    raise SystemExit("%s did not become ready within %ds (last error: %s)" % (what, timeout, last))
+
+
+def _crash_report(dead):
+    lines = ["fleet component(s) exited unexpectedly:"]
+    for p in dead:
+        lines.append("  - %s (pid %d), log %s; last lines:\n%s" % (
+            p["name"], p["pid"], p["log"], "\n".join("      " + l for l in p["tail"].splitlines()[-15:])))
+    return "\n".join(lines)
+
+
+def _prepare_cluster(i, ca_cert_ca_key=None):
+    """Write PKI, tokens, kubeconfigs and configs for cluster i; return its state entry."""
+    name = "mesh-%d" % i
+    d = os.path.join(FLEET_DIR, name)
+    ports = cluster_ports(i)
+    net = cluster_network(i)
+    server = "https://127.0.0.1:%d" % ports["apiserver"]
+    ca_pem, ca_key_pem, ca, ca_key = pki.make_ca("%s-ca" % name)
+    srv_pem, srv_key = pki.issue(ca, ca_key, "kube-apiserver",
+                                 server_names=["127.0.0.1", "localhost", "kubernetes",
+                                               "kubernetes.default", "kubernetes.default.svc"])
+    adm_pem, adm_key = pki.issue(ca, ca_key, "fleet-admin", org="system:masters", client=True)
+    sa_key, sa_pub = pki.service_account_keypair()
+    tokens = {u: base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+              for u in ("admin", "fleet:kwok", "fleet:lb", "system:kube-controller-manager",
+                        "system:kube-scheduler", AUTOMATION_USER)}
+    groups = {"admin": "system:masters", "fleet:kwok": "system:masters", "fleet:lb": "system:masters",
+              "system:kube-controller-manager": "", "system:kube-scheduler": "", AUTOMATION_USER: ""}
+    files = {
+        "ca.crt": ca_pem, "ca.key": ca_key_pem, "apiserver.crt": srv_pem, "apiserver.key": srv_key,
+        "admin.crt": adm_pem, "admin.key": adm_key, "sa.key": sa_key, "sa.pub": sa_pub,
+        "audit-policy.yaml": AUDIT_POLICY,
+        "tokens.csv": "".join('%s,%s,%s,"%s"\n' % (tokens[u], u, u, groups[u]) for u in tokens),
+    }
+    for fname, data in files.items():
+        _write(os.path.join(d, fname), data)
+    for user in ("admin", "fleet:kwok", "fleet:lb", "system:kube-controller-manager",
+                 "system:kube-scheduler", AUTOMATION_USER):
+        kc = _kubeconfig(name, server, ca_pem, {"token": tokens[user]})
+        _write(os.path.join(d, "kubeconfig-%s" % user.replace(":", "-")), yaml.safe_dump(kc))
+    _write(os.path.join(d, "kubeconfig"), yaml.safe_dump(_kubeconfig(name, server, ca_pem, {"token": tokens["admin"]})))
+    _write(os.path.join(d, "kubeconfig-cert"), yaml.safe_dump(_kubeconfig(name, server, ca_pem, {
+        "client-certificate": os.path.join(d, "admin.crt"), "client-key": os.path.join(d, "admin.key")})))
+    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "stages.yaml"),
+                os.path.join(d, "kwok-stages.yaml"))
+    return {
+        "name": name, "index": i, "server": server, "dir": d, "ports": ports, "network": net,
+        "ca_file": os.path.join(d, "ca.crt"), "kubeconfig": os.path.join(d, "kubeconfig"),
+        "admin_token_file": os.path.join(d, "tokens.csv"),
+        "audit_log": os.path.join(d, "audit.log"),
+        "automation_kubeconfig": os.path.join(d, "kubeconfig-" + AUTOMATION_USER),
+    }
+
+
+def admin_token(cluster):
+    with open(cluster["admin_token_file"]) as f:
+        for line in f:
+            tok, user = line.split(",")[:2]
+            if user == "admin":
+                return tok
+    raise KeyError("admin token")
+
+
+def _start_control_plane(fleet, c, bins, etcd_url):
+    d, ports, net, name = c["dir"], c["ports"], c["network"], c["name"]
+    j = lambda f: os.path.join(d, f)  # noqa: E731
+    fleet.spawn(name + "-kube-apiserver", [
+        bins["kube-apiserver"],
+        "--etcd-servers=" + etcd_url, "--etcd-prefix=/" + name,
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        "--secure-port=%d" % ports["apiserver"],
+        "--tls-cert-file=" + j("apiserver.crt"), "--tls-private-key-file=" + j("apiserver.key"),
+        "--client-ca-file=" + j("ca.crt"), "--token-auth-file=" + j("tokens.csv"),
+        "--authorization-mode=RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        "--service-account-key-file=" + j("sa.pub"),
+        "--service-account-signing-key-file=" + j("sa.key"),
+        "--service-cluster-ip-range=" + net["service_cidr"],
+        "--allow-privileged=true", "--endpoint-reconciler-type=none",
+        "--audit-policy-file=" + j("audit-policy.yaml"), "--audit-log-path=" + c["audit_log"],
+        "--audit-log-maxsize=200", "--audit-log-format=json",
+        "--profiling=false", "--v=1",
+    ], cluster=name)
+
+
+def _start_components(fleet, c, bins):
+    d, ports, name = c["dir"], c["ports"], c["name"]
+    j = lambda f: os.path.join(d, f)  # noqa: E731
+    fleet.spawn(name + "-kube-controller-manager", [
+        bins["kube-controller-manager"],
+        "--kubeconfig=" + j("kubeconfig-system-kube-controller-manager"),
+        "--authentication-skip-lookup=true",
+        "--service-account-private-key-file=" + j("sa.key"), "--root-ca-file=" + j("ca.crt"),
+        "--use-service-account-credentials=true", "--leader-elect=false",
+        "--bind-address=127.0.0.1", "--secure-port=%d" % ports["kcm"],
+        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+        "--profiling=false", "--v=1",
+    ], cluster=name)
+    fleet.spawn(name + "-kube-scheduler", [
+        bins["kube-scheduler"], "--kubeconfig=" + j("kubeconfig-system-kube-scheduler"),
+        "--authentication-kubeconfig=" + j("kubeconfig-system-kube-scheduler"),
+        "--authorization-kubeconfig=" + j("kubeconfig-system-kube-scheduler"),
+        "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=%d" % ports["scheduler"],
+        "--profiling=false", "--v=1",
+    ], cluster=name)
+    fleet.spawn(name + "-kwok", [
+        bins["kwok"], "--kubeconfig=" + j("kubeconfig-fleet-kwok"), "--config=" + j("kwok-stages.yaml"),
+        "--manage-all-nodes=true", "--node-lease-duration-seconds=40",
+    ], cluster=name)
+
+
+def _create_nodes(c):
+    """Create the fake nodes with their pod CIDRs and InternalIPs, as a kubelet would."""
+    from kubernetes import client, config  # noqa: PLC0415 - keep module import light
+
+    api = client.CoreV1Api(config.new_client_from_config(config_file=c["kubeconfig"]))
+    net = c["network"]
+    for n in range(NODES_PER_CLUSTER):
+        node_name = "%s-node-%d" % (c["name"], n + 1)
+        body = {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node_name, "labels": {
+                "kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64", "type": "kwok",
+                "topology.kubernetes.io/zone": "%s-zone-%d" % (c["name"], n % 3 + 1)},
+                "annotations": {"kwok.x-k8s.io/node": "fake"}},
+            "spec": {"podCIDR": net["node_cidrs"][n], "podCIDRs": [net["node_cidrs"][n]]},
+        }
+        try:
+            api.create_node(body)
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
+        api.patch_node_status(node_name, {"status": {"addresses": [
+            {"type": "InternalIP", "address": net["node_ips"][n]},
+            {"type": "Hostname", "address": node_name}]}})
+    return api
+
+
+def _wait_nodes_ready(api, c, fleet, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        nodes = api.list_node().items
+        ready = [n for n in nodes if any(cd.type == "Ready" and cd.status == "True"
+                                         for cd in (n.status.conditions or []))]
+        if len(ready) >= NODES_PER_CLUSTER:
+            return
+        dead = fleet.check_processes()
+        if dead:
+            raise SystemExit(_crash_report(dead))
+        time.sleep(0.5)
+    raise SystemExit("%s: nodes not Ready after %ds (is kwok running? see .fleet/logs/%s-kwok.log)"
+                     % (c["name"], timeout, c["name"]))
+
+
+def write_merged_kubeconfig(fleet):
+    merged = {"apiVersion": "v1", "kind": "Config", "preferences": {},
+              "clusters": [], "users": [], "contexts": []}
+    for c in fleet.state["clusters"]:
+        with open(c["kubeconfig"]) as f:
+            kc = yaml.safe_load(f)
+        merged["clusters"] += kc["clusters"]
+        merged["users"] += kc["users"]
+        merged["contexts"] += kc["contexts"]
+    merged["current-context"] = fleet.state["clusters"][0]["name"]
+    path = os.path.join(FLEET_DIR, "kubeconfig")
+    _write(path, yaml.safe_dump(merged))
+    return path
+
+
+def _link_tools(bins):
+    bindir = os.path.join(FLEET_DIR, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    for tool in ("kubectl", "helm"):
+        link = os.path.join(bindir, tool)
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(bins[tool], link)
+    return bindir
+
+
+def up(clusters):
+    started = time.time()
+    existing = Fleet.load()
+    if existing is not None:
+        alive = [p for p in existing.state["processes"] if _pid_alive(p["pid"], p["argv"][0])]
+        if alive and len(existing.state["clusters"]) == clusters and not existing.check_processes():
+            log("fleet of %d clusters already running (make fleet-down to stop it)" % clusters)
+            return existing
+        log("stopping the previous fleet first")
+        down()
+    build.build_all()
+    bins = build.binaries()
+    if os.path.exists(FLEET_DIR):
+        shutil.rmtree(FLEET_DIR)
+    os.makedirs(FLEET_DIR)
+    fleet = Fleet()
+    fleet.state["started"] = time.time()
+    fleet.state["binaries"] = bins
+    fleet.state["charts_dir"] = build.charts_dir()
+    fleet.state["chart_versions"] = list(build.CHART_VERSIONS)
+    fleet.state["kubernetes_version"] = build.kubernetes_version()
+
+    etcd_port = PORT_BASE
+    etcd_url = "http://127.0.0.1:%d" % etcd_port
+    log("starting etcd on 127.0.0.1:%d (one etcd, a key prefix per cluster)" % etcd_port)
+    fleet.spawn("etcd", [
+        bins["etcd"], "--name=fleet", "--data-dir=" + os.path.join(FLEET_DIR, "etcd"),
+        "--listen-client-urls=" + etcd_url, "--advertise-client-urls=" + etcd_url,
+        "--listen-peer-urls=http://127.0.0.1:%d" % (etcd_port + 1),
+        "--initial-advertise-peer-urls=http://127.0.0.1:%d" % (etcd_port + 1),
+        "--initial-cluster=fleet=http://127.0.0.1:%d" % (etcd_port + 1),
+        "--listen-metrics-urls=http://127.0.0.1:%d" % (etcd_port + 2),
+        "--unsafe-no-fsync=true", "--quota-backend-bytes=4294967296", "--log-level=warn",
+    ])
+    for i in range(1, clusters + 1):
+        c = _prepare_cluster(i)
+        fleet.state["clusters"].append(c)
+        _start_control_plane(fleet, c, bins, etcd_url)
+    fleet.save()
+    for c in fleet.state["clusters"]:
+        log("%s: waiting for kube-apiserver %s/readyz" % (c["name"], c["server"]))
+        _wait_ready(c["server"] + "/readyz", admin_token(c), c["ca_file"], c["name"] + " kube-apiserver",
+                    fleet=fleet)
+        _start_components(fleet, c, bins)
+    for c in fleet.state["clusters"]:
+        api = _create_nodes(c)
+        _wait_nodes_ready(api, c, fleet)
+        log("%s: %d nodes Ready, pod CIDR %s, node IPs %s" % (
+            c["name"], NODES_PER_CLUSTER, c["network"]["pod_cidr"], ", ".join(c["network"]["node_ips"])))
+    fleet.spawn("lb-controller", [sys.executable, "-m", "hack.fleet", "lb-controller"])
+    # the lb controller runs from the repository root
+    fleet.save()
+    path = write_merged_kubeconfig(fleet)
+    bindir = _link_tools(bins)
+    fleet.state["kubeconfig"] = path
+    fleet.state["bin_dir"] = bindir
+    fleet.state["ready_seconds"] = round(time.time() - started, 1)
+    fleet.save()
+    log("fleet of %d clusters up in %.0fs (Kubernetes %s)" % (clusters, time.time() - started,
+                                                            fleet.state["kubernetes_version"]))
+    print("export KUBECONFIG=%s PATH=%s:$PATH" % (path, bindir), flush=True)
+    return fleet
+
+
+def down():
+    fleet = Fleet.load()
+    if fleet is None:
+        log("no fleet state in %s: nothing to stop" % FLEET_DIR)
+        return
+    dead = fleet.check_processes()
+    for p in dead:
+        log("note: %s (pid %d) had already exited; see %s" % (p["name"], p["pid"], p["log"]))
+    # controllers first, then API servers, etcd last
+    order = sorted(fleet.state["processes"], key=lambda p: (p["name"] == "etcd", "apiserver" in p["name"]))
+    stopped = 0
+    for p in order:
+        if fleet.stop_process(p):
+            stopped += 1
+    log("stopped %d processes" % stopped)
+    shutil.rmtree(FLEET_DIR, ignore_errors=True)
+    log("removed %s" % FLEET_DIR)
+    return dead
+
+
+def status():
+    fleet = Fleet.load()
+    if fleet is None:
+        log("no fleet running")
+        return 1
+    dead = {p["name"] for p in fleet.check_processes()}
+    total = 0
+    for c in fleet.state["clusters"]:
+        procs = [p for p in fleet.state["processes"] if p.get("cluster") == c["name"]]
+        rss = sum(_rss_kib(p["pid"]) for p in procs)
+        total += rss
+        states = ", ".join("%s:%s" % (p["name"].split(c["name"] + "-")[-1], "DEAD" if p["name"] in dead else "up")
+                           for p in procs)
+        print("%-8s %s  rss=%.0f MiB  [%s]" % (c["name"], c["server"], rss / 1024.0, states))
+    etcd = fleet.process("etcd")
+    lbc = fleet.process("lb-controller")
+    shared = sum(_rss_kib(p["pid"]) for p in (etcd, lbc) if p)
+    print("shared   etcd+lb-controller rss=%.0f MiB; clusters total %.0f MiB (%.0f MiB per cluster)" % (
+        shared / 1024.0, total / 1024.0, total / 1024.0 / max(1, len(fleet.state["clusters"]))))
+    if dead:
+        print("DEAD: " + ", ".join(sorted(dead)))
+        return 1
+    return 0

@@ -1,0 +1,131 @@
+"""Fixtures for tests against the local fleet of real Kubernetes API servers.
+
+The fleet is started once per test session (python -m hack.fleet up) unless one is already
+running: `make test` starts it first so its progress is visible, and MESHOPS_FLEET_DIR can
+point at another fleet's state folder.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+from hack.fleet import runner  # noqa: E402
+
+MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
+WANTED_CLUSTERS = int(os.environ.get("MESHOPS_FLEET_CLUSTERS", "3"))
+
+
+class Cluster(object):
+    def __init__(self, fleet, data):
+        self.fleet = fleet
+        self.data = data
+        self.name = data["name"]
+        self.kubeconfig = data["kubeconfig"]
+        self.server = data["server"]
+        self.network = data["network"]
+
+    def core(self):
+        from kubernetes import client, config
+
+        return client.CoreV1Api(config.new_client_from_config(config_file=self.kubeconfig))
+
+    def apps(self):
+        from kubernetes import client, config
+
+        return client.AppsV1Api(config.new_client_from_config(config_file=self.kubeconfig))
+
+    def run(self, tool, *args, check=True, timeout=300):
+        argv = [self.fleet.binaries[tool], "--kubeconfig", self.kubeconfig] + list(args)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError("%s %s failed (%d):\n%s\n%s" % (tool, " ".join(args), proc.returncode,
+                                                                 proc.stdout, proc.stderr))
+        return proc
+
+    def kubectl(self, *args, **kw):
+        return self.run("kubectl", *args, **kw)
+
+    def helm(self, *args, **kw):
+        return self.run("helm", *args, **kw)
+
+    # audit log: requests made by users and automation (the fleet's machinery is not logged)
+    def audit_events(self):
+        events = []
+        try:
+            with open(self.data["audit_log"]) as f:
+                for line in f:
+                    try:
+                        events.append(json.loads(line))
+                    except ValueError:
+                        pass
+        except FileNotFoundError:
+            pass
+        return events
+
+    def audit_mark(self):
+        return len(self.audit_events())
+
+    def mutations_since(self, mark):
+        return [e for e in self.audit_events()[mark:]
+                if e.get("verb") in MUTATING and e.get("stage") == "ResponseComplete"]
+
+
+class FleetHandle(object):
+    def __init__(self, state):
+        self.state = state
+        self.binaries = state["binaries"]
+        self.kubeconfig = state["kubeconfig"]
+        self.clusters = [Cluster(self, c) for c in state["clusters"]]
+        self.charts_dir = state["charts_dir"]
+        self.chart_versions = state["chart_versions"]
+
+    def chart(self, version):
+        return os.path.join(self.charts_dir, "cilium-%s.tgz" % version)
+
+    def check_alive(self):
+        dead = runner.Fleet(self.state).check_processes()
+        assert not dead, runner._crash_report(dead)
+
+
+def _healthy_fleet():
+    fleet = runner.Fleet.load()
+    if fleet is None or fleet.check_processes() or len(fleet.state["clusters"]) < WANTED_CLUSTERS:
+        return None
+    if "kubeconfig" not in fleet.state:
+        return None
+    return fleet
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    started_here = False
+    f = _healthy_fleet()
+    if f is None:
+        subprocess.run([sys.executable, "-m", "hack.fleet", "up", "--clusters", str(WANTED_CLUSTERS)],
+                       cwd=REPO, check=True)
+        started_here = True
+        f = _healthy_fleet()
+        assert f is not None, "the fleet did not come up"
+    handle = FleetHandle(f.state)
+    yield handle
+    handle.check_alive()
+    if started_here and not os.environ.get("MESHOPS_KEEP_FLEET"):
+        subprocess.run([sys.executable, "-m", "hack.fleet", "down"], cwd=REPO, check=False)
+
+
+def wait_for(predicate, timeout, what, interval=0.5):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
