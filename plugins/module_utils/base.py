@@ -1,0 +1,155 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""A small base for the collection's modules.
+
+* merges the shared connection options with the module's own,
+* builds the cluster client once (``module.cluster``),
+* ``fail(msg, **kw)`` prefixes the cluster's name,
+* check mode / diff helpers, with secrets masked in diffs.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
+    CLUSTER_ARGUMENT_SPEC,
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    Cluster,
+    ClusterError,
+    describe_params,
+    kubeconfig_secret_values,
+    translate_error,
+)
+
+MASK = '********'
+
+# Keys whose values are secret wherever they appear in a diff or a result.
+SECRET_KEYS = frozenset([
+    'ca.key', 'tls.key', 'key', 'keys', 'token', 'password', 'api_key',
+    'client-key-data', 'private_key', 'privateKey',
+])
+
+
+def cluster_argument_spec(extra=None):
+    """The shared connection options merged with ``extra`` (module options win)."""
+    spec = copy.deepcopy(CLUSTER_ARGUMENT_SPEC)
+    if extra:
+        spec.update(copy.deepcopy(extra))
+    return spec
+
+
+def mask_secrets(data, secret_keys=SECRET_KEYS):
+    """A copy of ``data`` with the value of every key in ``secret_keys`` replaced by MASK.
+
+    Kubernetes Secret objects (``kind: Secret``) also get every value of
+    ``data`` and ``stringData`` masked, whatever the key is called.
+    """
+    if isinstance(data, dict):
+        out = {}
+        is_secret_object = data.get('kind') == 'Secret'
+        for k, v in data.items():
+            if is_secret_object and k in ('data', 'stringData') and isinstance(v, dict):
+                out[k] = dict((dk, MASK) for dk in v)
+            elif k in secret_keys and v not in (None, '', {}, []):
+                out[k] = MASK
+            else:
+                out[k] = mask_secrets(v, secret_keys)
+        return out
+    if isinstance(data, list):
+        return [mask_secrets(i, secret_keys) for i in data]
+    return data
+
+
+def build_diff(before, after, secret_keys=SECRET_KEYS):
+    """``{'before': ..., 'after': ...}`` with secrets masked."""
+    return {'before': mask_secrets(before, secret_keys), 'after': mask_secrets(after, secret_keys)}
+
+
+class ClusterModule(object):
+    """Wraps AnsibleModule for modules that talk to one cluster."""
+
+    def __init__(self, argument_spec=None, supports_check_mode=True, **kwargs):
+        self.module = AnsibleModule(
+            argument_spec=cluster_argument_spec(argument_spec),
+            supports_check_mode=supports_check_mode,
+            **kwargs)
+        self.params = self.module.params
+        # An inline kubeconfig: hide its credentials, keep names readable.
+        if isinstance(self.params.get('kubeconfig'), dict):
+            self.module.no_log_values.update(kubeconfig_secret_values(self.params['kubeconfig']))
+        elif self.params.get('kubeconfig') is not None and not isinstance(self.params['kubeconfig'], str):
+            self.module.fail_json(msg='kubeconfig must be a path or a dictionary, got %s'
+                                  % type(self.params['kubeconfig']).__name__)
+        self._cluster = None
+        self._name = None
+
+    # -- identity --------------------------------------------------------
+    @property
+    def name(self):
+        if self._cluster is not None:
+            return self._cluster.name
+        if self._name is None:
+            self._name = describe_params(self.params)
+        return self._name
+
+    @property
+    def cluster(self):
+        if self._cluster is None:
+            if not HAS_KUBERNETES:
+                self.module.fail_json(msg=missing_required_lib('kubernetes'),
+                                      exception=KUBERNETES_IMPORT_ERROR)
+            try:
+                self._cluster = Cluster(self.params)
+            except ClusterError as e:
+                self.module.fail_json(msg=str(e), cluster=e.cluster or self.name)
+        return self._cluster
+
+    # -- modes -----------------------------------------------------------
+    @property
+    def check_mode(self):
+        return self.module.check_mode
+
+    @property
+    def diff_mode(self):
+        return self.module._diff
+
+    def warn(self, msg):
+        self.module.warn('%s: %s' % (self.name, msg))
+
+    # -- results ---------------------------------------------------------
+    def fail(self, msg, **kwargs):
+        """Fail with ``<cluster>: msg``."""
+        prefix = '%s: ' % self.name
+        if not msg.startswith(prefix):
+            msg = prefix + msg
+        kwargs.setdefault('cluster', self.name)
+        self.module.fail_json(msg=msg, **kwargs)
+
+    def fail_from(self, exc, action=None):
+        """Fail with the translated message for ``exc``."""
+        if isinstance(exc, ClusterError):
+            self.module.fail_json(msg=str(exc), cluster=exc.cluster or self.name)
+        self.fail(translate_error(exc, action=action))
+
+    def exit(self, changed=False, before=None, after=None, secret_keys=SECRET_KEYS, **kwargs):
+        """Exit; adds ``diff`` (secrets masked) only in diff mode and when given."""
+        if self.diff_mode and (before is not None or after is not None):
+            kwargs['diff'] = build_diff(before, after, secret_keys)
+        kwargs.setdefault('cluster', self.name)
+        self.module.exit_json(changed=changed, **kwargs)
+
+    def run(self, func):
+        """Call ``func(self)``; any ClusterError (or other error) becomes one failure."""
+        try:
+            return func(self)
+        except ClusterError as e:
+            self.fail_from(e)
+        finally:
+            if self._cluster is not None:
+                self._cluster.close()
