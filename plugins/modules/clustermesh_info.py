@@ -1,0 +1,345 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: clustermesh_info
+short_description: Read a cluster's Cilium ClusterMesh descriptor
+version_added: 0.1.0
+description:
+  - Reads, without changing anything, what another cluster needs to know to mesh with this one,
+    and what this cluster is already meshed with.
+  - Identity (C(cluster-name), C(cluster-id), C(max-connected-clusters), C(routing-mode),
+    C(tunnel-protocol)) comes from ConfigMap C(cilium-config) in O(namespace).
+  - Chart version, release status and the configured peers come from the newest Helm release Secret
+    (C(sh.helm.release.v1.<release>.v<N>)), decoded without the helm binary.
+  - The CA is identified by the SHA-256 fingerprint and SubjectKeyId of C(ca.crt) in Secret C(cilium-ca).
+    The CA key is never returned.
+  - The clustermesh-apiserver endpoint comes from Service C(clustermesh-apiserver), or from O(endpoint).
+  - Cilium not being installed is not an error; RV(installed) is then V(false).
+author:
+  - meshops maintainers
+options:
+  release_name:
+    description:
+      - Name of the Cilium Helm release.
+    type: str
+    default: cilium
+  namespace:
+    description:
+      - Namespace of Cilium and of its Helm release.
+    type: str
+    default: kube-system
+  endpoint:
+    description:
+      - The clustermesh-apiserver endpoint other clusters should use, when the Service does not tell
+        (for example behind NAT or an external load balancer). Overrides the Service.
+      - Give either O(endpoint.ips) or O(endpoint.address), and O(endpoint.port).
+    type: dict
+    suboptions:
+      ips:
+        description:
+          - IP addresses of the clustermesh-apiserver.
+        type: list
+        elements: str
+      address:
+        description:
+          - A DNS name of the clustermesh-apiserver. It is not resolved by this module.
+        type: str
+      port:
+        description:
+          - TCP port of the clustermesh-apiserver.
+        type: int
+        required: true
+extends_documentation_fragment:
+  - meshops.cilium.cluster
+  - meshops.cilium.attributes
+  - meshops.cilium.attributes.action_group
+  - meshops.cilium.attributes.info_module
+requirements:
+  - kubernetes >= 31 (Python library)
+  - cryptography >= 42 (Python library)
+notes:
+  - For a NodePort Service the endpoint lists one address per Ready node, the ExternalIP of the node
+    if it has one, else its InternalIP. Nodes that are not Ready are skipped with a warning.
+  - For a LoadBalancer Service every ingress IP is listed; an ingress hostname is returned as
+    RV(endpoint.address) and never resolved, so private DNS names keep working.
+  - Only the C(secret) Helm storage driver (the default) is read.
+  - Needs get on ConfigMaps, Services and Secrets and list on Secrets in O(namespace), and list on Nodes.
+seealso:
+  - name: Cilium ClusterMesh
+    description: Setting up Cluster Mesh.
+    link: https://docs.cilium.io/en/stable/network/clustermesh/clustermesh/
+'''
+
+EXAMPLES = r'''
+- name: Read the descriptor of one cluster
+  meshops.cilium.clustermesh_info:
+    kubeconfig: ~/.kube/config
+    context: mesh-1
+  register: mesh1
+
+- name: Every cluster of the inventory, connection options set once
+  module_defaults:
+    group/meshops.cilium.cluster:
+      kubeconfig: "{{ fleet_kubeconfig }}"
+  meshops.cilium.clustermesh_info:
+    context: "{{ inventory_hostname }}"
+  delegate_to: localhost
+  register: mesh
+
+- name: Behind NAT, say where peers reach the clustermesh-apiserver
+  meshops.cilium.clustermesh_info:
+    context: mesh-2
+    endpoint:
+      ips: [203.0.113.10]
+      port: 32379
+
+- name: Show the CA fingerprint
+  ansible.builtin.debug:
+    msg: "{{ mesh1.cluster_name }} CA {{ mesh1.ca.sha256 }}"
+  when: mesh1.installed
+'''
+
+RETURN = r'''
+cluster:
+  description: The name this module knows the cluster by (the context, else the host).
+  returned: always
+  type: str
+  sample: mesh-1
+installed:
+  description: Whether ConfigMap C(cilium-config) exists in O(namespace).
+  returned: always
+  type: bool
+  sample: true
+namespace:
+  description: The Cilium namespace read.
+  returned: always
+  type: str
+  sample: kube-system
+cluster_name:
+  description: C(cluster-name) of C(cilium-config).
+  returned: always
+  type: str
+  sample: mesh-1
+cluster_id:
+  description: C(cluster-id) of C(cilium-config).
+  returned: always
+  type: int
+  sample: 1
+max_connected_clusters:
+  description: C(max-connected-clusters) of C(cilium-config) (255 when the key is absent).
+  returned: always
+  type: int
+  sample: 255
+routing_mode:
+  description: C(routing-mode) of C(cilium-config) (V(tunnel) or V(native)).
+  returned: always
+  type: str
+  sample: tunnel
+tunnel_protocol:
+  description: C(tunnel-protocol) of C(cilium-config).
+  returned: always
+  type: str
+  sample: vxlan
+kvstoremesh:
+  description:
+    - Whether KVStoreMesh is on, from the release value C(clustermesh.apiserver.kvstoremesh.enabled),
+      else the chart's default (on from chart 1.16). V(null) without a release.
+  returned: always
+  type: bool
+  sample: true
+clustermesh_enabled:
+  description: Whether the clustermesh-apiserver is deployed (value C(clustermesh.useAPIServer) or its Service exists).
+  returned: always
+  type: bool
+  sample: true
+release:
+  description: The newest revision of the Helm release, or V(null) if there is none. Values are not returned.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Release name.
+      type: str
+      sample: cilium
+    namespace:
+      description: Release namespace.
+      type: str
+      sample: kube-system
+    revision:
+      description: Release revision.
+      type: int
+      sample: 3
+    status:
+      description: Release status, for example V(deployed), V(failed), V(pending-upgrade).
+      type: str
+      sample: deployed
+    chart_name:
+      description: Chart name.
+      type: str
+      sample: cilium
+    chart_version:
+      description: Chart version.
+      type: str
+      sample: 1.19.5
+    app_version:
+      description: App version of the chart.
+      type: str
+      sample: 1.19.5
+ca:
+  description: Identity of the CA in Secret C(cilium-ca), or V(null) if there is none. Never the key.
+  returned: always
+  type: dict
+  contains:
+    sha256:
+      description: SHA-256 of the DER certificate, colon separated upper-case hex.
+      type: str
+      sample: "3A:1F:...:9C"
+    subject_key_id:
+      description: SubjectKeyIdentifier extension (hex), what cilium-cli compares; V(null) if absent.
+      type: str
+      sample: 5d0e3c0f3a8d8a4f6e7b1c2d3e4f5a6b7c8d9e0f
+    subject:
+      description: Subject (RFC 4514).
+      type: str
+      sample: CN=Cilium CA
+    not_after:
+      description: End of validity (ISO 8601).
+      type: str
+      sample: "2028-01-01T00:00:00+00:00"
+endpoint:
+  description: Where peers reach the clustermesh-apiserver, or V(null) without Service or O(endpoint).
+  returned: always
+  type: dict
+  contains:
+    source:
+      description: V(service) or V(override).
+      type: str
+      sample: service
+    service_type:
+      description: Type of Service C(clustermesh-apiserver) (V(null) for an override).
+      type: str
+      sample: NodePort
+    ips:
+      description: IP addresses.
+      type: list
+      elements: str
+      sample: [172.18.0.2, 172.18.0.3]
+    address:
+      description: A DNS name (load balancer hostname or override), not resolved.
+      type: str
+      sample: null
+    port:
+      description: TCP port.
+      type: int
+      sample: 32379
+nodes:
+  description: The cluster's nodes.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Node name.
+      type: str
+    ready:
+      description: Whether the node is Ready.
+      type: bool
+    internal_ips:
+      description: InternalIP addresses.
+      type: list
+      elements: str
+    external_ips:
+      description: ExternalIP addresses.
+      type: list
+      elements: str
+    pod_cidrs:
+      description: C(spec.podCIDRs) of the node.
+      type: list
+      elements: str
+pod_cidrs:
+  description: All nodes' C(spec.podCIDRs), without duplicates.
+  returned: always
+  type: list
+  elements: str
+  sample: [10.1.0.0/24, 10.1.1.0/24]
+peers:
+  description: Peers configured in the release values C(clustermesh.config.clusters) (list or map form), sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Peer cluster name.
+      type: str
+    ips:
+      description: Peer IPs.
+      type: list
+      elements: str
+    address:
+      description: Peer DNS name.
+      type: str
+    port:
+      description: Peer port.
+      type: int
+    enabled:
+      description: Whether the entry is enabled.
+      type: bool
+warnings_detail:
+  description: Non-fatal findings (also emitted as Ansible warnings).
+  returned: always
+  type: list
+  elements: str
+  sample: ["NodePort: skipped nodes that are not Ready: mesh-1-worker2"]
+'''
+
+from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.info import (
+    HAS_CRYPTOGRAPHY,
+    gather,
+    normalize_endpoint,
+)
+
+
+def run(m):
+    p = m.params
+    if p['endpoint']:
+        try:
+            normalize_endpoint(p['endpoint'])
+        except ValueError as e:
+            m.fail('endpoint: %s' % e)
+    if not HAS_CRYPTOGRAPHY:
+        from ansible.module_utils.basic import missing_required_lib
+        m.module.fail_json(msg=missing_required_lib('cryptography'))
+    desc = gather(m.cluster, namespace=p['namespace'], release_name=p['release_name'],
+                  endpoint_override=p['endpoint'])
+    warnings = desc.pop('warnings')
+    for w in warnings:
+        m.warn(w)
+    m.exit(changed=False, warnings_detail=warnings, **desc)
+
+
+def main():
+    m = ClusterModule(
+        argument_spec=dict(
+            release_name=dict(type='str', default='cilium'),
+            namespace=dict(type='str', default='kube-system'),
+            endpoint=dict(type='dict', options=dict(
+                ips=dict(type='list', elements='str'),
+                address=dict(type='str'),
+                port=dict(type='int', required=True),
+            ), mutually_exclusive=[['ips', 'address']], required_one_of=[['ips', 'address']]),
+        ),
+        supports_check_mode=True,
+    )
+    m.run(run)
+
+
+if __name__ == '__main__':
+    main()

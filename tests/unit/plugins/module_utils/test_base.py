@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    MASK,
+    build_diff,
+    cluster_argument_spec,
+    mask_secrets,
+)
+
+
+def test_mask_secret_object_masks_every_data_value():
+    secret = {'kind': 'Secret', 'metadata': {'name': 'cilium-ipsec-keys'},
+              'data': {'keys': 'MysgcmZj', 'anything': 'eA=='}, 'stringData': {'x': 'y'}}
+    out = mask_secrets(secret)
+    assert out['data'] == {'keys': MASK, 'anything': MASK}
+    assert out['stringData'] == {'x': MASK}
+    assert out['metadata'] == {'name': 'cilium-ipsec-keys'}
+    assert secret['data']['keys'] == 'MysgcmZj'  # input untouched
+
+
+def test_mask_nested_keys_in_values():
+    values = {'tls': {'ca': {'cert': 'Q0VSVA==', 'key': 'S0VZ'}},
+              'clustermesh': {'config': {'clusters': [{'name': 'a', 'tls': {'key': 'SECRET'}}]}}}
+    out = mask_secrets(values)
+    assert out['tls']['ca'] == {'cert': 'Q0VSVA==', 'key': MASK}
+    assert out['clustermesh']['config']['clusters'][0]['tls']['key'] == MASK
+    assert mask_secrets({'key': ''}) == {'key': ''}
+
+
+def test_build_diff_masks_both_sides():
+    d = build_diff({'token': 'old'}, {'token': 'new', 'name': 'x'})
+    assert d == {'before': {'token': MASK}, 'after': {'token': MASK, 'name': 'x'}}
+
+
+def test_argument_spec_merge_module_wins_and_copy():
+    spec = cluster_argument_spec({'namespace': {'type': 'str', 'default': 'kube-system'},
+                                  'connect_timeout': {'type': 'int', 'default': 3}})
+    assert spec['namespace']['default'] == 'kube-system'
+    assert spec['connect_timeout']['default'] == 3
+    assert cluster_argument_spec()['connect_timeout']['default'] == 10
+    assert 'kubeconfig' in spec and spec['api_key']['no_log'] is True
