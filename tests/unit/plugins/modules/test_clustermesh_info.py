@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""clustermesh_info end to end against a local fake API server (no cluster)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import gzip
+import json
+import os
+import sys
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils'))
+
+from k8s_fakes import FakeAPIServer, make_ca, pem_cert, status_body  # noqa: E402
+
+from ansible_collections.meshops.cilium.plugins.modules import clustermesh_info  # noqa: E402
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    def exit_json(self, **kw):
+        raise Exit(kw)
+
+    def fail_json(self, **kw):
+        raise Fail(kw)
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+
+    def run(args):
+        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
+        with pytest.raises((Exit, Fail)) as ei:
+            clustermesh_info.main()
+        return ei.type is Exit, ei.value.args[0]
+    return run
+
+
+@pytest.fixture
+def apiserver(tmp_path):
+    srv = FakeAPIServer(tmp_path)
+    yield srv
+    srv.stop()
+
+
+NS = '/api/v1/namespaces/kube-system'
+
+
+def _items(kind, items):
+    return (200, {'kind': kind, 'apiVersion': 'v1', 'metadata': {}, 'items': items})
+
+
+def install_cilium(srv):
+    ca_key, ca = make_ca('Cilium CA')
+    values = {'cluster': {'name': 'mesh-1', 'id': 1},
+              'clustermesh': {'useAPIServer': True, 'config': {'enabled': True, 'clusters': {
+                  'mesh-2': {'ips': ['172.18.0.7'], 'port': 32380}}}},
+              'tls': {'ca': {'key': 'VE9QU0VDUkVU'}}}
+    rel = {'name': 'cilium', 'namespace': 'kube-system', 'version': 2, 'info': {'status': 'deployed'},
+           'chart': {'metadata': {'name': 'cilium', 'version': '1.19.5', 'appVersion': '1.19.5'}},
+           'config': values}
+    blob = base64.b64encode(base64.b64encode(gzip.compress(json.dumps(rel).encode()))).decode()
+    srv.routes[NS + '/configmaps/cilium-config'] = (200, {
+        'kind': 'ConfigMap', 'apiVersion': 'v1', 'metadata': {'name': 'cilium-config'},
+        'data': {'cluster-name': 'mesh-1', 'cluster-id': '1', 'routing-mode': 'tunnel',
+                 'tunnel-protocol': 'vxlan'}})
+    srv.routes[NS + '/secrets'] = _items('SecretList', [{
+        'metadata': {'name': 'sh.helm.release.v1.cilium.v2',
+                     'labels': {'owner': 'helm', 'name': 'cilium', 'version': '2'}},
+        'type': 'helm.sh/release.v1', 'data': {'release': blob}}])
+    srv.routes[NS + '/secrets/cilium-ca'] = (200, {
+        'kind': 'Secret', 'apiVersion': 'v1', 'metadata': {'name': 'cilium-ca'}, 'type': 'Opaque',
+        'data': {'ca.crt': base64.b64encode(pem_cert(ca)).decode(), 'ca.key': 'Q0FLRVlTRUNSRVQ='}})
+    srv.routes[NS + '/services/clustermesh-apiserver'] = (200, {
+        'kind': 'Service', 'apiVersion': 'v1', 'metadata': {'name': 'clustermesh-apiserver'},
+        'spec': {'type': 'NodePort', 'clusterIP': '10.96.1.1',
+                 'ports': [{'port': 2379, 'nodePort': 32379, 'protocol': 'TCP'}]}})
+    srv.routes['/api/v1/nodes'] = _items('NodeList', [
+        {'metadata': {'name': 'n%d' % i}, 'spec': {'podCIDRs': ['10.1.%d.0/24' % i]},
+         'status': {'addresses': [{'type': 'InternalIP', 'address': '172.18.0.%d' % (i + 2)}],
+                    'conditions': [{'type': 'Ready', 'status': 'True' if i != 1 else 'Unknown'}]}}
+        for i in range(3)])
+
+
+def test_installed_cluster(apiserver, run_module):
+    install_cilium(apiserver)
+    ok, res = run_module({'kubeconfig': apiserver.kubeconfig('mesh-1'), 'context': 'mesh-1'})
+    assert ok, res
+    assert res['changed'] is False and res['cluster'] == 'mesh-1' and res['installed'] is True
+    assert (res['cluster_name'], res['cluster_id'], res['max_connected_clusters']) == ('mesh-1', 1, 255)
+    assert res['release']['chart_version'] == '1.19.5' and res['release']['status'] == 'deployed'
+    assert res['kvstoremesh'] is True
+    assert res['endpoint']['ips'] == ['172.18.0.2', '172.18.0.4'] and res['endpoint']['port'] == 32379
+    assert res['peers'] == [{'name': 'mesh-2', 'ips': ['172.18.0.7'], 'address': None, 'port': 32380,
+                             'enabled': True}]
+    assert len(res['ca']['sha256'].split(':')) == 32
+    dumped = json.dumps(res)
+    assert 'Q0FLRVlTRUNSRVQ=' not in dumped and 'VE9QU0VDUkVU' not in dumped
+
+
+def test_not_installed_is_not_an_error(apiserver, run_module):
+    apiserver.routes['/api/v1/nodes'] = _items('NodeList', [])
+    apiserver.routes[NS + '/secrets'] = _items('SecretList', [])
+    ok, res = run_module({'kubeconfig': apiserver.kubeconfig('mesh-1')})
+    assert ok, res
+    assert res['installed'] is False and res['release'] is None and res['endpoint'] is None
+
+
+def test_forbidden_fails_with_one_message(apiserver, run_module):
+    apiserver.routes[NS + '/configmaps/cilium-config'] = (403, status_body(
+        403, 'Forbidden', 'configmaps "cilium-config" is forbidden: User "ro" cannot get resource '
+        '"configmaps" in API group "" in the namespace "kube-system"'))
+    ok, res = run_module({'kubeconfig': apiserver.kubeconfig('mesh-1')})
+    assert not ok
+    assert res['msg'].startswith('mesh-1: permission denied (403)')
+    assert 'get "configmaps"' in res['msg']
+
+
+def test_bad_context_lists_available(apiserver, run_module):
+    ok, res = run_module({'kubeconfig': apiserver.kubeconfig('mesh-1'), 'context': 'mesh-9'})
+    assert not ok
+    assert res['msg'] == 'mesh-9: context "mesh-9" not found in inline kubeconfig; available contexts: mesh-1'
+
+
+def test_endpoint_override(apiserver, run_module):
+    install_cilium(apiserver)
+    ok, res = run_module({'kubeconfig': apiserver.kubeconfig('mesh-1'),
+                          'endpoint': {'address': 'mesh-1.example.org', 'port': 443}})
+    assert ok, res
+    assert res['endpoint'] == {'source': 'override', 'service_type': None, 'ips': [],
+                               'address': 'mesh-1.example.org', 'port': 443}
+
+
+def test_inline_kubeconfig_token_hidden_in_real_output(apiserver, monkeypatch, capsys):
+    """No exit_json patching: the JSON the module prints (with its invocation) hides the token."""
+    install_cilium(apiserver)
+    args = {'kubeconfig': apiserver.kubeconfig('mesh-1', token='tok-abc-123'), 'api_key': None}
+    monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
+    with pytest.raises(SystemExit):
+        clustermesh_info.main()
+    out = capsys.readouterr().out
+    res = json.loads(out)
+    assert res['installed'] is True
+    assert 'tok-abc-123' not in out
+    users = res['invocation']['module_args']['kubeconfig']['users']
+    assert users[0]['user']['token'] != 'tok-abc-123'
+    # names stay readable
+    assert res['invocation']['module_args']['kubeconfig']['current-context'] == 'mesh-1'
