@@ -23,6 +23,8 @@ import re
 import ssl
 import traceback
 
+from ansible.module_utils.basic import env_fallback
+
 try:
     import yaml
     HAS_YAML = True
@@ -57,8 +59,6 @@ except ImportError:  # pragma: no cover - kubernetes depends on urllib3
     urllib3 = None
     urllib3_exc = None
     HAS_URLLIB3 = False
-
-from ansible.module_utils.basic import env_fallback
 
 
 CLUSTER_ARGUMENT_SPEC = dict(

@@ -9,7 +9,6 @@ __metaclass__ = type
 
 import datetime
 import json
-import socket
 import ssl
 import threading
 
@@ -125,5 +124,3 @@ class FakeAPIServer(object):
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
-
-

@@ -222,8 +222,8 @@ def test_parse_peers_list_and_map_drop_tls():
     as_list = [{'name': 'mesh-3', 'ips': ['172.18.0.9'], 'port': 32379,
                 'tls': {'cert': 'Q0VSVA==', 'key': 'S0VZ'}},
                {'name': 'mesh-2', 'address': 'mesh-2.example', 'port': 2379, 'enabled': False}]
-    as_map = {'mesh-3': {'ips': ['172.18.0.9'], 'port': 32379}, 'mesh-2': {'address': 'mesh-2.example',
-                                                                         'port': 2379, 'enabled': False}}
+    as_map = {'mesh-3': {'ips': ['172.18.0.9'], 'port': 32379},
+              'mesh-2': {'address': 'mesh-2.example', 'port': 2379, 'enabled': False}}
     expected = [
         {'name': 'mesh-2', 'ips': [], 'address': 'mesh-2.example', 'port': 2379, 'enabled': False},
         {'name': 'mesh-3', 'ips': ['172.18.0.9'], 'address': None, 'port': 32379, 'enabled': True},
