@@ -33,6 +33,7 @@ class _Resp(object):
         self.status = code
         self.reason = reason
         self.data = json.dumps(body).encode()
+        self.headers = {'Content-Type': 'application/json'}
 
     def getheaders(self):
         return {'Content-Type': 'application/json'}
