@@ -1,0 +1,299 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""ClusterMesh status, from plain data (pure: no cluster).
+
+Inputs are what ``clustermesh_status`` collects:
+
+* the agents' ``cilium-dbg status -o json`` output, whose ``cluster-mesh.clusters[]``
+  entries carry ``name``, ``connected``, ``ready``, ``status``, ``num-nodes``,
+  ``num-failures``, ``last-failure``, ``config{required, retrieved, cluster-id,
+  kvstoremesh, ...}`` and ``synced{nodes, endpoints, identities, services, ...}``;
+* KVStoreMesh's ``kvstoremesh-dbg status -o json`` output (the same remote-cluster
+  entries, as a bare list or under ``clusters`` / ``cluster-mesh.clusters``);
+* Secret ``cilium-clustermesh`` (expected peers: keys whose decoded value contains
+  ``endpoints:``, minus the local name; values are read here and never returned);
+* Deployment ``clustermesh-apiserver``.
+
+``aggregate`` counts, per peer, how many agents have it configured / connected / ready,
+the way cilium-cli prints "X/Y configured, Z/Y connected".
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import binascii
+import json
+
+
+class StatusParseError(ValueError):
+    pass
+
+
+def _int(value, default=0):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _load(output):
+    if isinstance(output, (dict, list)):
+        return output
+    if isinstance(output, bytes):
+        output = output.decode('utf-8', 'replace')
+    text = (output or '').strip()
+    if not text:
+        raise StatusParseError('empty output')
+    try:
+        return json.loads(text)
+    except ValueError:
+        # Some exec transports prepend warnings; take the first JSON document.
+        for opener in ('{', '['):
+            i = text.find(opener)
+            if i > 0:
+                try:
+                    return json.loads(text[i:])
+                except ValueError:
+                    continue
+        raise StatusParseError('not JSON: %s' % text[:200])
+
+
+def parse_remote_cluster(entry):
+    """One ``cluster-mesh.clusters[]`` entry as a flat dict with snake_case keys."""
+    config = entry.get('config') or {}
+    synced = entry.get('synced') or {}
+    return {
+        'name': entry.get('name'),
+        'connected': bool(entry.get('connected')),
+        'ready': bool(entry.get('ready')),
+        'status': entry.get('status') or '',
+        'num_nodes': _int(entry.get('num-nodes')),
+        'num_endpoints': _int(entry.get('num-endpoints')),
+        'num_identities': _int(entry.get('num-identities')),
+        'num_shared_services': _int(entry.get('num-shared-services')),
+        'num_failures': _int(entry.get('num-failures')),
+        'last_failure': entry.get('last-failure') or None,
+        'config_required': bool(config.get('required')),
+        'config_retrieved': bool(config.get('retrieved')),
+        'remote_cluster_id': config.get('cluster-id'),
+        'remote_kvstoremesh': config.get('kvstoremesh'),
+        'synced': dict((k, bool(v)) for k, v in synced.items()),
+    }
+
+
+def parse_agent_status(output):
+    """``cilium-dbg status -o json`` (str, bytes or decoded) -> ``{name: remote cluster}``.
+
+    An agent without ClusterMesh (no ``cluster-mesh`` key) has no remote clusters.
+    """
+    data = _load(output)
+    if not isinstance(data, dict):
+        raise StatusParseError('agent status is not a JSON object')
+    mesh = data.get('cluster-mesh') or data.get('clusterMesh') or {}
+    return _clusters_by_name(mesh.get('clusters') or [])
+
+
+def parse_kvstoremesh_status(output):
+    """``kvstoremesh-dbg status -o json`` -> ``{name: remote cluster}``.
+
+    Accepts a bare list of remote clusters, ``{clusters: [...]}`` or the agent's shape.
+    """
+    data = _load(output)
+    if isinstance(data, list):
+        return _clusters_by_name(data)
+    if isinstance(data, dict):
+        if 'cluster-mesh' in data:
+            return parse_agent_status(data)
+        return _clusters_by_name(data.get('clusters') or [])
+    raise StatusParseError('kvstoremesh status is neither a list nor an object')
+
+
+def _clusters_by_name(entries):
+    out = {}
+    for e in entries:
+        if isinstance(e, dict) and e.get('name'):
+            out[e['name']] = parse_remote_cluster(e)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Expected peers and the apiserver
+# ---------------------------------------------------------------------------
+
+def expected_peers(secret, local_name=None):
+    """Peer names from Secret ``cilium-clustermesh``: keys whose decoded value contains
+    ``endpoints:``, minus ``local_name``; sorted. Only names leave this function."""
+    data = (secret or {}).get('data') or {}
+    names = []
+    for key, value in data.items():
+        try:
+            text = base64.b64decode(value or '').decode('utf-8', 'replace')
+        except (binascii.Error, ValueError, TypeError):
+            continue
+        if 'endpoints:' in text and key != local_name:
+            names.append(key)
+    return sorted(names)
+
+
+def deployment_ready(deployment):
+    """``{exists, ready, replicas, ready_replicas, updated_replicas}`` of a Deployment dict.
+
+    Ready means: observed the current generation, every desired replica updated and Ready.
+    """
+    if not deployment:
+        return {'exists': False, 'ready': False, 'replicas': 0, 'ready_replicas': 0, 'updated_replicas': 0}
+    spec = deployment.get('spec') or {}
+    st = deployment.get('status') or {}
+    meta = deployment.get('metadata') or {}
+    replicas = _int(spec.get('replicas'), 1)
+    ready = _int(st.get('readyReplicas'))
+    updated = _int(st.get('updatedReplicas'))
+    observed = _int(st.get('observedGeneration'), -1) >= _int(meta.get('generation'), 0)
+    return {'exists': True,
+            'ready': bool(observed and replicas > 0 and ready >= replicas and updated >= replicas),
+            'replicas': replicas, 'ready_replicas': ready, 'updated_replicas': updated}
+
+
+# ---------------------------------------------------------------------------
+# Aggregation
+# ---------------------------------------------------------------------------
+
+def aggregate(results, expected, kind='agent'):
+    """Per-peer counts across agents (or KVStoreMesh replicas).
+
+    :param results: ``{pod: {'clusters': {name: remote cluster}}}`` or
+        ``{pod: {'error': reason}}`` for a pod whose status could not be read.
+    :param expected: expected peer names.
+    :returns: ``{total, available, unavailable: {pod: reason}, peers: {name: {...}}}``. Each
+        peer has ``expected``, ``configured``, ``connected``, ``ready``, ``failures``
+        (sum of num_failures), ``not_configured``/``not_connected``/``not_ready`` (pod
+        names), ``problems`` (``{pod: text}``) and ``summary`` ("X/Y configured, Z/Y
+        connected, R/Y ready"). Y counts only pods whose status was read.
+    """
+    available = dict((pod, r['clusters']) for pod, r in results.items() if 'clusters' in r)
+    unavailable = dict((pod, r.get('error') or 'unknown error') for pod, r in results.items()
+                       if 'clusters' not in r)
+    names = set(expected)
+    for clusters in available.values():
+        names.update(clusters)
+    peers = {}
+    total = len(available)
+    for name in sorted(names):
+        p = {'name': name, 'expected': name in expected, 'configured': 0, 'connected': 0, 'ready': 0,
+             'failures': 0, 'not_configured': [], 'not_connected': [], 'not_ready': [], 'problems': {}}
+        for pod in sorted(available):
+            rc = available[pod].get(name)
+            if rc is None:
+                p['not_configured'].append(pod)
+                continue
+            p['configured'] += 1
+            p['failures'] += rc['num_failures']
+            if rc['connected']:
+                p['connected'] += 1
+            else:
+                p['not_connected'].append(pod)
+            if rc['ready']:
+                p['ready'] += 1
+            else:
+                p['not_ready'].append(pod)
+                p['problems'][pod] = describe_remote(rc)
+        p['summary'] = '%d/%d configured, %d/%d connected, %d/%d ready' % (
+            p['configured'], total, p['connected'], total, p['ready'], total)
+        p['ok'] = bool(p['expected'] and total and p['ready'] == total)
+        peers[name] = p
+    return {'kind': kind, 'total': len(results), 'available': total, 'unavailable': unavailable,
+            'peers': peers}
+
+
+def describe_remote(rc):
+    """Why one remote cluster is not ready on one agent, in a few words."""
+    bits = []
+    if not rc['connected']:
+        bits.append('not connected')
+    if rc['config_required'] and not rc['config_retrieved']:
+        bits.append('remote cluster configuration required but not retrieved')
+    unsynced = sorted(k for k, v in rc['synced'].items() if not v)
+    if rc['connected'] and unsynced:
+        bits.append('not synced: %s' % ', '.join(unsynced))
+    if rc['status']:
+        bits.append('status "%s"' % rc['status'])
+    if rc['num_failures']:
+        bits.append('%d failures, last at %s' % (rc['num_failures'], rc['last_failure'] or 'unknown'))
+    return '; '.join(bits) or 'not ready'
+
+
+def not_ready_reasons(status):
+    """One sentence per thing that is not ready in a ``build_status`` result."""
+    out = []
+    cl = status.get('cluster') or 'cluster'
+    api = status.get('apiserver') or {}
+    if status.get('clustermesh_enabled') is False:
+        out.append('%s: the clustermesh-apiserver is not deployed (Deployment clustermesh-apiserver missing)' % cl)
+    elif api and not api.get('ready'):
+        out.append('%s: Deployment clustermesh-apiserver not Ready (%s/%s ready, %s updated)' % (
+            cl, api.get('ready_replicas'), api.get('replicas'), api.get('updated_replicas')))
+    for section, what in (('agents', 'agent'), ('kvstoremesh', 'KVStoreMesh')):
+        agg = status.get(section)
+        if not agg or agg.get('skipped') or agg.get('unverifiable'):
+            continue
+        for pod, reason in sorted(agg['unavailable'].items()):
+            out.append('%s: %s %s: status unavailable: %s' % (cl, what, pod, reason))
+        if agg['available'] == 0 and not agg['unavailable'] and status.get('expected_peers'):
+            out.append('%s: no %s pod found' % (cl, what))
+        for name, p in sorted(agg['peers'].items()):
+            if not p['expected']:
+                out.append('%s: %s pods report peer %s that Secret cilium-clustermesh does not list '
+                           '(%s)' % (cl, what, name, p['summary']))
+                continue
+            if p['not_configured']:
+                out.append('%s: peer %s not configured on %s %s' % (
+                    cl, name, what, ', '.join(p['not_configured'])))
+            for pod in sorted(p['problems']):
+                out.append('%s: peer %s not ready on %s %s: %s' % (cl, name, what, pod, p['problems'][pod]))
+    return out
+
+
+def _section(results, expected, kind, mode):
+    if results is None:
+        return {'skipped': True}
+    agg = aggregate(results, expected, kind)
+    # auto: when NOT ONE pod could be read (no exec support, no permission), the section is
+    # reported as unverifiable instead of not ready; one readable pod makes every
+    # unreadable one count as not ready.
+    agg['unverifiable'] = bool(mode == 'auto' and agg['available'] == 0 and agg['unavailable'])
+    return agg
+
+
+def build_status(cluster, deployment, clustermesh_secret, agents=None, kvstoremesh=None,
+                 kvstoremesh_enabled=None, local_name=None, mode='auto'):
+    """One cluster's status from plain data.
+
+    :param agents: ``aggregate`` input for the agents, or None when skipped.
+    :param kvstoremesh: the same for KVStoreMesh pods, or None when skipped / off.
+    :param mode: ``auto`` (a section none of whose pods could be read is unverifiable, not
+        a failure) or ``require`` (an unreadable pod is always not ready).
+    """
+    api = deployment_ready(deployment)
+    expected = expected_peers(clustermesh_secret, local_name)
+    out = {
+        'cluster': cluster,
+        'local_name': local_name,
+        'clustermesh_enabled': api['exists'],
+        'apiserver': api,
+        'config_secret': clustermesh_secret is not None,
+        'expected_peers': expected,
+        'kvstoremesh_enabled': kvstoremesh_enabled,
+        'agents': _section(agents, expected, 'agent', mode),
+        'kvstoremesh': _section(kvstoremesh, expected, 'kvstoremesh', mode),
+    }
+    reasons = not_ready_reasons(out)
+    out['not_ready'] = reasons
+    out['ready'] = not reasons
+    out['verified'] = {
+        'apiserver': True,
+        'agents': bool(out['agents'].get('available')),
+        'kvstoremesh': bool(out['kvstoremesh'].get('available')),
+    }
+    return out
