@@ -267,8 +267,11 @@ def _section(results, expected, kind, mode):
 
 
 def build_status(cluster, deployment, clustermesh_secret, agents=None, kvstoremesh=None,
-                 kvstoremesh_enabled=None, local_name=None, mode='auto'):
+                 kvstoremesh_enabled=None, local_name=None, mode='auto', expected=None):
     """One cluster's status from plain data.
+
+    :param clustermesh_secret: Secret ``cilium-clustermesh`` (dict) or None; or pass
+        ``expected`` (peer names already taken from it) and ``clustermesh_secret=True``.
 
     :param agents: ``aggregate`` input for the agents, or None when skipped.
     :param kvstoremesh: the same for KVStoreMesh pods, or None when skipped / off.
@@ -276,13 +279,15 @@ def build_status(cluster, deployment, clustermesh_secret, agents=None, kvstoreme
         a failure) or ``require`` (an unreadable pod is always not ready).
     """
     api = deployment_ready(deployment)
-    expected = expected_peers(clustermesh_secret, local_name)
+    if expected is None:
+        expected = expected_peers(clustermesh_secret if isinstance(clustermesh_secret, dict) else None,
+                                  local_name)
     out = {
         'cluster': cluster,
         'local_name': local_name,
         'clustermesh_enabled': api['exists'],
         'apiserver': api,
-        'config_secret': clustermesh_secret is not None,
+        'config_secret': bool(clustermesh_secret),
         'expected_peers': expected,
         'kvstoremesh_enabled': kvstoremesh_enabled,
         'agents': _section(agents, expected, 'agent', mode),
@@ -297,3 +302,149 @@ def build_status(cluster, deployment, clustermesh_secret, agents=None, kvstoreme
         'kvstoremesh': bool(out['kvstoremesh'].get('available')),
     }
     return out
+
+
+# ---------------------------------------------------------------------------
+# Reading a live cluster (the only part that does I/O)
+# ---------------------------------------------------------------------------
+
+APISERVER = 'clustermesh-apiserver'
+CLUSTERMESH_SECRET = 'cilium-clustermesh'
+AGENT_SELECTOR = 'k8s-app=cilium'
+AGENT_CONTAINER = 'cilium-agent'
+AGENT_COMMANDS = (['cilium-dbg', 'status', '-o', 'json'], ['cilium', 'status', '-o', 'json'])
+KVSTOREMESH_SELECTOR = 'k8s-app=clustermesh-apiserver'
+KVSTOREMESH_CONTAINER = 'kvstoremesh'
+KVSTOREMESH_COMMANDS = (['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '-o', 'json'],
+                        ['clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '-o', 'json'])
+
+
+class ExecError(Exception):
+    """The exec call itself failed (transport, permission, no such container)."""
+
+
+def kubernetes_exec(cluster, timeout):
+    """An ``exec_fn(pod, namespace, container, command) -> (rc, stdout, stderr)`` using
+    ``kubernetes.stream``. Each call uses its own ApiClient: ``stream`` swaps a method of
+    the client it is given, so a shared client is not safe across threads."""
+    from kubernetes import client as k8s_client
+    from kubernetes.stream import stream
+
+    def run(pod, namespace, container, command):
+        api_client = k8s_client.ApiClient(configuration=cluster.configuration)
+        try:
+            core = k8s_client.CoreV1Api(api_client)
+            try:
+                ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
+                            command=list(command), stdin=False, stdout=True, stderr=True, tty=False,
+                            _preload_content=False, _request_timeout=(cluster.connect_timeout, timeout))
+            except Exception as e:
+                raise ExecError(_exec_error_text(cluster, e, pod, container))
+            try:
+                ws.run_forever(timeout=timeout)
+                if ws.is_open():
+                    raise ExecError('%s did not finish within %ss' % (' '.join(command), timeout))
+                out, err = ws.read_stdout() or '', ws.read_stderr() or ''
+                try:
+                    rc = ws.returncode
+                except Exception:
+                    rc = None if not out else 0
+                return rc, out, err
+            finally:
+                ws.close()
+        finally:
+            try:
+                api_client.close()
+            except Exception:
+                pass
+    return run
+
+
+def _exec_error_text(cluster, exc, pod, container):
+    from ansible_collections.meshops.cilium.plugins.module_utils.cluster import translate_error
+    text = translate_error(exc, action='exec into pod %s container %s' % (pod, container))
+    return ' '.join(text.split())[:400]
+
+
+def _pod_ready(pod):
+    st = pod.get('status') or {}
+    if st.get('phase') != 'Running':
+        return 'pod is %s' % (st.get('phase') or 'in an unknown phase')
+    return None
+
+
+def read_pod_status(exec_fn, pod, namespace, container, commands, parse):
+    """``{'clusters': {...}}`` or ``{'error': reason}`` for one pod; never raises."""
+    last = None
+    for command in commands:
+        try:
+            rc, out, err = exec_fn(pod, namespace, container, command)
+        except ExecError as e:
+            return {'error': str(e)}
+        except Exception as e:  # a bug in a transport must not become a traceback
+            return {'error': '%s: %s' % (type(e).__name__, e)}
+        if rc not in (0, None):
+            last = '%s exited %s: %s' % (command[0], rc, ' '.join((err or out or '').split())[:300])
+            continue
+        try:
+            return {'clusters': parse(out)}
+        except StatusParseError as e:
+            last = '%s output: %s' % (command[0], e)
+            continue
+    return {'error': last or 'no status'}
+
+
+def collect_pods(cluster, namespace, selector, container, commands, parse, exec_fn, parallel):
+    """Run the status command in every pod matching ``selector`` (bounded concurrency)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    res = cluster.call('list Pods %s in namespace %s' % (selector, namespace),
+                       cluster.core.list_namespaced_pod, namespace, label_selector=selector)
+    pods = [cluster.to_dict(p) for p in (res.items or [])]
+    results = {}
+    runnable = []
+    for pod in pods:
+        name = (pod.get('metadata') or {}).get('name')
+        why = _pod_ready(pod)
+        if why:
+            results[name] = {'error': why}
+        else:
+            runnable.append(name)
+    if runnable:
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(runnable)))) as pool:
+            futures = dict((name, pool.submit(read_pod_status, exec_fn, name, namespace, container,
+                                              commands, parse)) for name in runnable)
+            for name, fut in futures.items():
+                results[name] = fut.result()
+    return results
+
+
+def gather(cluster, namespace='kube-system', agent_status='auto', parallel=8, exec_timeout=30,
+           exec_fn=None):
+    """Everything ``build_status`` needs, read from a live cluster.
+
+    Reads Deployment ``clustermesh-apiserver``, ConfigMap ``cilium-config`` (local name),
+    Secret ``cilium-clustermesh`` (key names only leave this function) and, unless
+    ``agent_status == 'skip'``, execs the status commands in the agents and KVStoreMesh.
+    """
+    deployment = cluster.read_deployment(namespace, APISERVER, missing_ok=True)
+    config = cluster.read_config_map(namespace, 'cilium-config', missing_ok=True)
+    local_name = ((config or {}).get('data') or {}).get('cluster-name')
+    secret = cluster.read_secret(namespace, CLUSTERMESH_SECRET, missing_ok=True)
+    expected = expected_peers(secret, local_name)
+    has_secret = secret is not None
+    del secret
+    containers = ((((deployment or {}).get('spec') or {}).get('template') or {}).get('spec') or {}).get(
+        'containers') or []
+    kvsm = any(c.get('name') == KVSTOREMESH_CONTAINER for c in containers) if deployment else None
+    agents = kvstoremesh = None
+    if agent_status != 'skip':
+        exec_fn = exec_fn or kubernetes_exec(cluster, exec_timeout)
+        agents = collect_pods(cluster, namespace, AGENT_SELECTOR, AGENT_CONTAINER, AGENT_COMMANDS,
+                              parse_agent_status, exec_fn, parallel)
+        if kvsm:
+            kvstoremesh = collect_pods(cluster, namespace, KVSTOREMESH_SELECTOR, KVSTOREMESH_CONTAINER,
+                                       KVSTOREMESH_COMMANDS, parse_kvstoremesh_status, exec_fn, parallel)
+    return build_status(cluster.name, deployment, has_secret, agents=agents, kvstoremesh=kvstoremesh,
+                        kvstoremesh_enabled=kvsm, local_name=local_name,
+                        mode='require' if agent_status == 'require' else 'auto', expected=expected)

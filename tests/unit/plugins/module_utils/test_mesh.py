@@ -130,8 +130,8 @@ def test_all_problems_are_reported_at_once():
 
 def test_local_identity_problems():
     local = mesh.normalize_peer(desc('default', 0))
-    assert fields(mesh.validate_peers(local, [])) == [(('default', 'default'), 'cluster_id'),
-                                                     (('default', 'default'), 'name')]
+    expected = [(('default', 'default'), 'cluster_id'), (('default', 'default'), 'name')]
+    assert fields(mesh.validate_peers(local, [])) == expected
     local = mesh.normalize_peer({'cluster_name': None, 'cluster_id': None, 'ca': CA_A})
     assert sorted(p['field'] for p in mesh.validate_peers(local, [])) == ['cluster_id', 'name']
 

@@ -1,0 +1,276 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: clustermesh_status
+short_description: Check that a Cilium cluster is connected to its ClusterMesh peers
+version_added: 0.1.0
+description:
+  - Reports, for one cluster, whether its ClusterMesh control plane is Ready, which peers it is
+    configured for, and per peer how many agents are configured, connected and ready, like
+    C(cilium clustermesh status) does.
+  - Read-only. Optionally waits (O(wait)) until everything checked is ready and fails with a
+    message naming each thing that is not.
+  - "What is checked where:"
+  - "B(Control plane), through the Kubernetes API: Deployment C(clustermesh-apiserver) in
+    O(namespace) is Ready (current generation observed, every replica updated and Ready);
+    ConfigMap C(cilium-config) gives the local cluster name; the expected peers are the keys
+    of Secret C(cilium-clustermesh) whose value holds an etcd configuration (C(endpoints:)),
+    minus the local name. Only the key names are used; values are never returned."
+  - "B(Agents), by exec: C(cilium-dbg status -o json) (falling back to C(cilium status -o json))
+    in container C(cilium-agent) of every pod labelled C(k8s-app=cilium), at most O(parallel) at
+    a time. Per peer, the entries of C(cluster-mesh.clusters) give configured (listed),
+    connected and ready (connected, remote configuration retrieved, nodes, services,
+    identities and endpoints synced) counts."
+  - "B(KVStoreMesh), by exec, when the clustermesh-apiserver Deployment has a C(kvstoremesh)
+    container: C(clustermesh-apiserver kvstoremesh-dbg status -o json) in container
+    C(kvstoremesh) of every pod labelled C(k8s-app=clustermesh-apiserver)."
+  - Traffic between clusters is not tested.
+author:
+  - meshops maintainers
+options:
+  namespace:
+    description:
+      - Namespace of Cilium.
+    type: str
+    default: kube-system
+  agent_status:
+    description:
+      - V(auto) execs into the agents and KVStoreMesh pods. A pod whose status cannot be read is
+        reported in RV(agents.unavailable) with the reason. When NOT ONE pod of a kind can be read
+        (for example a cluster whose kubelets do not serve exec, or no C(pods/exec) permission),
+        that part is reported as unverifiable (RV(verified)) and a warning says so; the control
+        plane is still checked. When at least one pod can be read, the unreadable ones count as
+        not ready.
+      - V(require) treats every unreadable pod as not ready.
+      - V(skip) checks only the control plane (no exec).
+    type: str
+    choices: [auto, require, skip]
+    default: auto
+  parallel:
+    description:
+      - How many pods are exec'd into at the same time.
+    type: int
+    default: 8
+  exec_timeout:
+    description:
+      - Seconds one status command may take in one pod.
+    type: int
+    default: 30
+  wait:
+    description:
+      - Wait until everything checked is ready; fail after O(wait_timeout) with the reasons.
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to wait with O(wait).
+    type: int
+    default: 300
+  wait_interval:
+    description:
+      - Seconds between two checks with O(wait).
+    type: int
+    default: 5
+extends_documentation_fragment:
+  - meshops.cilium.cluster
+  - meshops.cilium.attributes
+  - meshops.cilium.attributes.action_group
+  - meshops.cilium.attributes.info_module
+requirements:
+  - kubernetes >= 31 (Python library)
+notes:
+  - Needs get on Deployments, ConfigMaps and Secrets, list on Pods, and create on C(pods/exec) in
+    O(namespace).
+  - The module never fails because the mesh is not ready unless O(wait) is set; read RV(ready)
+    and RV(not_ready).
+seealso:
+  - module: meshops.cilium.clustermesh_connect
+  - name: Cluster Mesh troubleshooting
+    description: What the status fields mean.
+    link: https://docs.cilium.io/en/stable/operations/troubleshooting_clustermesh/
+'''
+
+EXAMPLES = r'''
+- name: Wait until every agent is connected to every peer
+  meshops.cilium.clustermesh_status:
+    context: "{{ inventory_hostname }}"
+    wait: true
+    wait_timeout: 600
+  delegate_to: localhost
+
+- name: Control plane only (no exec into pods)
+  meshops.cilium.clustermesh_status:
+    context: mesh-1
+    agent_status: skip
+  register: st
+
+- name: Show the per-peer counts
+  ansible.builtin.debug:
+    msg: "{{ item.key }}: {{ item.value.summary }}"
+  loop: "{{ st.agents.peers | dict2items }}"
+  when: not st.agents.skipped | default(false)
+'''
+
+RETURN = r'''
+cluster:
+  description: The name this module knows the cluster by (the context, else the host).
+  returned: always
+  type: str
+  sample: mesh-1
+local_name:
+  description: C(cluster-name) of C(cilium-config).
+  returned: always
+  type: str
+  sample: mesh-1
+ready:
+  description: Whether everything checked is ready (see RV(verified) for what could be checked).
+  returned: always
+  type: bool
+  sample: true
+not_ready:
+  description: One sentence per thing that is not ready, each starting with the cluster name.
+  returned: always
+  type: list
+  elements: str
+  sample: ["mesh-1: peer mesh-2 not ready on agent cilium-x2v9k: not connected; 3 failures, last at 2025-11-27T14:05:11Z"]
+clustermesh_enabled:
+  description: Whether Deployment C(clustermesh-apiserver) exists.
+  returned: always
+  type: bool
+apiserver:
+  description: Deployment C(clustermesh-apiserver).
+  returned: always
+  type: dict
+  contains:
+    exists:
+      description: Whether it exists.
+      type: bool
+    ready:
+      description: Whether it is Ready and rolled out.
+      type: bool
+    replicas:
+      description: Desired replicas.
+      type: int
+    ready_replicas:
+      description: Ready replicas.
+      type: int
+    updated_replicas:
+      description: Replicas of the current template.
+      type: int
+config_secret:
+  description: Whether Secret C(cilium-clustermesh) exists.
+  returned: always
+  type: bool
+expected_peers:
+  description: Peers listed in Secret C(cilium-clustermesh) (key names only), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [mesh-2, mesh-3]
+kvstoremesh_enabled:
+  description: Whether the clustermesh-apiserver runs a C(kvstoremesh) container (V(null) without the Deployment).
+  returned: always
+  type: bool
+agents:
+  description:
+    - The agents' view; only C(skipped=true) with O(agent_status=skip).
+  returned: always
+  type: dict
+  contains:
+    total:
+      description: Agent pods found.
+      type: int
+    available:
+      description: Agent pods whose status was read.
+      type: int
+    unavailable:
+      description: Pod name to the reason its status could not be read.
+      type: dict
+    unverifiable:
+      description: True when no agent's status could be read with O(agent_status=auto).
+      type: bool
+    peers:
+      description:
+        - Peer name to counts, C(configured), C(connected), C(ready) (agents), C(failures) (sum of
+          C(num-failures)), C(expected) (listed in the Secret), the pod names C(not_configured),
+          C(not_connected), C(not_ready), C(problems) (pod to reason), C(ok) and C(summary)
+          ("X/Y configured, Z/Y connected, R/Y ready").
+      type: dict
+kvstoremesh:
+  description: The same as RV(agents) for the KVStoreMesh containers; C(skipped=true) when off or skipped.
+  returned: always
+  type: dict
+verified:
+  description: What could be checked, V(apiserver), V(agents), V(kvstoremesh) to a boolean.
+  returned: always
+  type: dict
+  sample: {apiserver: true, agents: false, kvstoremesh: false}
+attempts:
+  description: Number of checks made (more than one with O(wait)).
+  returned: always
+  type: int
+  sample: 1
+'''
+
+import time
+
+from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.status import gather
+
+
+def run(m):
+    p = m.params
+    if p['parallel'] < 1:
+        m.fail('parallel must be at least 1')
+    deadline = time.time() + max(0, p['wait_timeout'])
+    attempts = 0
+    while True:
+        attempts += 1
+        st = gather(m.cluster, namespace=p['namespace'], agent_status=p['agent_status'],
+                    parallel=p['parallel'], exec_timeout=p['exec_timeout'])
+        if st['ready'] or not p['wait'] or time.time() + p['wait_interval'] > deadline:
+            break
+        time.sleep(p['wait_interval'])
+    for kind, label in (('agents', 'agent'), ('kvstoremesh', 'KVStoreMesh')):
+        sec = st[kind]
+        if sec.get('unverifiable'):
+            reasons = sorted(set(sec['unavailable'].values()))
+            m.warn('%s status could not be read from any of %d pods, so per-peer connectivity was NOT '
+                   'verified (control plane only): %s' % (label, sec['total'], '; '.join(reasons)[:500]))
+    if p['wait'] and not st['ready']:
+        m.fail('ClusterMesh not ready after %ss (%d checks): %s' % (
+            p['wait_timeout'], attempts, '; '.join(st['not_ready'])), attempts=attempts, **_result(st))
+    m.exit(changed=False, attempts=attempts, **_result(st))
+
+
+def _result(st):
+    out = dict(st)
+    out.pop('cluster', None)
+    return out
+
+
+def main():
+    m = ClusterModule(
+        argument_spec=dict(
+            namespace=dict(type='str', default='kube-system'),
+            agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
+            parallel=dict(type='int', default=8),
+            exec_timeout=dict(type='int', default=30),
+            wait=dict(type='bool', default=False),
+            wait_timeout=dict(type='int', default=300),
+            wait_interval=dict(type='int', default=5),
+        ),
+        supports_check_mode=True,
+    )
+    m.run(run)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,257 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""clustermesh_status against a local fake API server; exec answered from recorded JSON,
+or by the real kubernetes.stream transport (which the fake server refuses)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import json
+import os
+import sys
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+from ansible.module_utils.common.warnings import get_warning_messages
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils'))
+
+from k8s_fakes import FakeAPIServer  # noqa: E402
+
+from ansible_collections.meshops.cilium.plugins.module_utils import status  # noqa: E402
+from ansible_collections.meshops.cilium.plugins.modules import clustermesh_status  # noqa: E402
+
+NS = '/api/v1/namespaces/kube-system'
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        'fixtures', 'status')
+ETCD = 'endpoints:\n- https://%s.mesh.cilium.io:2379\n'
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name)) as f:
+        return f.read()
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+@pytest.fixture
+def apiserver(tmp_path):
+    srv = FakeAPIServer(tmp_path)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    def exit_json(self, **kw):
+        raise Exit(kw)
+
+    def fail_json(self, **kw):
+        raise Fail(kw)
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+
+    def run(args):
+        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
+        if hasattr(basic, '_ANSIBLE_PROFILE'):
+            monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy')
+        with pytest.raises((Exit, Fail)) as ei:
+            clustermesh_status.main()
+        return ei.type is Exit, ei.value.args[0]
+    return run
+
+
+def fake_exec(monkeypatch, answers, calls=None):
+    """answers: pod -> (rc, stdout) or an exception; recorded in calls."""
+    def factory(cluster, timeout):
+        def run(pod, namespace, container, command):
+            if calls is not None:
+                calls.append((pod, container, command[0]))
+            a = answers[pod]
+            if isinstance(a, Exception):
+                raise a
+            if callable(a):
+                return a(command)
+            return a[0], a[1], ''
+        return run
+    monkeypatch.setattr(status, 'kubernetes_exec', factory)
+
+
+def setup_cluster(srv, pods=('cilium-a', 'cilium-b'), ready=True, kvstoremesh=False):
+    containers = [{'name': 'apiserver', 'image': 'x'}]
+    if kvstoremesh:
+        containers.append({'name': 'kvstoremesh', 'image': 'x'})
+    srv.routes['/apis/apps/v1/namespaces/kube-system/deployments/clustermesh-apiserver'] = (200, {
+        'kind': 'Deployment', 'apiVersion': 'apps/v1',
+        'metadata': {'name': 'clustermesh-apiserver', 'generation': 1},
+        'spec': {'replicas': 1, 'selector': {'matchLabels': {'k8s-app': 'clustermesh-apiserver'}},
+                 'template': {'spec': {'containers': containers}}},
+        'status': {'observedGeneration': 1, 'replicas': 1, 'readyReplicas': 1 if ready else 0,
+                   'updatedReplicas': 1}})
+    srv.routes[NS + '/configmaps/cilium-config'] = (200, {
+        'kind': 'ConfigMap', 'apiVersion': 'v1', 'metadata': {'name': 'cilium-config'},
+        'data': {'cluster-name': 'mesh-1', 'cluster-id': '1'}})
+    srv.routes[NS + '/secrets/cilium-clustermesh'] = (200, {
+        'kind': 'Secret', 'apiVersion': 'v1', 'metadata': {'name': 'cilium-clustermesh'},
+        'data': dict((k, base64.b64encode((ETCD % k).encode()).decode()) for k in ('mesh-2', 'mesh-3'))})
+    srv.routes[NS + '/pods'] = (200, {'kind': 'PodList', 'apiVersion': 'v1', 'metadata': {}, 'items': [
+        {'metadata': {'name': p, 'labels': {'k8s-app': 'cilium'}}, 'spec': {'containers': []},
+         'status': {'phase': 'Running'}} for p in pods]})
+
+
+def args(srv, **kw):
+    a = {'kubeconfig': srv.kubeconfig('mesh-1'), 'context': 'mesh-1'}
+    a.update(kw)
+    return a
+
+
+def test_all_connected(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver)
+    calls = []
+    ok_json = (0, fixture('agent-connected.json'))
+    fake_exec(monkeypatch, {'cilium-a': ok_json, 'cilium-b': ok_json}, calls)
+    ok, res = run_module(args(apiserver))
+    assert ok, res
+    assert res['ready'] is True and res['not_ready'] == [] and res['changed'] is False
+    assert res['expected_peers'] == ['mesh-2', 'mesh-3'] and res['local_name'] == 'mesh-1'
+    assert res['agents']['peers']['mesh-2']['summary'] == '2/2 configured, 2/2 connected, 2/2 ready'
+    assert sorted(calls) == [('cilium-a', 'cilium-agent', 'cilium-dbg'), ('cilium-b', 'cilium-agent', 'cilium-dbg')]
+    assert res['kvstoremesh'] == {'skipped': True} and res['verified']['agents'] is True
+    assert 'endpoints:' not in json.dumps(res) and 'mesh.cilium.io' not in json.dumps(res)
+
+
+def test_fallback_to_cilium_status(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver, pods=('cilium-old',))
+
+    def old_agent(command):
+        if command[0] == 'cilium-dbg':
+            return 126, '', 'exec: "cilium-dbg": executable file not found in $PATH'
+        return 0, fixture('agent-connected.json'), ''
+    calls = []
+    fake_exec(monkeypatch, {'cilium-old': old_agent}, calls)
+    ok, res = run_module(args(apiserver))
+    assert ok and res['ready'], res
+    assert [c[2] for c in calls] == ['cilium-dbg', 'cilium']
+
+
+def test_partial_not_ready_names_pods_and_wait_fails(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver)
+    fake_exec(monkeypatch, {'cilium-a': (0, fixture('agent-connected.json')),
+                            'cilium-b': (0, fixture('agent-failures.json'))})
+    ok, res = run_module(args(apiserver))
+    assert ok and res['ready'] is False
+    assert res['agents']['peers']['mesh-2']['summary'] == '2/2 configured, 1/2 connected, 1/2 ready'
+    assert any('peer mesh-2 not ready on agent cilium-b: not connected' in r for r in res['not_ready'])
+    ok, res = run_module(args(apiserver, wait=True, wait_timeout=1, wait_interval=1))
+    assert not ok
+    assert res['msg'].startswith('mesh-1: ClusterMesh not ready after 1s')
+    assert 'peer mesh-2 not ready on agent cilium-b' in res['msg']
+
+
+def test_exec_unsupported_reports_unavailable_and_control_plane(apiserver, run_module, monkeypatch):
+    """The real kubernetes.stream transport against a server that cannot exec: no traceback."""
+    setup_cluster(apiserver)
+    ok, res = run_module(args(apiserver, exec_timeout=5))
+    assert ok, res
+    assert res['agents']['available'] == 0 and res['agents']['unverifiable'] is True
+    assert sorted(res['agents']['unavailable']) == ['cilium-a', 'cilium-b']
+    reason = res['agents']['unavailable']['cilium-a']
+    assert 'exec into pod cilium-a container cilium-agent' in reason and 'Traceback' not in reason
+    assert res['ready'] is True and res['verified'] == {'apiserver': True, 'agents': False, 'kvstoremesh': False}
+    assert any('NOT verified' in w for w in get_warning_messages())
+    ok, res = run_module(args(apiserver, exec_timeout=5, agent_status='require'))
+    assert ok and res['ready'] is False
+    assert 'mesh-1: agent cilium-a: status unavailable' in res['not_ready'][0]
+
+
+def test_skip_and_apiserver_not_ready(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver, ready=False)
+    calls = []
+    fake_exec(monkeypatch, {}, calls)
+    ok, res = run_module(args(apiserver, agent_status='skip'))
+    assert ok and calls == []
+    assert res['agents'] == {'skipped': True} and res['ready'] is False
+    assert res['not_ready'] == ['mesh-1: Deployment clustermesh-apiserver not Ready (0/1 ready, 1 updated)']
+
+
+def test_parallel_must_be_positive(apiserver, run_module):
+    ok, res = run_module(args(apiserver, parallel=0))
+    assert not ok and 'parallel' in res['msg']
+
+
+class StubCluster(object):
+    """Enough of module_utils.cluster.Cluster for status.gather (pods by selector)."""
+
+    name = 'stub'
+
+    def __init__(self, pods):
+        self.pods = pods
+
+        class Core(object):
+            def list_namespaced_pod(inner, namespace, label_selector=None):
+                class R(object):
+                    items = [p for p in pods if 'k8s-app=%s' % p['metadata']['labels']['k8s-app'] == label_selector]
+                return R()
+        self.core = Core()
+
+    def call(self, action, func, *a, **kw):
+        return func(*a, **kw)
+
+    def to_dict(self, obj):
+        return obj
+
+    def read_deployment(self, ns, name, missing_ok=False):
+        return {'metadata': {'generation': 1}, 'spec': {'replicas': 1, 'template': {'spec': {'containers': [
+            {'name': 'apiserver'}, {'name': 'kvstoremesh'}]}}},
+            'status': {'observedGeneration': 1, 'readyReplicas': 1, 'updatedReplicas': 1}}
+
+    def read_config_map(self, ns, name, missing_ok=False):
+        return {'data': {'cluster-name': 'mesh-1'}}
+
+    def read_secret(self, ns, name, missing_ok=False):
+        return {'data': dict((k, base64.b64encode((ETCD % k).encode()).decode()) for k in ('mesh-2', 'mesh-3'))}
+
+
+def pod(name, app, phase='Running'):
+    return {'metadata': {'name': name, 'labels': {'k8s-app': app}}, 'status': {'phase': phase}}
+
+
+def test_gather_kvstoremesh_bounded_and_pending_pods():
+    import threading
+    import time
+    cl = StubCluster([pod('cilium-%d' % i, 'cilium') for i in range(6)] +
+                     [pod('cilium-pending', 'cilium', 'Pending'), pod('cm-0', 'clustermesh-apiserver')])
+    lock = threading.Lock()
+    state = {'now': 0, 'max': 0, 'calls': []}
+
+    def exec_fn(p, ns, container, command):
+        with lock:
+            state['now'] += 1
+            state['max'] = max(state['max'], state['now'])
+            state['calls'].append((p, container, command[0]))
+        time.sleep(0.05)
+        with lock:
+            state['now'] -= 1
+        if container == 'kvstoremesh':
+            return 0, fixture('kvstoremesh-connected.json'), ''
+        return 0, fixture('agent-connected.json'), ''
+    st = status.gather(cl, parallel=2, exec_fn=exec_fn)
+    assert state['max'] <= 2
+    assert ('cm-0', 'kvstoremesh', '/usr/bin/clustermesh-apiserver') in state['calls']
+    assert st['kvstoremesh_enabled'] is True
+    assert st['agents']['unavailable'] == {'cilium-pending': 'pod is Pending'}
+    assert st['agents']['peers']['mesh-3']['summary'] == '6/6 configured, 6/6 connected, 6/6 ready'
+    assert st['kvstoremesh']['peers']['mesh-3']['summary'] == '1/1 configured, 0/1 connected, 0/1 ready'
+    assert not st['ready']
+    assert any('peer mesh-3 not ready on KVStoreMesh cm-0' in r for r in st['not_ready'])
+    assert any('agent cilium-pending: status unavailable: pod is Pending' in r for r in st['not_ready'])
