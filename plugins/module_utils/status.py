@@ -329,6 +329,13 @@ def kubernetes_exec(cluster, timeout):
     the client it is given, so a shared client is not safe across threads."""
     from kubernetes import client as k8s_client
     from kubernetes.stream import stream
+    try:
+        # The websocket handshake takes no timeout from kubernetes.stream: bound it here (this
+        # process only runs this module).
+        import websocket
+        websocket.setdefaulttimeout(cluster.connect_timeout + timeout)
+    except (ImportError, AttributeError):
+        pass
 
     def run(pod, namespace, container, command):
         api_client = k8s_client.ApiClient(configuration=cluster.configuration)
