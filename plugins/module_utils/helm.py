@@ -1,0 +1,557 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The Helm release: the ONLY code of the collection that runs the helm binary.
+
+* ``find_helm`` / ``helm_version`` / ``require_helm``: locate the binary and refuse
+  versions older than 3.14 (``--reset-then-reuse-values`` appeared in 3.14).
+* ``Release`` / ``read_release``: the current release, read through the Kubernetes
+  API from Helm's release Secret (one LIST request, no helm call), decoded with
+  ``info.decode_helm_release``.
+* ``HelmRunner``: runs ``helm upgrade`` / ``uninstall`` / ``template`` against one
+  cluster. Connection details are given to helm as a kubeconfig: a kubeconfig
+  path is passed as is (``--kubeconfig``/``--kube-context``); anything else
+  (inline kubeconfig, host + token, overrides) is written to a private
+  temporary file (directory 0700, file 0600) that is removed when the call
+  ends. Secrets never appear on a command line. Values are always passed as a
+  temporary ``-f`` file holding the COMPLETE user values wanted.
+* ``chart_files``: rebuilds the deployed chart from the release record, so an
+  upgrade can keep the deployed chart version without access to the chart
+  source (air-gapped friendly).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import binascii
+import contextlib
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
+    CONNECTION_OPTIONS,
+    ClusterError,
+    _kubeconfig_paths,
+    describe_params,
+    kubeconfig_contexts,
+    kubeconfig_secret_values,
+    load_kubeconfig_dicts,
+)
+from ansible_collections.meshops.cilium.plugins.module_utils.info import (
+    HELM_RELEASE_TYPE,
+    DecodeError,
+    decode_helm_release,
+    newest_release_secret,
+)
+
+MIN_HELM_VERSION = (3, 14, 0)
+MASK = '********'
+
+# Options that, when set, cannot be expressed by passing a kubeconfig path as is.
+_OVERRIDE_OPTIONS = ('host', 'api_key', 'ca_cert', 'client_cert', 'client_key', 'validate_certs', 'proxy')
+
+# Keys of values whose content is secret (masked in helm's messages).
+_SECRET_VALUE_KEYS = frozenset(['key', 'ca.key', 'tls.key', 'keys', 'token', 'password', 'caKey'])
+
+_VERSION_RE = re.compile(r'v?(\d+)\.(\d+)\.(\d+)')
+
+PENDING_STATUSES = ('pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling')
+
+
+class HelmError(ClusterError):
+    """A helm failure, phrased for the user; ``str()`` names the cluster."""
+
+    def __init__(self, msg, cluster=None, stderr=None, rc=None):
+        self.stderr = stderr
+        self.rc = rc
+        super(HelmError, self).__init__(msg, cluster=cluster)
+
+
+# ---------------------------------------------------------------------------
+# The binary
+# ---------------------------------------------------------------------------
+
+def find_helm(path=None):
+    """The helm binary: ``path`` if given (must exist and be executable), else from PATH."""
+    if path:
+        path = os.path.expanduser(path)
+        if os.sep not in path:
+            found = shutil.which(path)
+            if found:
+                return found
+        if not os.path.exists(path):
+            raise HelmError('helm binary %s does not exist; set helm_binary to the path of helm >= %s'
+                            % (path, '.'.join(str(i) for i in MIN_HELM_VERSION)))
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise HelmError('helm binary %s is not an executable file' % path)
+        return path
+    found = shutil.which('helm')
+    if not found:
+        raise HelmError('the helm binary was not found in PATH (%s); install helm >= %s or set helm_binary'
+                        % (os.environ.get('PATH', ''), '.'.join(str(i) for i in MIN_HELM_VERSION)))
+    return found
+
+
+def parse_helm_version(text):
+    """``(major, minor, patch)`` from ``helm version --short`` output (``v3.16.2+g...``)."""
+    m = _VERSION_RE.search(text or '')
+    if not m:
+        raise HelmError('cannot read the helm version from %r' % (text or '').strip())
+    return tuple(int(i) for i in m.groups())
+
+
+def run_command(argv, module=None, env=None, timeout=None):
+    """``(rc, stdout, stderr)``: through ``module.run_command`` inside a module, else
+    a plain subprocess (tests, scripts). ``env`` updates the environment."""
+    if module is not None:
+        return module.run_command(argv, environ_update=env or {}, check_rc=False)
+    environ = dict(os.environ)
+    environ.update(env or {})
+    # Outside a module there is no run_command; this path serves tests and scripts.
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                          universal_newlines=True, env=environ, timeout=timeout, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def helm_version(binary, module=None):
+    """``(major, minor, patch)`` of ``binary``."""
+    try:
+        rc, out, err = run_command([binary, 'version', '--short'], module=module, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise HelmError('cannot run %s version: %s' % (binary, e))
+    if rc != 0:
+        raise HelmError('%s version failed (exit %d): %s' % (binary, rc, (err or '').strip()))
+    return parse_helm_version(out)
+
+
+def check_helm_version(version, binary='helm'):
+    """Refuse helm older than 3.14 (and Helm 2), saying why."""
+    if tuple(version) < MIN_HELM_VERSION:
+        raise HelmError(
+            '%s is version %s; helm >= %s is required: chart version changes use '
+            '--reset-then-reuse-values (added in helm 3.14) so that the new chart\'s defaults apply '
+            'while the release\'s own values are kept' % (
+                binary, '.'.join(str(i) for i in version), '.'.join(str(i) for i in MIN_HELM_VERSION)))
+    return version
+
+
+def require_helm(path=None, module=None):
+    """``(binary, version)`` of a usable helm, or HelmError."""
+    binary = find_helm(path)
+    return binary, check_helm_version(helm_version(binary, module=module), binary)
+
+
+# ---------------------------------------------------------------------------
+# The release, read through the API
+# ---------------------------------------------------------------------------
+
+class Release(object):
+    """One revision of a Helm release, from its decoded release record.
+
+    ``values`` are the user-supplied values (Helm's ``config``): they may hold
+    secrets, never return them from a module unmasked.
+    """
+
+    def __init__(self, record):
+        record = record or {}
+        chart = record.get('chart') or {}
+        meta = chart.get('metadata') or {}
+        info = record.get('info') or {}
+        self.record = record
+        self.name = record.get('name')
+        self.namespace = record.get('namespace')
+        self.revision = record.get('version')
+        self.status = info.get('status')
+        self.chart_name = meta.get('name')
+        self.chart_version = meta.get('version')
+        self.app_version = meta.get('appVersion')
+        self.values = record.get('config') or {}
+        self.chart = chart
+
+    @property
+    def deployed(self):
+        return self.status == 'deployed'
+
+    @property
+    def pending(self):
+        return self.status in PENDING_STATUSES
+
+    def summary(self):
+        """What modules return about a release (no values)."""
+        return {
+            'name': self.name,
+            'namespace': self.namespace,
+            'revision': self.revision,
+            'status': self.status,
+            'chart_version': self.chart_version,
+            'app_version': self.app_version,
+        }
+
+    def __repr__(self):
+        return 'Release(%s/%s rev %s, %s, chart %s)' % (
+            self.namespace, self.name, self.revision, self.status, self.chart_version)
+
+
+def read_release(cluster, namespace, name):
+    """The newest revision of release ``name`` in ``namespace`` (a Release), or None.
+
+    One LIST of Secrets (label ``owner=helm,name=<name>``). A release whose
+    newest revision is ``uninstalled`` (kept history) counts as absent.
+    """
+    secrets = cluster.list_secrets(namespace, label_selector='owner=helm,name=%s' % name,
+                                   field_selector='type=%s' % HELM_RELEASE_TYPE)
+    newest = newest_release_secret(secrets, name)
+    if newest is None:
+        return None
+    try:
+        record = decode_helm_release((newest.get('data') or {}).get('release') or '')
+    except DecodeError as e:
+        raise ClusterError('cannot decode Helm release Secret %s/%s: %s'
+                           % (namespace, newest['metadata']['name'], e), cluster=cluster.name)
+    release = Release(record)
+    if release.status == 'uninstalled':
+        return None
+    return release
+
+
+# ---------------------------------------------------------------------------
+# Rebuilding the deployed chart from the release record
+# ---------------------------------------------------------------------------
+
+def _b64(data, what):
+    if data is None:
+        return b''
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    try:
+        return base64.b64decode(data)
+    except (binascii.Error, ValueError, TypeError) as e:
+        raise HelmError('the release record has an undecodable %s: %s' % (what, e))
+
+
+def _safe_rel(name):
+    norm = os.path.normpath(name or '')
+    if not name or os.path.isabs(name) or norm.startswith('..') or norm in ('.', ''):
+        raise HelmError('the release record has a file with an unsafe name: %r' % name)
+    return norm
+
+
+def chart_files(chart):
+    """``{relative path: bytes}`` of the chart stored in a release record.
+
+    Chart.yaml from ``metadata``, values.yaml from ``values``, values.schema.json
+    from ``schema``, plus ``templates`` and ``files``. YAML files are written as
+    JSON (valid YAML) so types survive exactly.
+    """
+    chart = chart or {}
+    meta = chart.get('metadata')
+    if not meta or not meta.get('name') or not meta.get('version'):
+        raise HelmError('the release record has no chart metadata; give chart_ref')
+    if meta.get('dependencies'):
+        raise HelmError('the deployed chart %s has dependencies (subcharts), which a release record does '
+                        'not hold; give chart_ref' % meta.get('name'))
+    files = {}
+    files['Chart.yaml'] = json.dumps(meta, indent=1, sort_keys=True).encode('utf-8')
+    files['values.yaml'] = json.dumps(chart.get('values') or {}, indent=1, sort_keys=True).encode('utf-8')
+    if chart.get('schema'):
+        files['values.schema.json'] = _b64(chart['schema'], 'values.schema.json')
+    for group in ('templates', 'files'):
+        for f in chart.get(group) or []:
+            rel = _safe_rel(f.get('name'))
+            if rel in ('Chart.yaml', 'values.yaml', 'values.schema.json'):
+                continue
+            files[rel] = _b64(f.get('data'), rel)
+    return files
+
+
+def write_chart(chart, directory):
+    """Write ``chart_files(chart)`` under ``directory/<name>``; returns that path."""
+    files = chart_files(chart)
+    root = os.path.join(directory, _safe_rel(chart['metadata']['name']))
+    for rel, data in files.items():
+        path = os.path.join(root, rel)
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o700)
+        with open(path, 'wb') as f:
+            f.write(data)
+    return root
+
+
+# ---------------------------------------------------------------------------
+# kubeconfig for helm
+# ---------------------------------------------------------------------------
+
+def _named(items, name):
+    for item in items or []:
+        if (item or {}).get('name') == name:
+            return copy.deepcopy(item)
+    return None
+
+
+def _absolutize(entry, keys, base):
+    for k in keys:
+        v = entry.get(k)
+        if v and isinstance(v, str) and not os.path.isabs(v) and base:
+            entry[k] = os.path.join(base, os.path.expanduser(v))
+
+
+def flatten_kubeconfig(params):
+    """A one-context kubeconfig dict for helm, from the connection options.
+
+    The context of ``params['context']`` (else current-context) of the given
+    kubeconfig (path or inline), with ``host``, ``api_key``, ``ca_cert``,
+    ``client_cert``, ``client_key``, ``validate_certs`` and ``proxy`` applied
+    on top; or, with only ``host``, a kubeconfig built from the options.
+    Relative file paths of a kubeconfig file are made absolute.
+    """
+    p = params
+    name = 'meshops'
+    cluster = {}
+    user = {}
+    namespace = None
+    if p.get('kubeconfig') is not None or not p.get('host'):
+        configs = load_kubeconfig_dicts(p.get('kubeconfig'))
+        names, current = kubeconfig_contexts(configs)
+        context = p.get('context') or current
+        if not context:
+            raise ClusterError('the kubeconfig has no current-context; set the context option')
+        ctx = cl = us = None
+        for source, cfg in configs:
+            base = os.path.dirname(source) if source != 'inline kubeconfig' else None
+            if ctx is None:
+                found = _named(cfg.get('contexts'), context)
+                if found:
+                    ctx = found.get('context') or {}
+            if ctx is not None:
+                if cl is None:
+                    found = _named(cfg.get('clusters'), ctx.get('cluster'))
+                    if found:
+                        cl = found.get('cluster') or {}
+                        _absolutize(cl, ('certificate-authority',), base)
+                if us is None and ctx.get('user'):
+                    found = _named(cfg.get('users'), ctx.get('user'))
+                    if found:
+                        us = found.get('user') or {}
+                        _absolutize(us, ('client-certificate', 'client-key', 'tokenFile'), base)
+        if ctx is None:
+            raise ClusterError('context "%s" not found; available contexts: %s'
+                               % (context, ', '.join(names) or 'none'))
+        cluster = cl or {}
+        user = us or {}
+        namespace = ctx.get('namespace')
+        name = context
+    if p.get('host'):
+        cluster['server'] = p['host'].rstrip('/')
+    if p.get('api_key'):
+        token = p['api_key'].strip()
+        if token.lower().startswith('bearer '):
+            token = token[7:].strip()
+        user = {'token': token}
+    if p.get('ca_cert'):
+        cluster.pop('certificate-authority-data', None)
+        cluster['certificate-authority'] = os.path.abspath(os.path.expanduser(p['ca_cert']))
+    if p.get('client_cert'):
+        user.pop('client-certificate-data', None)
+        user['client-certificate'] = os.path.abspath(os.path.expanduser(p['client_cert']))
+    if p.get('client_key'):
+        user.pop('client-key-data', None)
+        user['client-key'] = os.path.abspath(os.path.expanduser(p['client_key']))
+    if p.get('validate_certs') is not None:
+        if p['validate_certs']:
+            cluster.pop('insecure-skip-tls-verify', None)
+        else:
+            cluster['insecure-skip-tls-verify'] = True
+            cluster.pop('certificate-authority', None)
+            cluster.pop('certificate-authority-data', None)
+    if p.get('proxy'):
+        cluster['proxy-url'] = p['proxy']
+    if not cluster.get('server'):
+        raise ClusterError('no API server: set host or kubeconfig')
+    context = {'cluster': name, 'user': name}
+    if namespace:
+        context['namespace'] = namespace
+    return {
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': name, 'preferences': {},
+        'clusters': [{'name': name, 'cluster': cluster}],
+        'users': [{'name': name, 'user': user}],
+        'contexts': [{'name': name, 'context': context}],
+    }
+
+
+def _write_private(path, data):
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, 'wb') as f:
+        f.write(data)
+    return path
+
+
+@contextlib.contextmanager
+def private_dir(prefix='meshops-helm-'):
+    """A private temporary directory (0700), removed with everything in it on exit."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(path, 0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _secret_strings(data, out=None):
+    """Strings held under secret-looking keys of ``data`` (values, kubeconfig)."""
+    out = set() if out is None else out
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k in _SECRET_VALUE_KEYS and isinstance(v, str) and len(v) >= 4:
+                out.add(v)
+            else:
+                _secret_strings(v, out)
+    elif isinstance(data, list):
+        for i in data:
+            _secret_strings(i, out)
+    return out
+
+
+def mask_text(text, secrets):
+    """``text`` with every one of ``secrets`` (longest first) replaced by MASK."""
+    text = text or ''
+    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(s, MASK)
+    return text
+
+
+class HelmRunner(object):
+    """Runs helm for one cluster described by the connection options."""
+
+    def __init__(self, binary, cluster_params, module=None):
+        self.binary = binary
+        self.params = dict((k, (cluster_params or {}).get(k)) for k in CONNECTION_OPTIONS)
+        self.module = module
+        self.name = describe_params(self.params)
+        self.secrets = set()
+        if self.params.get('api_key'):
+            self.secrets.add(self.params['api_key'])
+        if isinstance(self.params.get('kubeconfig'), dict):
+            self.secrets.update(kubeconfig_secret_values(self.params['kubeconfig']))
+        self.commands = []  # argv of every helm run (no secrets in them), for tests and debugging
+
+    # -- connection ------------------------------------------------------
+    def _passes_path(self):
+        kc = self.params.get('kubeconfig')
+        if kc is not None and not isinstance(kc, str):
+            return False
+        return not any(self.params.get(o) is not None for o in _OVERRIDE_OPTIONS)
+
+    def connection_args(self, tmpdir):
+        """helm arguments (and extra environment) selecting the cluster."""
+        env = {}
+        if self._passes_path():
+            paths = _kubeconfig_paths(self.params.get('kubeconfig') or '~/.kube/config')
+            if len(paths) == 1:
+                args = ['--kubeconfig', paths[0]]
+            else:  # helm's --kubeconfig takes one file; KUBECONFIG merges several.
+                args = []
+                env['KUBECONFIG'] = os.pathsep.join(paths)
+            if self.params.get('context'):
+                args += ['--kube-context', self.params['context']]
+            return args, env
+        try:
+            config = flatten_kubeconfig(self.params)
+        except ClusterError as e:
+            raise HelmError(e.detail, cluster=self.name)
+        self.secrets.update(kubeconfig_secret_values(config))
+        path = _write_private(os.path.join(tmpdir, 'kubeconfig'), json.dumps(config))
+        return ['--kubeconfig', path], env
+
+    # -- running ---------------------------------------------------------
+    def _run(self, args, action, tmpdir, timeout=None, extra_secrets=()):
+        conn, env = self.connection_args(tmpdir)
+        argv = [self.binary] + list(args) + conn
+        self.commands.append(list(argv))
+        secrets = set(self.secrets) | set(extra_secrets)
+        # The process gets its own deadline a little after helm's --timeout.
+        proc_timeout = (timeout or 300) + 120
+        try:
+            rc, out, err = run_command(argv, module=self.module, env=env, timeout=proc_timeout)
+        except subprocess.TimeoutExpired:
+            raise HelmError('helm did not finish %s within %ss' % (action, proc_timeout), cluster=self.name)
+        except OSError as e:
+            raise HelmError('cannot run %s: %s' % (self.binary, e), cluster=self.name)
+        if rc != 0:
+            err = mask_text((err or '').strip() or (out or '').strip(), secrets)
+            raise HelmError('helm failed to %s (exit %d): %s' % (action, rc, err), cluster=self.name,
+                            stderr=err, rc=rc)
+        return out
+
+    # -- commands --------------------------------------------------------
+    def _chart_args(self, tmpdir, chart_ref, chart_version, chart_repo_url, current):
+        if chart_ref:
+            args = [chart_ref]
+            if chart_version:
+                args += ['--version', str(chart_version)]
+            if chart_repo_url:
+                args += ['--repo', chart_repo_url]
+            return args
+        if current is None:
+            raise HelmError('no chart_ref given and no deployed release to take the chart from',
+                            cluster=self.name)
+        return [write_chart(current.chart, os.path.join(tmpdir, 'chart'))]
+
+    def upgrade(self, release, namespace, values, chart_ref=None, chart_version=None, install=False,
+                reset_then_reuse=False, wait=False, timeout=None, current=None, chart_repo_url=None,
+                create_namespace=False):
+        """``helm upgrade`` with the COMPLETE user values ``values``.
+
+        Values go in a temporary ``-f`` file; ``--reset-values`` makes the result
+        exactly those values on the chart's defaults. ``reset_then_reuse`` uses
+        ``--reset-then-reuse-values`` instead (the current user values are kept
+        under the given ones). Without ``chart_ref`` the chart of ``current``
+        (a Release) is rebuilt from the release record: the deployed chart
+        version is kept. Returns helm's output (text); read the new revision with
+        ``read_release`` (helm's JSON output would carry the whole chart).
+        """
+        with private_dir() as tmpdir:
+            chart = self._chart_args(tmpdir, chart_ref, chart_version, chart_repo_url, current)
+            values_file = _write_private(os.path.join(tmpdir, 'values.yaml'),
+                                         json.dumps(values or {}, indent=1, sort_keys=True))
+            args = ['upgrade', release] + chart + ['--namespace', namespace, '-f', values_file]
+            args.append('--reset-then-reuse-values' if reset_then_reuse else '--reset-values')
+            if install:
+                args.append('--install')
+                if create_namespace:
+                    args.append('--create-namespace')
+            if wait:
+                args.append('--wait')
+            if timeout:
+                args += ['--timeout', '%ss' % int(timeout)]
+            action = '%s release %s/%s' % ('install or upgrade' if install else 'upgrade', namespace, release)
+            out = self._run(args, action, tmpdir, timeout=timeout, extra_secrets=_secret_strings(values))
+        return out
+
+    def uninstall(self, release, namespace, wait=False, timeout=None):
+        with private_dir() as tmpdir:
+            args = ['uninstall', release, '--namespace', namespace]
+            if wait:
+                args.append('--wait')
+            if timeout:
+                args += ['--timeout', '%ss' % int(timeout)]
+            return self._run(args, 'uninstall release %s/%s' % (namespace, release), tmpdir, timeout=timeout)
+
+    def template(self, release, namespace, values, chart_ref=None, chart_version=None, current=None,
+                 chart_repo_url=None):
+        """The manifests ``helm template`` renders (str). No write to the cluster."""
+        with private_dir() as tmpdir:
+            chart = self._chart_args(tmpdir, chart_ref, chart_version, chart_repo_url, current)
+            values_file = _write_private(os.path.join(tmpdir, 'values.yaml'),
+                                         json.dumps(values or {}, indent=1, sort_keys=True))
+            args = ['template', release] + chart + ['--namespace', namespace, '-f', values_file]
+            return self._run(args, 'render release %s/%s' % (namespace, release), tmpdir,
+                             extra_secrets=_secret_strings(values))

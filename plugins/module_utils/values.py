@@ -1,0 +1,470 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Cilium chart values: pure functions, no I/O.
+
+* paths: ``get_path`` / ``set_path`` / ``delete_path`` take a dotted string
+  (``'clustermesh.config.clusters'``) or a tuple of keys (for keys that hold
+  dots themselves, such as annotation names);
+* ``validate_install_params`` + ``desired_install_values``: module options ->
+  the chart values this collection manages (``MANAGED`` lists them);
+* ``merge_user_values``: the user's free-form values under ours, a
+  contradiction is an error naming the key and both values;
+* ``merge_over_current``: keeps keys that other modules own (the peer list
+  written by clustermesh_connect) so an install never drops peers;
+* ``diff_values``: the changed keys between two value trees;
+* ``clusters_value``: ``clustermesh.config.clusters`` in the form the chart
+  version wants (a list before 1.20, a map from 1.20).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+import ipaddress
+import re
+
+# Every dotted key ``desired_install_values`` can set.
+MANAGED = (
+    'cluster.name',
+    'cluster.id',
+    'ipam.mode',
+    'ipam.operator.clusterPoolIPv4PodCIDRList',
+    'kubeProxyReplacement',
+    'k8sServiceHost',
+    'k8sServicePort',
+    'routingMode',
+    'tunnelProtocol',
+    'ipv4NativeRoutingCIDR',
+    'clustermesh.maxConnectedClusters',
+    'clustermesh.useAPIServer',
+    'clustermesh.apiserver.service.type',
+    'clustermesh.apiserver.service.nodePort',
+    'clustermesh.apiserver.service.annotations',
+    'clustermesh.apiserver.kvstoremesh.enabled',
+    'clustermesh.apiserver.tls.auto.enabled',
+    'clustermesh.apiserver.tls.auto.method',
+    'encryption.enabled',
+    'encryption.type',
+)
+
+# Keys written by other modules of the collection; an install keeps their current value.
+OTHER_OWNED = (
+    'clustermesh.config',
+)
+
+# Keys that the clustermesh_enable module (or cilium_install's clustermesh_apiserver) manages.
+APISERVER_KEYS = (
+    'clustermesh.useAPIServer',
+    'clustermesh.apiserver.service.type',
+    'clustermesh.apiserver.service.nodePort',
+    'clustermesh.apiserver.service.annotations',
+    'clustermesh.apiserver.kvstoremesh.enabled',
+    'clustermesh.apiserver.tls.auto.enabled',
+    'clustermesh.apiserver.tls.auto.method',
+)
+
+# Keys that make a cluster's mesh identity (changing them breaks the mesh).
+IDENTITY_KEYS = ('cluster.name', 'cluster.id', 'clustermesh.maxConnectedClusters')
+
+CLUSTER_NAME_RE = re.compile(r'^([a-z0-9][-a-z0-9]*)?[a-z0-9]$')
+REMOVED_KPR = ('strict', 'partial', 'disabled', 'probe')
+SERVICE_TYPES = ('NodePort', 'LoadBalancer')
+TLS_METHODS = ('helm', 'cronJob')
+ROUTING_MODES = ('tunnel', 'native')
+TUNNEL_PROTOCOLS = ('vxlan', 'geneve')
+ENCRYPTION_TYPES = ('disabled', 'ipsec', 'wireguard')
+MAX_CONNECTED = (255, 511)
+
+
+# ---------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------
+
+def split_path(path):
+    """A dotted string or a sequence of keys -> tuple of keys."""
+    if isinstance(path, (tuple, list)):
+        return tuple(path)
+    return tuple(str(path).split('.'))
+
+
+def format_path(path):
+    """Keys -> display string; a key holding a dot is shown as ``["a.b"]``."""
+    out = ''
+    for part in split_path(path):
+        if '.' in part:
+            out += '["%s"]' % part
+        else:
+            out += ('.' if out else '') + part
+    return out
+
+
+_MISSING = object()
+
+
+def get_path(data, path, default=None):
+    cur = data
+    for part in split_path(path):
+        if not isinstance(cur, dict) or part not in cur:
+            return default
+        cur = cur[part]
+    return cur
+
+
+def has_path(data, path):
+    return get_path(data, path, _MISSING) is not _MISSING
+
+
+def set_path(data, path, value):
+    """Set ``value`` at ``path`` in ``data`` (in place), creating dicts on the way.
+
+    A non-dict in the way raises ValueError.
+    """
+    parts = split_path(path)
+    cur = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = cur.get(part)
+        if nxt is None:
+            nxt = cur[part] = {}
+        elif not isinstance(nxt, dict):
+            raise ValueError('%s is %r, not a mapping' % (format_path(parts[:i + 1]), nxt))
+        cur = nxt
+    cur[parts[-1]] = value
+    return data
+
+
+def delete_path(data, path, prune=True):
+    """Remove ``path`` from ``data`` (in place); empty parents are removed when ``prune``.
+
+    Returns True when something was removed.
+    """
+    parts = split_path(path)
+    chain = [data]
+    cur = data
+    for part in parts[:-1]:
+        if not isinstance(cur, dict) or not isinstance(cur.get(part), dict):
+            return False
+        cur = cur[part]
+        chain.append(cur)
+    if not isinstance(cur, dict) or parts[-1] not in cur:
+        return False
+    del cur[parts[-1]]
+    if prune:
+        for depth in range(len(parts) - 1, 0, -1):
+            if chain[depth] == {}:
+                del chain[depth - 1][parts[depth - 1]]
+            else:
+                break
+    return True
+
+
+def leaves(data, prefix=()):
+    """``{key tuple: value}`` for every leaf; lists and empty dicts are leaves."""
+    out = {}
+    if isinstance(data, dict) and data:
+        for k, v in data.items():
+            out.update(leaves(v, prefix + (str(k),)))
+    elif prefix:
+        out[prefix] = data
+    return out
+
+
+def same(a, b):
+    """Deep equality that tells booleans from numbers (``True != 1``)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set(a) == set(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (dict, list, tuple)) or isinstance(b, (dict, list, tuple)):
+        return False
+    return type(a) is type(b) and a == b or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == b)
+
+
+def diff_values(before, after):
+    """Display paths (sorted) of the leaves that differ between two value trees."""
+    lb, la = leaves(before or {}), leaves(after or {})
+    changed = [p for p in set(lb) | set(la)
+               if p not in lb or p not in la or not same(lb[p], la[p])]
+    return sorted(format_path(p) for p in changed)
+
+
+# ---------------------------------------------------------------------------
+# Versions
+# ---------------------------------------------------------------------------
+
+def version_tuple(version):
+    nums = re.findall(r'\d+', str(version or ''))[:3]
+    if not nums:
+        return None
+    nums = [int(n) for n in nums]
+    while len(nums) < 3:
+        nums.append(0)
+    return tuple(nums)
+
+
+# ---------------------------------------------------------------------------
+# Options -> values
+# ---------------------------------------------------------------------------
+
+def normalize_kpr(value):
+    """``kube_proxy_replacement`` as a bool (or None); removed chart modes are refused."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ('true', 'yes', 'on', '1'):
+        return True
+    if text in ('false', 'no', 'off', '0'):
+        return False
+    if text in REMOVED_KPR:
+        raise ValueError(
+            'kube_proxy_replacement=%s: the modes strict, partial, probe and disabled were removed in Cilium '
+            '1.16 and make chart 1.16+ fail; use true (Cilium replaces kube-proxy; set k8s_service_host and '
+            'k8s_service_port) or false' % value)
+    raise ValueError('kube_proxy_replacement must be true or false, got %r' % (value,))
+
+
+def _cidr(text, what):
+    try:
+        return str(ipaddress.ip_network(str(text), strict=True))
+    except ValueError as e:
+        raise ValueError('%s: %r is not a network CIDR (%s)' % (what, text, e))
+
+
+def validate_install_params(params):
+    """Check the install options; returns a list of warnings, raises ValueError on an error.
+
+    Nothing here talks to a cluster, so a bad option fails before any write.
+    """
+    p = params
+    warnings = []
+    mcc = p.get('max_connected_clusters')
+    if mcc is not None and mcc not in MAX_CONNECTED:
+        raise ValueError('max_connected_clusters must be 255 or 511 (the only values Cilium accepts), got %s'
+                         % mcc)
+    name = p.get('cluster_name')
+    cid = p.get('cluster_id')
+    if name is not None:
+        if not 1 <= len(name) <= 32 or not CLUSTER_NAME_RE.match(name):
+            raise ValueError('cluster_name %r is not valid: 1 to 32 characters, lower-case letters, digits and '
+                             '"-", starting and ending with a letter or digit' % name)
+        if name == 'default' and cid not in (None, 0):
+            raise ValueError('cluster_name "default" cannot be used with a cluster_id other than 0 (it cannot be '
+                             'part of a mesh); choose a unique name')
+    if cid is not None:
+        limit = mcc or 255
+        if not 0 <= cid <= limit:
+            raise ValueError('cluster_id %s is outside 0..%d (max_connected_clusters=%d)%s' % (
+                cid, limit, limit, '; set max_connected_clusters=511 for IDs up to 511' if limit == 255 else ''))
+        if cid == 0:
+            warnings.append('cluster_id 0 means "not part of a mesh"; give every mesh member a unique ID 1..%d'
+                            % limit)
+    kpr = normalize_kpr(p.get('kube_proxy_replacement'))
+    host = p.get('k8s_service_host')
+    port = p.get('k8s_service_port')
+    if kpr and not host:
+        raise ValueError('kube_proxy_replacement=true needs k8s_service_host (and k8s_service_port): without '
+                         'kube-proxy the agents cannot reach the API server through the kubernetes Service. '
+                         'Use the API server address, or "auto"')
+    if host and host != 'auto' and port is None:
+        raise ValueError('k8s_service_host is set without k8s_service_port')
+    if port is not None and not 0 < int(port) < 65536:
+        raise ValueError('k8s_service_port must be 1..65535, got %s' % port)
+    routing = p.get('routing_mode')
+    if routing is not None and routing not in ROUTING_MODES:
+        raise ValueError('routing_mode must be one of %s, got %r' % (', '.join(ROUTING_MODES), routing))
+    if p.get('tunnel_protocol') is not None and p['tunnel_protocol'] not in TUNNEL_PROTOCOLS:
+        raise ValueError('tunnel_protocol must be one of %s' % ', '.join(TUNNEL_PROTOCOLS))
+    if routing == 'native' and not p.get('ipv4_native_routing_cidr'):
+        raise ValueError('routing_mode=native needs ipv4_native_routing_cidr, a CIDR that covers the pod CIDRs '
+                         'of every cluster of the mesh')
+    if routing == 'native' and p.get('tunnel_protocol'):
+        raise ValueError('tunnel_protocol is only used with routing_mode=tunnel')
+    if p.get('ipv4_native_routing_cidr'):
+        _cidr(p['ipv4_native_routing_cidr'], 'ipv4_native_routing_cidr')
+    for c in p.get('cluster_pool_ipv4_pod_cidrs') or []:
+        _cidr(c, 'cluster_pool_ipv4_pod_cidrs')
+    if p.get('cluster_pool_ipv4_pod_cidrs') and p.get('ipam_mode') not in (None, 'cluster-pool'):
+        raise ValueError('cluster_pool_ipv4_pod_cidrs is only used with ipam_mode=cluster-pool, not %s'
+                         % p.get('ipam_mode'))
+    enc = p.get('encryption_type')
+    if enc is not None and enc not in ENCRYPTION_TYPES:
+        raise ValueError('encryption_type must be one of %s' % ', '.join(ENCRYPTION_TYPES))
+    api = p.get('clustermesh_apiserver') or {}
+    if api:
+        validate_apiserver_params(api)
+    if api.get('enabled') and p.get('ipam_mode') in (None, 'cluster-pool') and not p.get('cluster_pool_ipv4_pod_cidrs'):
+        warnings.append('ipam mode cluster-pool without cluster_pool_ipv4_pod_cidrs uses the chart\'s pool '
+                        '10.0.0.0/8 in every cluster: pod CIDRs collide across the mesh. Set distinct '
+                        'cluster_pool_ipv4_pod_cidrs per cluster or ipam_mode=kubernetes')
+    return warnings
+
+
+def validate_apiserver_params(api):
+    stype = api.get('service_type')
+    if stype is not None and stype not in SERVICE_TYPES:
+        raise ValueError('clustermesh_apiserver.service_type must be NodePort or LoadBalancer, got %r (ClusterIP '
+                         'is not reachable from other clusters)' % stype)
+    np = api.get('node_port')
+    if np is not None:
+        if not 1 <= int(np) <= 65535:
+            raise ValueError('clustermesh_apiserver.node_port must be a port number, got %s' % np)
+    method = api.get('tls_auto_method')
+    if method is not None and method not in TLS_METHODS:
+        raise ValueError('clustermesh_apiserver.tls_auto_method must be helm or cronJob, got %r' % method)
+    ann = api.get('annotations')
+    if ann is not None:
+        if not isinstance(ann, dict):
+            raise ValueError('clustermesh_apiserver.annotations must be a mapping')
+        for k, v in ann.items():
+            if not isinstance(v, str):
+                raise ValueError('clustermesh_apiserver.annotations["%s"] must be a string, got %r '
+                                 '(quote it)' % (k, v))
+
+
+def apiserver_values(api):
+    """Values for the ``clustermesh_apiserver`` options (dict or None -> {})."""
+    out = {}
+    if not api or api.get('enabled') is None:
+        return out
+    set_path(out, 'clustermesh.useAPIServer', bool(api['enabled']))
+    if not api['enabled']:
+        return out
+    if api.get('service_type') is not None:
+        set_path(out, 'clustermesh.apiserver.service.type', api['service_type'])
+    if api.get('node_port') is not None:
+        set_path(out, 'clustermesh.apiserver.service.nodePort', int(api['node_port']))
+    if api.get('annotations'):
+        set_path(out, 'clustermesh.apiserver.service.annotations', dict(api['annotations']))
+    if api.get('kvstoremesh') is not None:
+        set_path(out, 'clustermesh.apiserver.kvstoremesh.enabled', bool(api['kvstoremesh']))
+    if api.get('tls_auto_method') is not None:
+        set_path(out, 'clustermesh.apiserver.tls.auto.enabled', True)
+        set_path(out, 'clustermesh.apiserver.tls.auto.method', api['tls_auto_method'])
+    return out
+
+
+def desired_install_values(params):
+    """The chart values for the module options (only options that are set)."""
+    p = params
+    out = {}
+
+    def put(path, value):
+        if value is not None:
+            set_path(out, path, value)
+
+    put('cluster.name', p.get('cluster_name'))
+    put('cluster.id', None if p.get('cluster_id') is None else int(p['cluster_id']))
+    put('ipam.mode', p.get('ipam_mode'))
+    if p.get('cluster_pool_ipv4_pod_cidrs'):
+        put('ipam.operator.clusterPoolIPv4PodCIDRList', [str(c) for c in p['cluster_pool_ipv4_pod_cidrs']])
+    put('kubeProxyReplacement', normalize_kpr(p.get('kube_proxy_replacement')))
+    put('k8sServiceHost', p.get('k8s_service_host'))
+    put('k8sServicePort', None if p.get('k8s_service_port') is None else int(p['k8s_service_port']))
+    put('routingMode', p.get('routing_mode'))
+    put('tunnelProtocol', p.get('tunnel_protocol'))
+    put('ipv4NativeRoutingCIDR', p.get('ipv4_native_routing_cidr'))
+    put('clustermesh.maxConnectedClusters',
+        None if p.get('max_connected_clusters') is None else int(p['max_connected_clusters']))
+    enc = p.get('encryption_type')
+    if enc is not None:
+        put('encryption.enabled', enc != 'disabled')
+        if enc != 'disabled':
+            put('encryption.type', enc)
+    for path, value in leaves(apiserver_values(p.get('clustermesh_apiserver'))).items():
+        set_path(out, path, value)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Merging
+# ---------------------------------------------------------------------------
+
+def merge_user_values(user_values, managed_values):
+    """The user's free-form ``values`` with ours on top.
+
+    A user value at a key we set must be equal to ours (or be a mapping that
+    agrees key by key); otherwise ValueError naming the key and both values.
+    """
+    result = copy.deepcopy(user_values or {})
+    if not isinstance(result, dict):
+        raise ValueError('values must be a mapping')
+    for path, ours in sorted(leaves(managed_values).items()):
+        for depth in range(1, len(path)):
+            above = get_path(result, path[:depth], _MISSING)
+            if above is not _MISSING and not isinstance(above, dict):
+                raise ValueError('values: %s is %r, but this module sets %s=%r; remove it from values'
+                                 % (format_path(path[:depth]), above, format_path(path), ours))
+        theirs = get_path(result, path, _MISSING)
+        if theirs is not _MISSING and not same(theirs, ours):
+            raise ValueError('values: %s=%r contradicts the module option that sets it to %r; set it through the '
+                             'module option (or remove it from values)' % (format_path(path), theirs, ours))
+        set_path(result, path, copy.deepcopy(ours))
+    return result
+
+
+def merge_over_current(current_values, desired, keep=OTHER_OWNED):
+    """``desired`` plus, for every path in ``keep`` that ``desired`` does not set,
+    the current release's value (so an install keeps the peers written by
+    clustermesh_connect). Everything else is exactly ``desired``.
+    """
+    result = copy.deepcopy(desired or {})
+    for path in keep:
+        if has_path(result, path):
+            continue
+        value = get_path(current_values or {}, path, _MISSING)
+        if value is not _MISSING:
+            set_path(result, path, copy.deepcopy(value))
+    return result
+
+
+def identity_changes(current_values, desired):
+    """``[(display key, before, after)]`` for identity keys an upgrade would change.
+
+    A key absent from the current values counts only if the desired value is set
+    (the chart default was in use).
+    """
+    out = []
+    for path in IDENTITY_KEYS:
+        before = get_path(current_values or {}, path, _MISSING)
+        after = get_path(desired or {}, path, _MISSING)
+        if after is _MISSING:
+            continue
+        if before is _MISSING or not same(before, after):
+            out.append((path, None if before is _MISSING else before, after))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# clustermesh.config.clusters
+# ---------------------------------------------------------------------------
+
+def _peer_entry(peer):
+    entry = {'port': int(peer['port'])}
+    if peer.get('ips'):
+        entry['ips'] = [str(i) for i in peer['ips']]
+    elif peer.get('address'):
+        entry['address'] = str(peer['address'])
+    else:
+        raise ValueError('peer %s has neither ips nor address' % peer.get('name'))
+    return entry
+
+
+def clusters_value(peers, chart_version):
+    """``clustermesh.config.clusters`` for ``peers`` (dicts with name, port, ips or address).
+
+    Chart < 1.20: a list ``[{name, port, ips|address}]`` sorted by name.
+    Chart >= 1.20: a map ``{name: {port, ips|address}}``.
+    """
+    v = version_tuple(chart_version)
+    ordered = sorted(peers or [], key=lambda p: p['name'])
+    if v is not None and v >= (1, 20, 0):
+        return dict((p['name'], _peer_entry(p)) for p in ordered)
+    out = []
+    for p in ordered:
+        entry = {'name': p['name']}
+        entry.update(_peer_entry(p))
+        out.append(entry)
+    return out

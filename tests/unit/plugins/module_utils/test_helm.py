@@ -1,0 +1,379 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""helm.py: binary discovery, release decoding, chart rebuild, temp kubeconfig hygiene,
+with a stand-in helm script that records what it was given."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import gzip
+import json
+import os
+import stat
+import sys
+import textwrap
+
+import pytest
+
+from ansible_collections.meshops.cilium.plugins.module_utils import helm
+from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
+    HelmError,
+    HelmRunner,
+    Release,
+    chart_files,
+    check_helm_version,
+    find_helm,
+    flatten_kubeconfig,
+    helm_version,
+    mask_text,
+    parse_helm_version,
+    read_release,
+)
+
+FAKE_HELM = textwrap.dedent('''\
+    #!{python}
+    import json, os, stat, sys
+    log = os.environ["FAKE_HELM_LOG"]
+    args = sys.argv[1:]
+    if args[:1] == ["version"]:
+        print(os.environ.get("FAKE_HELM_VERSION", "v3.20.2+gabc"))
+        sys.exit(0)
+    rec = {{"argv": args, "env_kubeconfig": os.environ.get("KUBECONFIG"), "files": {{}}, "modes": {{}}}}
+    for flag in ("-f", "--kubeconfig"):
+        if flag in args:
+            path = args[args.index(flag) + 1]
+            rec["files"][flag] = open(path).read()
+            rec["modes"][flag] = oct(stat.S_IMODE(os.stat(path).st_mode))
+            rec["modes"][flag + " dir"] = oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode))
+            rec.setdefault("paths", {{}})[flag] = path
+    if len(args) > 2 and args[0] in ("upgrade", "template") and os.path.isdir(args[2]):
+        tree = {{}}
+        for root, dirs, files in os.walk(args[2]):
+            for f in files:
+                p = os.path.join(root, f)
+                tree[os.path.relpath(p, args[2])] = open(p, "rb").read().decode("latin-1")
+        rec["chart_tree"] = tree
+    with open(log, "a") as f:
+        f.write(json.dumps(rec) + "\\n")
+    if os.environ.get("FAKE_HELM_FAIL"):
+        sys.stderr.write(os.environ["FAKE_HELM_FAIL"])
+        sys.exit(1)
+    print("Release has been upgraded")
+''')
+
+
+@pytest.fixture
+def fake_helm(tmp_path, monkeypatch):
+    path = tmp_path / 'bin' / 'helm'
+    path.parent.mkdir()
+    path.write_text(FAKE_HELM.format(python=sys.executable))
+    path.chmod(0o755)
+    log = tmp_path / 'helm.log'
+    monkeypatch.setenv('FAKE_HELM_LOG', str(log))
+
+    return FakeHelm(path, log)
+
+
+class FakeHelm(object):
+    def __init__(self, path, log):
+        self.path = path
+        self.parent = path.parent
+        self.log = log
+
+    def __str__(self):
+        return str(self.path)
+
+    def calls(self):
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+def _record(version=3, status='deployed', config=None, chart_version='1.19.2', templates=None, schema=True):
+    chart = {
+        'metadata': {'apiVersion': 'v2', 'name': 'cilium', 'version': chart_version,
+                     'appVersion': chart_version, 'description': 'eBPF'},
+        'values': {'cluster': {'name': 'default', 'id': 0}, 'ipam': {'mode': 'cluster-pool'}},
+        'templates': templates if templates is not None else [
+            {'name': 'templates/cilium-configmap.yaml',
+             'data': base64.b64encode(b'kind: ConfigMap\n').decode()},
+            {'name': 'templates/_helpers.tpl', 'data': base64.b64encode(b'{{/* x */}}').decode()}],
+        'files': [{'name': 'files/nodeinit/startup.bash', 'data': base64.b64encode(b'#!/bin/bash\n').decode()},
+                  {'name': 'README.md', 'data': base64.b64encode(b'readme').decode()}],
+    }
+    if schema:
+        chart['schema'] = base64.b64encode(b'{"type": "object"}').decode()
+    return {'name': 'cilium', 'namespace': 'kube-system', 'version': version,
+            'info': {'status': status}, 'chart': chart, 'config': config or {}}
+
+
+def _secret(record, revision=None):
+    raw = gzip.compress(json.dumps(record).encode())
+    data = base64.b64encode(base64.b64encode(raw)).decode()
+    rev = revision or record['version']
+    return {'metadata': {'name': 'sh.helm.release.v1.cilium.v%d' % rev,
+                         'labels': {'owner': 'helm', 'name': 'cilium', 'version': str(rev),
+                                    'status': record['info']['status']}},
+            'type': 'helm.sh/release.v1', 'data': {'release': data}}
+
+
+class FakeCluster(object):
+    name = 'mesh-1'
+
+    def __init__(self, secrets):
+        self.secrets = secrets
+        self.calls = []
+
+    def list_secrets(self, namespace, label_selector=None, field_selector=None):
+        self.calls.append((namespace, label_selector, field_selector))
+        return self.secrets
+
+
+# -- binary ---------------------------------------------------------------------------
+
+def test_find_helm_explicit_missing_names_the_path(tmp_path):
+    with pytest.raises(HelmError, match='does not exist.*helm_binary'):
+        find_helm(str(tmp_path / 'nope'))
+
+
+def test_find_helm_not_executable(tmp_path):
+    p = tmp_path / 'helm'
+    p.write_text('x')
+    p.chmod(0o644)
+    with pytest.raises(HelmError, match='not an executable'):
+        find_helm(str(p))
+
+
+def test_find_helm_from_path(fake_helm, monkeypatch):
+    monkeypatch.setenv('PATH', str(fake_helm.parent))
+    assert find_helm() == str(fake_helm)
+
+
+def test_find_helm_missing_from_path(tmp_path, monkeypatch):
+    monkeypatch.setenv('PATH', str(tmp_path))
+    with pytest.raises(HelmError, match='not found in PATH'):
+        find_helm()
+
+
+@pytest.mark.parametrize('text,expected', [
+    ('v3.20.2+g1234', (3, 20, 2)), ('v3.14.0', (3, 14, 0)), ('version.BuildInfo{Version:"v3.9.4"}', (3, 9, 4)),
+    ('v4.0.1', (4, 0, 1))])
+def test_parse_helm_version(text, expected):
+    assert parse_helm_version(text) == expected
+
+
+def test_parse_helm_version_garbage():
+    with pytest.raises(HelmError, match='cannot read the helm version'):
+        parse_helm_version('hello')
+
+
+def test_old_helm_refused_with_reason():
+    with pytest.raises(HelmError, match=r'3\.13\.3.*>= 3\.14\.0.*--reset-then-reuse-values'):
+        check_helm_version((3, 13, 3))
+    assert check_helm_version((3, 14, 0)) == (3, 14, 0)
+    assert check_helm_version((4, 0, 0)) == (4, 0, 0)
+
+
+def test_helm_version_runs_binary(fake_helm, monkeypatch):
+    monkeypatch.setenv('FAKE_HELM_VERSION', 'v3.15.4+gfa9efb0')
+    assert helm_version(str(fake_helm)) == (3, 15, 4)
+    monkeypatch.setenv('FAKE_HELM_VERSION', 'v3.12.0')
+    with pytest.raises(HelmError, match='3.14'):
+        helm.require_helm(str(fake_helm))
+
+
+# -- release --------------------------------------------------------------------------
+
+def test_read_release_newest_revision_one_list():
+    cluster = FakeCluster([_secret(_record(version=1, status='superseded')),
+                           _secret(_record(version=2, config={'cluster': {'name': 'mesh-1'}}))])
+    rel = read_release(cluster, 'kube-system', 'cilium')
+    assert len(cluster.calls) == 1
+    assert cluster.calls[0][1] == 'owner=helm,name=cilium'
+    assert (rel.name, rel.namespace, rel.revision, rel.status, rel.chart_version, rel.app_version) == (
+        'cilium', 'kube-system', 2, 'deployed', '1.19.2', '1.19.2')
+    assert rel.values == {'cluster': {'name': 'mesh-1'}}
+    assert rel.chart['metadata']['name'] == 'cilium'
+    assert rel.deployed and not rel.pending
+    assert rel.summary()['revision'] == 2
+
+
+def test_read_release_absent_and_uninstalled():
+    assert read_release(FakeCluster([]), 'kube-system', 'cilium') is None
+    assert read_release(FakeCluster([_secret(_record(status='uninstalled'))]), 'kube-system', 'cilium') is None
+
+
+def test_read_release_pending():
+    rel = read_release(FakeCluster([_secret(_record(status='pending-upgrade'))]), 'kube-system', 'cilium')
+    assert rel.pending and not rel.deployed
+
+
+def test_read_release_undecodable_names_cluster():
+    s = _secret(_record())
+    s['data']['release'] = base64.b64encode(b'!!!not base64!!!').decode()
+    with pytest.raises(Exception, match='mesh-1.*cannot decode Helm release Secret'):
+        read_release(FakeCluster([s]), 'kube-system', 'cilium')
+
+
+# -- chart rebuild --------------------------------------------------------------------
+
+def test_chart_files_rebuilds_everything():
+    files = chart_files(_record()['chart'])
+    assert set(files) == {'Chart.yaml', 'values.yaml', 'values.schema.json', 'templates/cilium-configmap.yaml',
+                          'templates/_helpers.tpl', 'files/nodeinit/startup.bash', 'README.md'}
+    assert json.loads(files['Chart.yaml'])['version'] == '1.19.2'
+    assert json.loads(files['values.yaml'])['ipam']['mode'] == 'cluster-pool'
+    assert files['templates/cilium-configmap.yaml'] == b'kind: ConfigMap\n'
+
+
+@pytest.mark.parametrize('bad', ['../evil', '/etc/passwd', 'templates/../../x'])
+def test_chart_files_refuses_escaping_names(bad):
+    chart = _record(templates=[{'name': bad, 'data': ''}])['chart']
+    with pytest.raises(HelmError, match='unsafe name'):
+        chart_files(chart)
+
+
+def test_chart_files_refuses_dependencies():
+    chart = _record()['chart']
+    chart['metadata']['dependencies'] = [{'name': 'sub'}]
+    with pytest.raises(HelmError, match='give chart_ref'):
+        chart_files(chart)
+
+
+# -- kubeconfig -----------------------------------------------------------------------
+
+def _kubeconfig(tmp_path):
+    cfg = {
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'mesh-1',
+        'clusters': [{'name': 'c1',
+                      'cluster': {'server': 'https://127.0.0.1:6443', 'certificate-authority': 'ca.crt'}},
+                     {'name': 'c2', 'cluster': {'server': 'https://127.0.0.2:6443'}}],
+        'users': [{'name': 'u1', 'user': {'token': 'tok-1-secret'}},
+                  {'name': 'u2', 'user': {'client-key-data': 'a2V5LWRhdGE='}}],
+        'contexts': [{'name': 'mesh-1', 'context': {'cluster': 'c1', 'user': 'u1'}},
+                     {'name': 'mesh-2', 'context': {'cluster': 'c2', 'user': 'u2', 'namespace': 'x'}}],
+    }
+    path = tmp_path / 'kubeconfig'
+    path.write_text(json.dumps(cfg))
+    return cfg, path
+
+
+def test_flatten_picks_context_and_absolutizes(tmp_path):
+    cfg, path = _kubeconfig(tmp_path)
+    out = flatten_kubeconfig({'kubeconfig': str(path), 'context': 'mesh-1'})
+    assert out['current-context'] == 'mesh-1'
+    assert out['clusters'][0]['cluster'] == {'server': 'https://127.0.0.1:6443',
+                                             'certificate-authority': str(tmp_path / 'ca.crt')}
+    assert out['users'][0]['user'] == {'token': 'tok-1-secret'}
+    out = flatten_kubeconfig({'kubeconfig': cfg, 'context': 'mesh-2', 'validate_certs': False,
+                              'host': 'https://10.0.0.1:443', 'api_key': 'Bearer over'})
+    assert out['clusters'][0]['cluster'] == {'server': 'https://10.0.0.1:443', 'insecure-skip-tls-verify': True}
+    assert out['users'][0]['user'] == {'token': 'over'}
+    assert out['contexts'][0]['context']['namespace'] == 'x'
+
+
+def test_flatten_host_only():
+    out = flatten_kubeconfig({'host': 'https://h:6443/', 'api_key': 't', 'ca_cert': '/tmp/ca.pem'})
+    assert out['clusters'][0]['cluster'] == {'server': 'https://h:6443', 'certificate-authority': '/tmp/ca.pem'}
+
+
+def test_flatten_unknown_context(tmp_path):
+    cfg, dummy = _kubeconfig(tmp_path)
+    with pytest.raises(Exception, match='context "nope" not found.*mesh-1, mesh-2'):
+        flatten_kubeconfig({'kubeconfig': cfg, 'context': 'nope'})
+
+
+# -- running --------------------------------------------------------------------------
+
+def test_upgrade_with_kubeconfig_path_passes_it_as_is(fake_helm, tmp_path):
+    dummy, path = _kubeconfig(tmp_path)
+    runner = HelmRunner(str(fake_helm), {'kubeconfig': str(path), 'context': 'mesh-2'})
+    runner.upgrade('cilium', 'kube-system', {'cluster': {'name': 'mesh-2'}}, chart_ref='/charts/cilium.tgz',
+                   chart_version='1.19.2', install=True, create_namespace=True, timeout=120)
+    call, = fake_helm.calls()
+    argv = call['argv']
+    assert argv[:3] == ['upgrade', 'cilium', '/charts/cilium.tgz']
+    assert argv[argv.index('--kubeconfig') + 1] == str(path)
+    assert argv[argv.index('--kube-context') + 1] == 'mesh-2'
+    assert argv[argv.index('--version') + 1] == '1.19.2'
+    assert '--install' in argv and '--reset-values' in argv and '--create-namespace' in argv
+    assert argv[argv.index('--timeout') + 1] == '120s'
+    assert json.loads(call['files']['-f']) == {'cluster': {'name': 'mesh-2'}}
+    assert call['modes']['-f'] == '0o600' and call['modes']['-f dir'] == '0o700'
+    assert not os.path.exists(call['paths']['-f'])
+    assert not os.path.exists(os.path.dirname(call['paths']['-f']))
+
+
+def test_inline_kubeconfig_is_a_private_temp_file_removed_after(fake_helm, tmp_path):
+    cfg, dummy = _kubeconfig(tmp_path)
+    runner = HelmRunner(str(fake_helm), {'kubeconfig': cfg, 'context': 'mesh-1'})
+    runner.upgrade('cilium', 'kube-system', {}, chart_ref='cilium/cilium', chart_repo_url='https://helm.cilium.io',
+                   reset_then_reuse=True)
+    call, = fake_helm.calls()
+    assert 'tok-1-secret' not in ' '.join(call['argv'])
+    assert '--reset-then-reuse-values' in call['argv'] and '--reset-values' not in call['argv']
+    assert call['argv'][call['argv'].index('--repo') + 1] == 'https://helm.cilium.io'
+    assert json.loads(call['files']['--kubeconfig'])['users'][0]['user']['token'] == 'tok-1-secret'
+    assert call['modes']['--kubeconfig'] == '0o600' and call['modes']['--kubeconfig dir'] == '0o700'
+    assert not os.path.exists(call['paths']['--kubeconfig'])
+
+
+def test_host_and_token_never_on_command_line(fake_helm):
+    runner = HelmRunner(str(fake_helm), {'host': 'https://10.1.1.1:6443', 'api_key': 'super-secret-token'})
+    runner.uninstall('cilium', 'kube-system', wait=True, timeout=60)
+    call, = fake_helm.calls()
+    assert 'super-secret-token' not in ' '.join(call['argv'])
+    assert call['argv'][:4] == ['uninstall', 'cilium', '--namespace', 'kube-system']
+    assert '--wait' in call['argv']
+    assert 'super-secret-token' in call['files']['--kubeconfig']
+
+
+def test_upgrade_without_chart_ref_rebuilds_deployed_chart(fake_helm, tmp_path):
+    dummy, path = _kubeconfig(tmp_path)
+    current = Release(_record(config={'a': 1}))
+    runner = HelmRunner(str(fake_helm), {'kubeconfig': str(path), 'context': 'mesh-1'})
+    runner.upgrade('cilium', 'kube-system', {'a': 2}, current=current)
+    call, = fake_helm.calls()
+    tree = call['chart_tree']
+    assert json.loads(tree['Chart.yaml'])['version'] == '1.19.2'
+    assert tree['templates/cilium-configmap.yaml'] == 'kind: ConfigMap\n'
+    assert 'values.schema.json' in tree and 'files/nodeinit/startup.bash' in tree
+    assert '--version' not in call['argv']
+
+
+def test_upgrade_without_chart_or_release_fails(fake_helm):
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'})
+    with pytest.raises(HelmError, match='no chart_ref'):
+        runner.upgrade('cilium', 'kube-system', {})
+
+
+def test_failure_names_cluster_and_masks_secrets(fake_helm, tmp_path, monkeypatch):
+    monkeypatch.setenv('FAKE_HELM_FAIL', 'Error: bad value ca.key=SECRETKEYMATERIAL token=super-secret-token')
+    runner = HelmRunner(str(fake_helm), {'host': 'https://10.1.1.1:6443', 'api_key': 'super-secret-token',
+                                         'context': 'mesh-3'})
+    with pytest.raises(HelmError) as e:
+        runner.upgrade('cilium', 'kube-system', {'tls': {'ca': {'key': 'SECRETKEYMATERIAL'}}}, chart_ref='x')
+    text = str(e.value)
+    assert text.startswith('mesh-3: helm failed to upgrade release kube-system/cilium (exit 1)')
+    assert 'SECRETKEYMATERIAL' not in text and 'super-secret-token' not in text
+    assert '********' in text
+    # the temp dir is gone even on failure
+    call, = fake_helm.calls()
+    assert not os.path.exists(os.path.dirname(call['paths']['-f']))
+
+
+def test_template_returns_output(fake_helm):
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'})
+    assert 'upgraded' in runner.template('cilium', 'kube-system', {}, chart_ref='c.tgz')
+
+
+def test_mask_text_longest_first():
+    assert mask_text('abcdef abc', ['abc', 'abcdef']) == '******** ********'
+
+
+def test_private_dir_mode_and_cleanup():
+    with helm.private_dir() as d:
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    assert not os.path.exists(d)
