@@ -13,8 +13,8 @@
 #
 # Idempotent: a stamp file inside VENV holds a hash of the requirement files, this
 # script, the interpreter's version and the ansible-core specifier; when it matches,
-# nothing is installed and the script returns at once. Downloads are cached in pip's
-# default cache (~/.cache/pip).
+# nothing is installed and the script returns at once. Downloaded files are kept in
+# ~/.cache/meshops/wheelhouse (see below); pip's default cache is used as well.
 set -euo pipefail
 
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -122,14 +122,31 @@ fi
 rm -f "$stamp_file"
 
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
-say "installing requirements-test.txt + '$core_spec' into $venv_arg (pip cache: ~/.cache/pip)"
-set +e
-"${pip[@]}" install --progress-bar off --upgrade --upgrade-strategy only-if-needed \
-    -r "$req_test" "$core_spec" 2>&1 \
-    | grep -v -E '^ *(Requirement already satisfied|Using cached|Downloading|Collecting|Obtaining)' >&2
-pip_status=${PIPESTATUS[0]}
-set -e
-[[ $pip_status -eq 0 ]] || die "pip install failed in $venv_arg (exit $pip_status)"
+# Files downloaded from the index are kept in a wheelhouse: this machine's index proxy sends
+# no caching headers, so pip's own HTTP cache (~/.cache/pip) keeps nothing. A rebuild then
+# installs without the network; only when the wheelhouse lacks something (new ranges, first
+# run) does pip download into it from the index. --no-compile: byte-code is written on first
+# import instead, which more than halves the install time.
+wheelhouse="${MESHOPS_WHEELHOUSE:-$HOME/.cache/meshops/wheelhouse}"
+mkdir -p "$wheelhouse"
+pip_quiet() { # args... -> runs pip, filters noise, returns pip's status
+    local rc
+    set +e
+    "${pip[@]}" "$@" --progress-bar off 2>&1 \
+        | grep -v -E '^ *(Requirement already satisfied|Using cached|Downloading|Collecting|Obtaining|Looking in links|Processing|File was already downloaded|Saved )' >&2
+    rc=${PIPESTATUS[0]}
+    set -e
+    return "$rc"
+}
+install_args=(install --no-compile --upgrade --upgrade-strategy only-if-needed --no-index --find-links "$wheelhouse"
+              -r "$req_test" "$core_spec")
+say "installing requirements-test.txt + '$core_spec' into $venv_arg from $wheelhouse"
+if ! pip_quiet "${install_args[@]}" 2>/dev/null; then
+    say "wheelhouse incomplete: downloading from the package index"
+    pip_quiet download --dest "$wheelhouse" -r "$req_test" "$core_spec" \
+        || die "pip download failed for $venv_arg"
+    pip_quiet "${install_args[@]}" || die "pip install failed in $venv_arg"
+fi
 "${pip[@]}" check >&2 || die "pip check failed in $venv_arg"
 "$venv/bin/python" - "$core_spec" <<'PY' || die "ansible-core in $venv_arg does not satisfy the specifier"
 import sys
