@@ -67,9 +67,9 @@ def test_real_chart_installs_and_becomes_ready_in_every_cluster(fleet, minor):
 
 
 BAD_VALUES = [
-    (["--set", "kubeProxyReplacement=strict"], "kubeProxyReplacement"),
-    (["--set", "clustermesh.maxConnectedClusters=300"], "maxConnectedClusters"),
-    (["--set", "cluster.name=Mesh-Capital", "--set", "cluster.id=3"], "cluster.name"),
+    (["--set", "kubeProxyReplacement=strict"], "kubeProxyReplacement must be explicitly set to a valid value"),
+    (["--set", "clustermesh.maxConnectedClusters=300"], "max-connected-clusters must be set to 255 or 511"),
+    (["--set", "cluster.name=Mesh-Capital", "--set", "cluster.id=3"], "The cluster name is invalid"),
 ]
 
 
@@ -81,7 +81,7 @@ def test_real_chart_refuses_invalid_values(fleet, minor, args, needle):
     mark = c.audit_mark()
     proc = c.helm("install", "cilium-bad", fleet.chart(version), "--namespace", NS, *args, check=False)
     assert proc.returncode != 0, proc.stdout
-    assert needle.split(".")[-1].lower() in proc.stderr.lower(), proc.stderr
+    assert needle in proc.stderr, proc.stderr
     assert json.loads(c.helm("list", "-n", NS, "-a", "-o", "json").stdout) == []
     writes = [e for e in c.mutations_since(mark) if e["objectRef"].get("namespace") == NS]
     assert writes == [], writes
