@@ -181,7 +181,7 @@ kept:
   type: list
   elements: str
   sample: []
-skipped:
+skipped_self:
   description: Descriptors skipped because they describe the local cluster.
   returned: always
   type: list
@@ -335,7 +335,7 @@ def run(m):
                'max_connected_clusters': local['max_connected_clusters']},
         peers=[e['name'] for e in plan['entries']],
         added=plan['added'], removed=plan['removed'], changed_peers=plan['changed'], kept=plan['kept'],
-        skipped=[s['name'] for s in skipped],
+        skipped_self=[s['name'] for s in skipped],
         rollout=rollout_note(kvsm) if needs_upgrade else None,
         kvstoremesh=kvsm,
         chart_version=release.chart_version,

@@ -124,7 +124,7 @@ def test_first_connect_is_one_upgrade_keeping_everything_else(apiserver, run_mod
     assert ok, res
     assert res['changed'] is True
     assert res['peers'] == ['mesh-2', 'mesh-3'] and res['added'] == ['mesh-2', 'mesh-3']
-    assert res['skipped'] == ['mesh-1'] and res['removed'] == [] and res['clusters_form'] == 'list'
+    assert res['skipped_self'] == ['mesh-1'] and res['removed'] == [] and res['clusters_form'] == 'list'
     assert 'only the clustermesh-apiserver' in res['rollout'] and res['kvstoremesh'] is True
     assert len(upgrades) == 1
     call = upgrades[0]
