@@ -32,7 +32,9 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
+import time
 
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CONNECTION_OPTIONS,
@@ -43,6 +45,12 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     kubeconfig_secret_values,
     load_kubeconfig_dicts,
 )
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HELM_RELEASE_TYPE,
     DecodeError,
@@ -555,3 +563,132 @@ class HelmRunner(object):
             args = ['template', release] + chart + ['--namespace', namespace, '-f', values_file]
             return self._run(args, 'render release %s/%s' % (namespace, release), tmpdir,
                              extra_secrets=_secret_strings(values))
+
+
+# ---------------------------------------------------------------------------
+# Chart version of a local chart
+# ---------------------------------------------------------------------------
+
+def local_chart_version(chart_ref):
+    """The ``version`` of a local chart (directory or .tgz), or None when ``chart_ref``
+    is not a local path (a repo chart or an ``oci://`` reference)."""
+    if not chart_ref or '://' in chart_ref:
+        return None
+    path = os.path.expanduser(chart_ref)
+    if not os.path.exists(path):
+        return None
+    try:
+        if os.path.isdir(path):
+            with open(os.path.join(path, 'Chart.yaml')) as f:
+                meta = yaml.safe_load(f) or {}
+        else:
+            with tarfile.open(path, 'r:*') as tar:
+                member = None
+                for m in tar.getmembers():
+                    parts = m.name.split('/')
+                    if len(parts) == 2 and parts[1] == 'Chart.yaml' and m.isfile():
+                        member = m
+                        break
+                if member is None:
+                    raise HelmError('%s is not a chart archive (no <name>/Chart.yaml)' % chart_ref)
+                meta = yaml.safe_load(tar.extractfile(member).read()) or {}
+    except (IOError, OSError, tarfile.TarError, yaml.YAMLError) as e:
+        raise HelmError('cannot read the chart %s: %s' % (chart_ref, e))
+    version = meta.get('version') if isinstance(meta, dict) else None
+    return str(version) if version is not None else None
+
+
+# ---------------------------------------------------------------------------
+# Waiting for the release's workloads
+# ---------------------------------------------------------------------------
+
+def daemonset_ready(ds):
+    """``(ready, detail)`` for a DaemonSet dict."""
+    if ds is None:
+        return False, 'does not exist'
+    meta, status = ds.get('metadata') or {}, ds.get('status') or {}
+    want = status.get('desiredNumberScheduled') or 0
+    ready = status.get('numberReady') or 0
+    updated = status.get('updatedNumberScheduled') or 0
+    if (status.get('observedGeneration') or 0) < (meta.get('generation') or 0):
+        return False, 'rollout not observed yet'
+    if want == 0:
+        return False, 'no node scheduled'
+    if ready < want or updated < want:
+        return False, '%d/%d ready, %d/%d updated' % (ready, want, updated, want)
+    return True, '%d/%d ready' % (ready, want)
+
+
+def deployment_ready(dep):
+    """``(ready, detail)`` for a Deployment dict."""
+    if dep is None:
+        return False, 'does not exist'
+    meta, spec, status = dep.get('metadata') or {}, dep.get('spec') or {}, dep.get('status') or {}
+    want = spec.get('replicas', 1)
+    ready = status.get('readyReplicas') or 0
+    updated = status.get('updatedReplicas') or 0
+    if (status.get('observedGeneration') or 0) < (meta.get('generation') or 0):
+        return False, 'rollout not observed yet'
+    if ready < want or updated < want:
+        return False, '%d/%d ready, %d/%d updated' % (ready, want, updated, want)
+    return True, '%d/%d ready' % (ready, want)
+
+
+def service_ingress(svc):
+    """``(ready, detail)``: whether a LoadBalancer Service has an ingress address."""
+    if svc is None:
+        return False, 'does not exist'
+    ingress = ((svc.get('status') or {}).get('loadBalancer') or {}).get('ingress') or []
+    addrs = [i.get('ip') or i.get('hostname') for i in ingress if i.get('ip') or i.get('hostname')]
+    if not addrs:
+        return False, 'no load balancer address yet'
+    return True, ', '.join(addrs)
+
+
+def _read(cluster, kind, namespace, name):
+    if kind == 'DaemonSet':
+        return cluster.to_dict(cluster.call('read DaemonSet %s/%s' % (namespace, name),
+                                            cluster.apps.read_namespaced_daemon_set, name, namespace,
+                                            missing_ok=True))
+    if kind == 'Deployment':
+        return cluster.read_deployment(namespace, name, missing_ok=True)
+    return cluster.read_service(namespace, name, missing_ok=True)
+
+
+def install_components(values, load_balancer=False):
+    """What to wait for after an install: the agents, the operator and, when
+    ``clustermesh.useAPIServer`` is on, the clustermesh-apiserver (and with
+    ``load_balancer`` its LoadBalancer address when the Service is one)."""
+    comps = [('DaemonSet', 'cilium'), ('Deployment', 'cilium-operator')]
+    cm = (values or {}).get('clustermesh') or {}
+    if cm.get('useAPIServer') is True:
+        comps.append(('Deployment', 'clustermesh-apiserver'))
+        stype = ((cm.get('apiserver') or {}).get('service') or {}).get('type')
+        if load_balancer and stype == 'LoadBalancer':
+            comps.append(('Service', 'clustermesh-apiserver'))
+    return comps
+
+
+_CHECKS = {'DaemonSet': daemonset_ready, 'Deployment': deployment_ready, 'Service': service_ingress}
+
+
+def wait_ready(cluster, namespace, components, timeout=300, interval=2.0, sleep=time.sleep, clock=time.time):
+    """Poll ``components`` (list of ``(kind, name)``; kind DaemonSet, Deployment or
+    Service for a LoadBalancer address) until all are ready.
+
+    Returns ``{"Kind/name": detail}``; raises ClusterError naming what is not
+    ready at the deadline.
+    """
+    deadline = clock() + timeout
+    while True:
+        states = {}
+        for kind, name in components:
+            states['%s/%s' % (kind, name)] = _CHECKS[kind](_read(cluster, kind, namespace, name))
+        pending = dict((k, v[1]) for k, v in states.items() if not v[0])
+        if not pending:
+            return dict((k, v[1]) for k, v in states.items())
+        if clock() >= deadline:
+            raise ClusterError('not ready after %ss in namespace %s: %s' % (
+                timeout, namespace, '; '.join('%s: %s' % kv for kv in sorted(pending.items()))),
+                cluster=cluster.name)
+        sleep(interval)

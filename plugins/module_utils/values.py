@@ -468,3 +468,75 @@ def clusters_value(peers, chart_version):
         entry.update(_peer_entry(p))
         out.append(entry)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Planning an install or upgrade (pure)
+# ---------------------------------------------------------------------------
+
+CHART_DEFAULTS = {'cluster.name': 'default', 'cluster.id': 0, 'clustermesh.maxConnectedClusters': 255}
+
+IDENTITY_WHY = ('changing %s of an installed cluster breaks its ClusterMesh connections (peers know it by name '
+                'and ID; identities are derived from the ID and maxConnectedClusters) and needs every workload '
+                'of the cluster restarted. Set allow_identity_change=true to do it anyway')
+
+
+def check_user_values(user_values):
+    """Refuse user values the chart cannot take (raises ValueError)."""
+    kpr = get_path(user_values or {}, 'kubeProxyReplacement', _MISSING)
+    if kpr is not _MISSING and not isinstance(kpr, bool):
+        try:
+            normalize_kpr(kpr)
+        except ValueError as e:
+            raise ValueError('values: %s' % e)
+    if has_path(user_values or {}, 'clustermesh.apiserver.tls.ca'):
+        raise ValueError('values: clustermesh.apiserver.tls.ca was removed in chart 1.15 (the chart fails on it); '
+                         'share the CA with the cilium_ca module or set tls.ca.cert/tls.ca.key')
+
+
+def plan_install(params, current_values=None, current_chart_version=None, installed=False,
+                 target_chart_version=None, keep=OTHER_OWNED):
+    """Decide what an install/upgrade must do (pure).
+
+    Returns a dict: ``desired`` (complete user values to give helm),
+    ``changed_keys``, ``action`` (``install``, ``upgrade`` or ``none``),
+    ``chart_change`` (``(from, to)`` or None), ``identity`` (identity changes),
+    ``warnings``. Raises ValueError for bad options, contradictions and, unless
+    ``params['allow_identity_change']``, an identity change of a meshable cluster.
+    """
+    warnings = validate_install_params(params)
+    user = params.get('values') or {}
+    check_user_values(user)
+    managed = desired_install_values(params)
+    wanted = merge_user_values(user, managed)
+    keep = tuple(keep)
+    if (params.get('clustermesh_apiserver') or {}).get('enabled') is None:
+        # the apiserver is left to clustermesh_enable (or whoever set it)
+        keep = keep + APISERVER_KEYS
+    desired = merge_over_current(current_values or {}, wanted, keep=keep) if installed else wanted
+    identity = []
+    if installed:
+        cur = current_values or {}
+        effective_id = get_path(cur, 'cluster.id', CHART_DEFAULTS['cluster.id'])
+        for path in IDENTITY_KEYS:
+            after = get_path(desired, path, _MISSING)
+            if after is _MISSING:
+                continue
+            before = get_path(cur, path, CHART_DEFAULTS[path])
+            if not same(before, after):
+                identity.append((path, before, after))
+        if identity and effective_id not in (0, '0', None) and not params.get('allow_identity_change'):
+            raise ValueError(IDENTITY_WHY % ', '.join(
+                '%s (%r -> %r)' % (k, b, a) for k, b, a in identity))
+    chart_change = None
+    if installed and target_chart_version and str(target_chart_version) != str(current_chart_version):
+        chart_change = (current_chart_version, str(target_chart_version))
+    changed_keys = diff_values(current_values or {}, desired) if installed else diff_values({}, desired)
+    if not installed:
+        action = 'install'
+    elif changed_keys or chart_change:
+        action = 'upgrade'
+    else:
+        action = 'none'
+    return {'desired': desired, 'changed_keys': changed_keys, 'action': action, 'chart_change': chart_change,
+            'identity': identity, 'warnings': warnings}

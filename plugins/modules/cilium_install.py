@@ -1,0 +1,434 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: cilium_install
+short_description: Install, upgrade or remove the Cilium Helm release with a mesh identity
+version_added: 0.1.0
+description:
+  - Manages the Cilium Helm release (default C(cilium) in C(kube-system)) with the helm binary, the way
+    cilium-cli does, with chart values derived from this module's options.
+  - "Idempotent: the release is read through the Kubernetes API (its release Secret, no helm call). The
+    desired user values are the module's values, under which O(values) is merged, plus the keys other
+    modules own (the peer list C(clustermesh.config) written by M(meshops.cilium.clustermesh_connect), and
+    the clustermesh-apiserver keys when O(clustermesh_apiserver) is not given). When they equal the release's
+    user values and the chart version does not change, nothing is written and helm is not run."
+  - Otherwise one C(helm upgrade --install) is run with the complete desired user values (C(--reset-values)
+    and a values file), so the release ends with exactly those values on the chart's defaults; values no
+    longer wanted are dropped, the peers are kept.
+  - A user value in O(values) that contradicts a value set by an option is an error, not a silent override.
+  - Refuses to change C(cluster.name), C(cluster.id) or C(clustermesh.maxConnectedClusters) of an installed
+    cluster that has a cluster ID, unless O(allow_identity_change=true).
+author:
+  - meshops maintainers
+options:
+  state:
+    description:
+      - V(present) installs or upgrades the release; V(absent) uninstalls it.
+    type: str
+    choices: [present, absent]
+    default: present
+  release_name:
+    description:
+      - Name of the Cilium Helm release.
+    type: str
+    default: cilium
+  namespace:
+    description:
+      - Namespace of Cilium and of its Helm release.
+    type: str
+    default: kube-system
+  chart_ref:
+    description:
+      - The chart, as helm takes it. A local path to a chart directory or C(.tgz), a repository chart such
+        as C(cilium/cilium) (with O(chart_repo_url) or a configured helm repository), or an OCI reference
+        such as C(oci://quay.io/cilium/charts/cilium).
+      - Required to install. For an installed release it may be omitted; the deployed chart is then rebuilt
+        from the release record, so the chart version is kept without access to the chart source.
+    type: str
+  chart_version:
+    description:
+      - Chart version to install (C(--version)). A change of version is an upgrade of the release.
+      - When omitted, the version of a local chart is read from it; for a repository or OCI chart of an
+        installed release the deployed version is kept.
+    type: str
+  chart_repo_url:
+    description:
+      - Chart repository URL (C(--repo)), for example C(https://helm.cilium.io), with O(chart_ref=cilium).
+    type: str
+  helm_binary:
+    description:
+      - Path to the helm binary (3.14 or newer). Default is C(helm) from E(PATH).
+    type: path
+  cluster_name:
+    description:
+      - C(cluster.name). 1 to 32 lower-case letters, digits and C(-); unique in the mesh.
+    type: str
+  cluster_id:
+    description:
+      - C(cluster.id). 1..255 (1..511 with O(max_connected_clusters=511)), unique in the mesh.
+    type: int
+  ipam_mode:
+    description:
+      - C(ipam.mode), for example V(kubernetes) (pod CIDRs from the nodes) or V(cluster-pool).
+    type: str
+  cluster_pool_ipv4_pod_cidrs:
+    description:
+      - C(ipam.operator.clusterPoolIPv4PodCIDRList) with O(ipam_mode=cluster-pool). Must not overlap across
+        the mesh (the chart's default pool C(10.0.0.0/8) is the same in every cluster).
+    type: list
+    elements: str
+  kube_proxy_replacement:
+    description:
+      - C(kubeProxyReplacement). Only V(true) or V(false); C(strict), C(partial), C(probe) and C(disabled)
+        were removed in Cilium 1.16 and are refused.
+      - V(true) needs O(k8s_service_host) and O(k8s_service_port).
+    type: raw
+  k8s_service_host:
+    description:
+      - C(k8sServiceHost), the API server address the agents use (or V(auto)).
+    type: str
+  k8s_service_port:
+    description:
+      - C(k8sServicePort).
+    type: int
+  routing_mode:
+    description:
+      - C(routingMode). The same in every cluster of a mesh.
+    type: str
+    choices: [tunnel, native]
+  tunnel_protocol:
+    description:
+      - C(tunnelProtocol) with O(routing_mode=tunnel).
+    type: str
+    choices: [vxlan, geneve]
+  ipv4_native_routing_cidr:
+    description:
+      - C(ipv4NativeRoutingCIDR) with O(routing_mode=native); must cover the pod CIDRs of every cluster.
+    type: str
+  max_connected_clusters:
+    description:
+      - C(clustermesh.maxConnectedClusters), V(255) or V(511). The same in every cluster, never changed after
+        install (511 halves the cluster-local identities).
+    type: int
+    choices: [255, 511]
+  encryption_type:
+    description:
+      - Transparent encryption. V(ipsec) needs Secret C(cilium-ipsec-keys) in O(namespace).
+      - Sets C(encryption.enabled) and C(encryption.type).
+    type: str
+    choices: [disabled, ipsec, wireguard]
+  clustermesh_apiserver:
+    description:
+      - The clustermesh-apiserver. When omitted (or O(clustermesh_apiserver.enabled) is omitted) its values
+        are left as they are in the release.
+    type: dict
+    suboptions:
+      enabled:
+        description:
+          - C(clustermesh.useAPIServer).
+        type: bool
+      service_type:
+        description:
+          - C(clustermesh.apiserver.service.type). V(ClusterIP) is not reachable from other clusters.
+        type: str
+        choices: [NodePort, LoadBalancer]
+      node_port:
+        description:
+          - C(clustermesh.apiserver.service.nodePort). Give each cluster a distinct one (with kube-proxy
+            replacement, equal node ports can connect agents to their local apiserver).
+        type: int
+      annotations:
+        description:
+          - C(clustermesh.apiserver.service.annotations), for example an internal load balancer annotation.
+        type: dict
+      kvstoremesh:
+        description:
+          - C(clustermesh.apiserver.kvstoremesh.enabled).
+        type: bool
+      tls_auto_method:
+        description:
+          - C(clustermesh.apiserver.tls.auto.method); also sets C(clustermesh.apiserver.tls.auto.enabled=true).
+          - Both issue certificates from the shared C(cilium-ca) (see M(meshops.cilium.cilium_ca)).
+        type: str
+        choices: [helm, cronJob]
+  values:
+    description:
+      - Further chart values, merged under the module's. A value that contradicts one set by an option is
+        an error naming the key and both values.
+    type: dict
+    default: {}
+  allow_identity_change:
+    description:
+      - Allow changing C(cluster.name), C(cluster.id) or C(clustermesh.maxConnectedClusters) of an installed
+        cluster. This breaks its ClusterMesh connections and needs all its workloads restarted.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait until the agents (DaemonSet C(cilium)), the operator (Deployment C(cilium-operator)) and, when
+        enabled, Deployment C(clustermesh-apiserver) are Ready.
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to wait with O(wait), and helm's C(--timeout).
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - meshops.cilium.cluster
+  - meshops.cilium.attributes
+  - meshops.cilium.attributes.action_group
+  - meshops.cilium.attributes.write_module
+requirements:
+  - kubernetes >= 31 (Python library)
+  - helm >= 3.14 (binary, on the controller)
+notes:
+  - The connection options are given to helm as C(--kubeconfig)/C(--kube-context) for a kubeconfig file,
+    otherwise as a temporary kubeconfig file (mode 0600 in a private directory) removed right after the
+    call. Tokens never appear on a command line.
+  - In check mode helm is not run; RV(changed_keys) says which values would change.
+  - In diff mode, the release's user values before and after are shown, secrets masked.
+seealso:
+  - module: meshops.cilium.cilium_ca
+  - module: meshops.cilium.clustermesh_enable
+  - module: meshops.cilium.clustermesh_info
+'''
+
+EXAMPLES = r'''
+- name: Cilium with a mesh identity and the clustermesh-apiserver behind a LoadBalancer
+  meshops.cilium.cilium_install:
+    kubeconfig: ~/.kube/config
+    context: mesh-1
+    chart_ref: cilium
+    chart_repo_url: https://helm.cilium.io
+    chart_version: 1.19.5
+    cluster_name: mesh-1
+    cluster_id: 1
+    ipam_mode: kubernetes
+    kube_proxy_replacement: true
+    k8s_service_host: 10.0.0.10
+    k8s_service_port: 6443
+    routing_mode: tunnel
+    tunnel_protocol: vxlan
+    clustermesh_apiserver:
+      enabled: true
+      service_type: LoadBalancer
+      annotations:
+        service.beta.kubernetes.io/aws-load-balancer-scheme: internal
+    values:
+      hubble:
+        relay:
+          enabled: true
+    wait: true
+
+- name: Air-gapped, from a chart archive
+  meshops.cilium.cilium_install:
+    context: mesh-2
+    chart_ref: /srv/charts/cilium-1.19.5.tgz
+    cluster_name: mesh-2
+    cluster_id: 2
+    ipam_mode: cluster-pool
+    cluster_pool_ipv4_pod_cidrs: [10.2.0.0/16]
+
+- name: Remove Cilium
+  meshops.cilium.cilium_install:
+    context: mesh-3
+    state: absent
+'''
+
+RETURN = r'''
+cluster:
+  description: The name this module knows the cluster by.
+  returned: always
+  type: str
+  sample: mesh-1
+action:
+  description:
+    - V(installed), V(upgraded), V(unchanged), V(uninstalled) or V(absent) (nothing to uninstall).
+    - In check mode, what would be done.
+  returned: always
+  type: str
+  sample: upgraded
+release:
+  description: The release after the run (in check mode, as it is). V(null) when there is none.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Release name.
+      type: str
+      sample: cilium
+    namespace:
+      description: Release namespace.
+      type: str
+      sample: kube-system
+    revision:
+      description: Release revision.
+      type: int
+      sample: 2
+    chart_version:
+      description: Chart version.
+      type: str
+      sample: 1.19.5
+    status:
+      description: Helm status of the revision.
+      type: str
+      sample: deployed
+changed_keys:
+  description: Dotted value keys that change (or would change), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [clustermesh.apiserver.service.type, clustermesh.useAPIServer]
+chart_change:
+  description: C([from, to]) chart versions when the chart version changes, else V(null).
+  returned: always
+  type: list
+  elements: str
+  sample: [1.18.8, 1.19.2]
+ready:
+  description: With O(wait), the state of each waited-for workload.
+  returned: when O(wait=true) and O(state=present)
+  type: dict
+  sample: {"DaemonSet/cilium": "3/3 ready"}
+warnings_detail:
+  description: Non-fatal findings (also emitted as warnings).
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
+    HelmError,
+    HelmRunner,
+    install_components,
+    local_chart_version,
+    read_release,
+    require_helm,
+    wait_ready,
+)
+from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install
+
+
+def _summary(release):
+    if release is None:
+        return None
+    s = release.summary()
+    return dict((k, s[k]) for k in ('name', 'namespace', 'revision', 'chart_version', 'status'))
+
+
+def _runner(m):
+    try:
+        binary, dummy = require_helm(m.params['helm_binary'], module=m.module)
+    except HelmError as e:
+        m.fail(e.detail)
+    return HelmRunner(binary, m.params, module=m.module)
+
+
+def absent(m, current):
+    p = m.params
+    if current is None:
+        m.exit(changed=False, action='absent', release=None, changed_keys=[], chart_change=None,
+               warnings_detail=[])
+    if not m.check_mode:
+        _runner(m).uninstall(p['release_name'], p['namespace'], wait=p['wait'], timeout=p['wait_timeout'])
+    m.exit(changed=True, action='uninstalled', release=_summary(current), changed_keys=[], chart_change=None,
+           warnings_detail=[], before={'release': _summary(current)}, after={'release': None})
+
+
+def run(m):
+    p = m.params
+    ns, name = p['namespace'], p['release_name']
+    current = read_release(m.cluster, ns, name)
+    if p['state'] == 'absent':
+        absent(m, current)
+        return
+    if current is not None and current.pending:
+        m.fail('Helm release %s/%s is %s: another helm operation is running or was interrupted; wait for it '
+               'or roll it back (helm rollback) first' % (ns, name, current.status))
+    target = p['chart_version'] or local_chart_version(p['chart_ref'])
+    installed = current is not None
+    try:
+        plan = plan_install(p, current.values if installed else None,
+                            current.chart_version if installed else None, installed, target)
+    except ValueError as e:
+        m.fail(str(e))
+    for w in plan['warnings']:
+        m.warn(w)
+    if not installed and not p['chart_ref']:
+        m.fail('Helm release %s/%s is not installed; chart_ref is needed to install it' % (ns, name))
+    if plan['chart_change'] and not p['chart_ref']:
+        m.fail('chart_version %s differs from the deployed %s; give chart_ref to change the chart version'
+               % (plan['chart_change'][1], plan['chart_change'][0]))
+    needs_helm = plan['action'] != 'none' or (installed and not current.deployed)
+    action = {'install': 'installed', 'upgrade': 'upgraded', 'none': 'unchanged'}[plan['action']]
+    if plan['action'] == 'none' and needs_helm:
+        action = 'upgraded'  # a failed revision is re-applied
+    release = current
+    if needs_helm and not m.check_mode:
+        runner = _runner(m)
+        chart_ref, chart_version = p['chart_ref'], p['chart_version']
+        if installed and chart_ref and not target:
+            chart_version = current.chart_version  # a repo/OCI chart without version: keep the deployed one
+        runner.upgrade(name, ns, plan['desired'], chart_ref=chart_ref, chart_version=chart_version,
+                       chart_repo_url=p['chart_repo_url'], install=not installed, timeout=p['wait_timeout'],
+                       current=current, create_namespace=not installed)
+        release = read_release(m.cluster, ns, name)
+    result = dict(changed=needs_helm, action=action, release=_summary(release), changed_keys=plan['changed_keys'],
+                  chart_change=list(plan['chart_change']) if plan['chart_change'] else None,
+                  warnings_detail=plan['warnings'])
+    if p['wait'] and not m.check_mode:
+        result['ready'] = wait_ready(m.cluster, ns, install_components(plan['desired']), timeout=p['wait_timeout'])
+    m.exit(before=current.values if installed else {}, after=plan['desired'], **result)
+
+
+def main():
+    m = ClusterModule(
+        argument_spec=dict(
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            release_name=dict(type='str', default='cilium'),
+            namespace=dict(type='str', default='kube-system'),
+            chart_ref=dict(type='str'),
+            chart_version=dict(type='str'),
+            chart_repo_url=dict(type='str'),
+            helm_binary=dict(type='path'),
+            cluster_name=dict(type='str'),
+            cluster_id=dict(type='int'),
+            ipam_mode=dict(type='str'),
+            cluster_pool_ipv4_pod_cidrs=dict(type='list', elements='str'),
+            kube_proxy_replacement=dict(type='raw'),
+            k8s_service_host=dict(type='str'),
+            k8s_service_port=dict(type='int'),
+            routing_mode=dict(type='str', choices=['tunnel', 'native']),
+            tunnel_protocol=dict(type='str', choices=['vxlan', 'geneve']),
+            ipv4_native_routing_cidr=dict(type='str'),
+            max_connected_clusters=dict(type='int', choices=[255, 511]),
+            encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard']),
+            clustermesh_apiserver=dict(type='dict', options=dict(
+                enabled=dict(type='bool'),
+                service_type=dict(type='str', choices=['NodePort', 'LoadBalancer']),
+                node_port=dict(type='int'),
+                annotations=dict(type='dict'),
+                kvstoremesh=dict(type='bool'),
+                tls_auto_method=dict(type='str', choices=['helm', 'cronJob']),
+            )),
+            values=dict(type='dict', default={}),
+            allow_identity_change=dict(type='bool', default=False),
+            wait=dict(type='bool', default=False),
+            wait_timeout=dict(type='int', default=300),
+        ),
+        supports_check_mode=True,
+    )
+    m.run(run)
+
+
+if __name__ == '__main__':
+    main()
