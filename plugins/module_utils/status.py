@@ -382,7 +382,7 @@ def _pod_ready(pod):
 
 def read_pod_status(exec_fn, pod, namespace, container, commands, parse):
     """``{'clusters': {...}}`` or ``{'error': reason}`` for one pod; never raises."""
-    last = None
+    tried = []
     for command in commands:
         try:
             rc, out, err = exec_fn(pod, namespace, container, command)
@@ -391,14 +391,14 @@ def read_pod_status(exec_fn, pod, namespace, container, commands, parse):
         except Exception as e:  # a bug in a transport must not become a traceback
             return {'error': '%s: %s' % (type(e).__name__, e)}
         if rc not in (0, None):
-            last = '%s exited %s: %s' % (command[0], rc, ' '.join((err or out or '').split())[:300])
+            tried.append('%s exited %s: %s' % (command[0], rc, ' '.join((err or out or '').split())[:300]))
             continue
         try:
             return {'clusters': parse(out)}
         except StatusParseError as e:
-            last = '%s output: %s' % (command[0], e)
+            tried.append('%s: %s' % (command[0], e))
             continue
-    return {'error': last or 'no status'}
+    return {'error': '; '.join(tried) or 'no status'}
 
 
 def collect_pods(cluster, namespace, selector, container, commands, parse, exec_fn, parallel):

@@ -255,3 +255,10 @@ def test_gather_kvstoremesh_bounded_and_pending_pods():
     assert not st['ready']
     assert any('peer mesh-3 not ready on KVStoreMesh cm-0' in r for r in st['not_ready'])
     assert any('agent cilium-pending: status unavailable: pod is Pending' in r for r in st['not_ready'])
+
+
+def test_empty_output_from_both_commands_names_both():
+    """What kwok's simulated exec gives on the fleet: success, no output."""
+    res = status.read_pod_status(lambda p, ns, c, cmd: (0, '', ''), 'cilium-a', 'kube-system', 'cilium-agent',
+                                 status.AGENT_COMMANDS, status.parse_agent_status)
+    assert res == {'error': 'cilium-dbg: empty output; cilium: empty output'}
