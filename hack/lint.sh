@@ -6,7 +6,10 @@
 # 1. ansible-lint with the production profile (.ansible-lint: offline, so it never asks
 #    Galaxy for anything; virtual environments, fleet state, hack/ and build output are
 #    excluded);
-# 2. antsibull-changelog: the fragments in changelogs/fragments and changelogs/changelog.yaml.
+# 2. antsibull-changelog: the fragments in changelogs/fragments and changelogs/changelog.yaml;
+# 3. shellcheck on the developer scripts (hack/*.sh, .ci/run), which are not collection
+#    content and so are outside ansible-test's sanity run. shellcheck (a Debian package) is
+#    installed when missing.
 # Every step runs even when an earlier one fails; the exit status is non-zero if any failed.
 set -euo pipefail
 
@@ -19,6 +22,14 @@ case "$1" in /*) venv="$1" ;; *) venv="$PWD/$1" ;; esac
 cd "$root"
 # ansible-lint runs ansible-* commands; let it find the environment's own.
 export PATH="$venv/bin:$PATH"
+
+# Playbooks and roles call the collection's own modules by their full names: make this
+# checkout resolvable as meshops.cilium (offline: true keeps ansible-lint from installing
+# it) through a link in a scratch collections path.
+colls="$HOME/.cache/meshops/lint/$(printf '%s' "$root" | sha256sum | cut -c1-12)"
+mkdir -p "$colls/ansible_collections/meshops"
+ln -sfn "$root" "$colls/ansible_collections/meshops/cilium"
+export ANSIBLE_COLLECTIONS_PATH="$colls${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}"
 
 status=0
 step() { # name command...
@@ -37,7 +48,21 @@ step() { # name command...
     fi
 }
 
-step "ansible-lint (profile production)" ansible-lint
+color=(); [[ -t 1 ]] || color=(--nocolor)
+step "ansible-lint (profile production)" ansible-lint "${color[@]}"
 step "antsibull-changelog lint (fragments)" antsibull-changelog lint
 step "antsibull-changelog lint-changelog-yaml" antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
+if ! command -v shellcheck >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing shellcheck (Debian package)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >&2
+    else
+        say "shellcheck is missing and cannot be installed here (need root and apt-get)"
+        exit 1
+    fi
+fi
+mapfile -t scripts < <(ls hack/*.sh .ci/run 2>/dev/null)
+step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
 exit $status

@@ -70,10 +70,10 @@ find_python() { # version-or-command -> absolute path
     fi
     if [[ "$want" =~ ^[0-9]+\.[0-9]+$ ]]; then
         # pyenv installs first (highest patch release), then PATH.
-        for c in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*/bin/python"$want" \
-                         /root/.pyenv/versions/"$want".*/bin/python"$want" 2>/dev/null | sort -Vr); do
+        while IFS= read -r c; do
             [[ -x "$c" ]] && { echo "$c"; return; }
-        done
+        done < <(printf '%s\n' "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*/bin/python"$want" \
+                                /root/.pyenv/versions/"$want".*/bin/python"$want" | sort -Vr)
         for c in "python$want" "/usr/bin/python$want" "/usr/local/bin/python$want"; do
             command -v "$c" >/dev/null 2>&1 || continue
             # pyenv shims exist for versions that are not selected; make sure it runs.
