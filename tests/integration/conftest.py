@@ -129,3 +129,28 @@ def wait_for(predicate, timeout, what, interval=0.5):
             return last
         time.sleep(interval)
     raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+
+
+@pytest.fixture(scope="session")
+def collections_path(tmp_path_factory):
+    """A collections tree holding this checkout as ansible_collections/meshops/cilium."""
+    root = tmp_path_factory.mktemp("collections")
+    ns = root / "ansible_collections" / "meshops"
+    ns.mkdir(parents=True)
+    (ns / "cilium").symlink_to(REPO)
+    return str(root)
+
+
+def ansible_env(fleet, collections_path):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collections_path,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "0",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "MESHOPS_FLEET_DIR": os.path.dirname(fleet.kubeconfig),
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+    })
+    return env

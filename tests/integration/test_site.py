@@ -1,0 +1,179 @@
+"""playbooks/site.yml end to end on the fleet: inventory -> connected ClusterMesh."""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, ansible_env
+
+NS = "kube-system"
+MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+def _inventory(tmp_path, hosts, extra_vars=None):
+    inv = tmp_path / ("inv-" + "-".join(hosts))
+    (inv / "group_vars").mkdir(parents=True, exist_ok=True)
+    shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
+    lines = ["mesh:", "  hosts:"]
+    for h in hosts:
+        lines += ["    %s:" % h, "      cilium_cluster_id: %s" % h.split("-")[-1]]
+    (inv / "hosts.yml").write_text("\n".join(lines) + "\n")
+    if extra_vars:
+        (inv / "group_vars/mesh.yml").write_text(json.dumps(extra_vars))
+    return str(inv)
+
+
+class Playbook(object):
+    def __init__(self, fleet, collections_path, tmp_path):
+        self.env = ansible_env(fleet, collections_path)
+        self.tmp_path = tmp_path
+
+    def __call__(self, playbook, hosts, *args, expect_rc=0, extra_vars=None):
+        inv = _inventory(self.tmp_path, hosts, extra_vars)
+        argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inv,
+                os.path.join(REPO, "playbooks", playbook)] + list(args)
+        proc = subprocess.run(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=1500)
+        if expect_rc is not None and proc.returncode != expect_rc:
+            raise AssertionError("%s exited %d:\n%s" % (playbook, proc.returncode, proc.stdout[-8000:]))
+        return proc.stdout
+
+    @staticmethod
+    def recap(out):
+        return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+                for m in re.finditer(r"^(mesh-\d+)\s+:\s+(.*)$", out, re.M)}
+
+
+@pytest.fixture
+def playbook(fleet, collections_path, tmp_path):
+    return Playbook(fleet, collections_path, tmp_path)
+
+
+def _reset(clusters):
+    for c in clusters:
+        c.helm("uninstall", "cilium", "-n", NS, "--wait", "--timeout", "2m", check=False)
+        c.kubectl("-n", NS, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def fresh(fleet):
+    """Every cluster of the fleet without Cilium and without a CA, before and after the test."""
+    _reset(fleet.clusters)
+    yield fleet.clusters
+    _reset(fleet.clusters)
+
+
+def release(c):
+    out = c.helm("get", "values", "cilium", "-n", NS, "-o", "json").stdout
+    return json.loads(out)
+
+
+def revision(c):
+    return json.loads(c.helm("status", "cilium", "-n", NS, "-o", "json").stdout)["version"]
+
+
+def peers_of(c):
+    return {e["name"]: e for e in release(c)["clustermesh"]["config"]["clusters"]}
+
+
+def lb_ip(c):
+    return c.core().read_namespaced_service("clustermesh-apiserver", NS).status.load_balancer.ingress[0].ip
+
+
+def ca_cert(c):
+    return c.core().read_namespaced_secret("cilium-ca", NS).data["ca.crt"]
+
+
+def mesh_secret_keys(c):
+    data = c.core().read_namespaced_secret("cilium-clustermesh", NS).data or {}
+    return sorted(k for k, v in data.items() if b"endpoints:" in base64.b64decode(v))
+
+
+def marks(clusters):
+    return {c.name: c.audit_mark() for c in clusters}
+
+
+def writes(clusters, mark):
+    return {c.name: [(e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name"))
+                     for e in c.mutations_since(mark[c.name])] for c in clusters}
+
+
+def assert_meshed(clusters):
+    names = sorted(c.name for c in clusters)
+    ca = {ca_cert(c) for c in clusters}
+    assert len(ca) == 1, "clusters do not share one CA"
+    ips = {c.name: lb_ip(c) for c in clusters}
+    for c in clusters:
+        others = [n for n in names if n != c.name]
+        peers = peers_of(c)
+        assert sorted(peers) == others, (c.name, peers)
+        for n in others:
+            assert peers[n]["ips"] == [ips[n]] and peers[n]["port"] == 2379, (c.name, n, peers[n])
+        assert mesh_secret_keys(c) == others, c.name
+
+
+def test_site_converges_is_idempotent_and_survives_limit(fleet, fresh, playbook):
+    three = fresh[:3]
+    hosts = [c.name for c in three]
+    out = playbook("site.yml", hosts)
+    assert_meshed(three)
+    # install (1) + connect (1): at most 2 Helm revisions per cluster
+    assert {c.name: revision(c) for c in three} == {n: 2 for n in hosts}, out[-3000:]
+
+    mark = marks(fresh)
+    out = playbook("site.yml", hosts)
+    assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
+    assert writes(fresh, mark) == {c.name: [] for c in fresh}
+
+    # --limit: only mesh-2 is in the play, yet it keeps its full peer list and nothing else is written
+    mark = marks(fresh)
+    out = playbook("site.yml", hosts, "--limit", "mesh-2")
+    assert sorted(Playbook.recap(out)) == ["mesh-2"]
+    assert sorted(peers_of(three[1])) == ["mesh-1", "mesh-3"]
+    assert writes(fresh, mark) == {c.name: [] for c in fresh}
+
+
+def test_adding_a_fourth_cluster_upgrades_each_existing_one_once_and_disconnect_removes_one(fleet, fresh, playbook):
+    if len(fresh) < 4:
+        pytest.fail("this test needs a fleet of 4 clusters (MESHOPS_FLEET_CLUSTERS=4)")
+    three, four = fresh[:3], fresh[:4]
+    playbook("site.yml", [c.name for c in three])
+    before = {c.name: revision(c) for c in three}
+    playbook("site.yml", [c.name for c in four])
+    assert {c.name: revision(c) - before[c.name] for c in three} == {c.name: 1 for c in three}
+    assert_meshed(four)
+
+    gone = four[2]
+    out = playbook("disconnect.yml", [c.name for c in four], "-e", json.dumps({"clustermesh_remove": [gone.name]}))
+    rest = [c for c in four if c is not gone]
+    for c in rest:
+        assert gone.name not in peers_of(c), c.name
+    assert_meshed(rest)
+    assert peers_of(gone) == {}, out[-2000:]
+
+
+def test_check_mode_on_a_fresh_fleet_writes_nothing_and_reports_changes(fleet, fresh, playbook):
+    three = fresh[:3]
+    mark = marks(fresh)
+    out = playbook("install.yml", [c.name for c in three], "--check", "--diff")
+    recap = Playbook.recap(out)
+    assert all(r["changed"] >= 2 for r in recap.values()), out[-3000:]
+    assert writes(fresh, mark) == {c.name: [] for c in fresh}
+    for c in three:
+        assert json.loads(c.helm("list", "-n", NS, "-o", "json").stdout) == []
+
+
+@pytest.mark.parametrize("minor", ["1.17", "1.18"])
+def test_full_converge_on_older_supported_charts(fleet, fresh, playbook, minor):
+    version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
+    three = fresh[:3]
+    playbook("site.yml", [c.name for c in three], "-e", "cilium_chart_version=%s" % version)
+    assert_meshed(three)
+    for c in three:
+        rel = json.loads(c.helm("list", "-n", NS, "-o", "json").stdout)
+        assert rel[0]["chart"] == "cilium-%s" % version
