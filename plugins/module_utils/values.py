@@ -540,3 +540,17 @@ def plan_install(params, current_values=None, current_chart_version=None, instal
         action = 'none'
     return {'desired': desired, 'changed_keys': changed_keys, 'action': action, 'chart_change': chart_change,
             'identity': identity, 'warnings': warnings}
+
+
+def plan_enable(current_values, api):
+    """``(desired, changed_keys)`` to turn the clustermesh-apiserver on or off in an
+    existing release's values (pure). Only the keys of the given options change;
+    every other value, including the peers, is kept."""
+    validate_apiserver_params(api or {})
+    wanted = apiserver_values(api)
+    desired = copy.deepcopy(current_values or {})
+    for path in APISERVER_KEYS:
+        value = get_path(wanted, path, _MISSING)
+        if value is not _MISSING:
+            set_path(desired, path, copy.deepcopy(value))
+    return desired, diff_values(current_values or {}, desired)

@@ -342,3 +342,69 @@ def test_all_variant_combinations_are_distinct_and_pure():
         seen.append(desired_install_values(p))
         assert json.dumps(p, sort_keys=True) == before  # inputs untouched
     assert seen
+
+
+# -- planning install / enable ---------------------------------------------------------
+
+from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_enable, plan_install  # noqa: E402
+
+
+def test_plan_install_fresh_and_idempotent():
+    plan = plan_install(_params({}), installed=False)
+    assert plan['action'] == 'install' and 'cluster.name' in plan['changed_keys']
+    current = plan['desired']
+    again = plan_install(_params({}), current_values=current, current_chart_version='1.19.2', installed=True,
+                         target_chart_version='1.19.2')
+    assert again['action'] == 'none' and again['changed_keys'] == [] and again['chart_change'] is None
+
+
+def test_plan_install_keeps_peers_and_chart_change():
+    current = desired_install_values(_params({}))
+    current['clustermesh']['config'] = {'enabled': True, 'clusters': [{'name': 'mesh-2', 'port': 2379,
+                                                                       'ips': ['10.0.0.2']}]}
+    plan = plan_install(_params({}), current, '1.18.8', True, '1.19.2')
+    assert plan['action'] == 'upgrade' and plan['chart_change'] == ('1.18.8', '1.19.2')
+    assert plan['desired']['clustermesh']['config'] == current['clustermesh']['config']
+    assert plan['changed_keys'] == []
+
+
+def test_plan_install_leaves_apiserver_alone_when_not_given():
+    current = desired_install_values(_params({}))
+    current['clustermesh']['apiserver']['service']['nodePort'] = 32001
+    plan = plan_install(_params(dict(clustermesh_apiserver=None)), current, '1.19.2', True)
+    assert plan['action'] == 'none'
+    plan = plan_install(_params({}), current, '1.19.2', True)
+    assert plan['changed_keys'] == ['clustermesh.apiserver.service.nodePort']
+
+
+def test_plan_install_identity_change_refused_unless_allowed():
+    current = desired_install_values(_params({}))
+    with pytest.raises(ValueError, match=r'cluster.id \(1 -> 7\).*allow_identity_change'):
+        plan_install(_params(dict(cluster_id=7)), current, '1.19.2', True)
+    plan = plan_install(_params(dict(cluster_id=7, allow_identity_change=True)), current, '1.19.2', True)
+    assert plan['identity'] == [('cluster.id', 1, 7)]
+    # a cluster without an ID (chart default 0) is not in a mesh: giving it one is fine
+    plan = plan_install(_params({}), {'ipam': {'mode': 'kubernetes'}}, '1.19.2', True)
+    assert plan['action'] == 'upgrade'
+
+
+@pytest.mark.parametrize('user,match', [({'kubeProxyReplacement': 'strict'}, 'removed in Cilium 1.16'),
+                                        ({'clustermesh': {'apiserver': {'tls': {'ca': {'cert': 'x'}}}}},
+                                         'removed in chart 1.15')])
+def test_plan_install_refuses_bad_user_values(user, match):
+    p = _params({})
+    p['values'] = user
+    with pytest.raises(ValueError, match=match):
+        plan_install(p)
+
+
+def test_plan_enable():
+    current = {'cluster': {'name': 'mesh-1'}, 'clustermesh': {'config': {'enabled': True}}}
+    desired, keys = plan_enable(current, {'enabled': True, 'service_type': 'LoadBalancer'})
+    assert keys == ['clustermesh.apiserver.service.type', 'clustermesh.useAPIServer']
+    assert desired['cluster'] == {'name': 'mesh-1'} and desired['clustermesh']['config'] == {'enabled': True}
+    assert plan_enable(desired, {'enabled': True, 'service_type': 'LoadBalancer'})[1] == []
+    off, keys = plan_enable(desired, {'enabled': False})
+    assert keys == ['clustermesh.useAPIServer'] and off['clustermesh']['useAPIServer'] is False
+    with pytest.raises(ValueError, match='NodePort or LoadBalancer'):
+        plan_enable(current, {'enabled': True, 'service_type': 'ClusterIP'})

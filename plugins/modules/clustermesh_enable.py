@@ -1,0 +1,225 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: clustermesh_enable
+short_description: Turn the Cilium clustermesh-apiserver on or off in an existing Cilium release
+version_added: 0.1.0
+description:
+  - For clusters whose Cilium was installed by someone else (or by M(meshops.cilium.cilium_install) without
+    O(meshops.cilium.cilium_install#module:clustermesh_apiserver)).
+  - Sets C(clustermesh.useAPIServer) and, when given, the service type, node port, annotations, KVStoreMesh
+    and TLS method of the clustermesh-apiserver, in ONE C(helm upgrade) that keeps the deployed chart
+    version and every other value of the release (peers included).
+  - Without O(chart_ref) the deployed chart is rebuilt from the release record, so no chart source is needed.
+  - Nothing is written, and helm is not run, when the release already has these values.
+  - With O(wait), waits for Deployment C(clustermesh-apiserver) to be Ready and, for a LoadBalancer Service,
+    for an ingress address.
+author:
+  - meshops maintainers
+options:
+  release_name:
+    description:
+      - Name of the Cilium Helm release.
+    type: str
+    default: cilium
+  namespace:
+    description:
+      - Namespace of Cilium and of its Helm release.
+    type: str
+    default: kube-system
+  enabled:
+    description:
+      - C(clustermesh.useAPIServer).
+    type: bool
+    default: true
+  service_type:
+    description:
+      - C(clustermesh.apiserver.service.type).
+    type: str
+    choices: [NodePort, LoadBalancer]
+  node_port:
+    description:
+      - C(clustermesh.apiserver.service.nodePort). Give each cluster a distinct one.
+    type: int
+  annotations:
+    description:
+      - C(clustermesh.apiserver.service.annotations) (replaced whole when given).
+    type: dict
+  kvstoremesh:
+    description:
+      - C(clustermesh.apiserver.kvstoremesh.enabled).
+    type: bool
+  tls_auto_method:
+    description:
+      - C(clustermesh.apiserver.tls.auto.method) (and C(tls.auto.enabled=true)).
+    type: str
+    choices: [helm, cronJob]
+  chart_ref:
+    description:
+      - The chart to upgrade with. By default the deployed chart, rebuilt from the release record.
+    type: str
+  chart_version:
+    description:
+      - With a repository or OCI O(chart_ref), the version to use. Defaults to the deployed version.
+    type: str
+  chart_repo_url:
+    description:
+      - Chart repository URL (C(--repo)) for O(chart_ref).
+    type: str
+  helm_binary:
+    description:
+      - Path to the helm binary (3.14 or newer). Default is C(helm) from E(PATH).
+    type: path
+  wait:
+    description:
+      - Wait for the clustermesh-apiserver Deployment and, for a LoadBalancer, its address.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait, and helm's C(--timeout).
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - meshops.cilium.cluster
+  - meshops.cilium.attributes
+  - meshops.cilium.attributes.action_group
+  - meshops.cilium.attributes.write_module
+requirements:
+  - kubernetes >= 31 (Python library)
+  - helm >= 3.14 (binary, on the controller)
+notes:
+  - Fails when the release does not exist (install Cilium first).
+seealso:
+  - module: meshops.cilium.cilium_install
+  - module: meshops.cilium.clustermesh_connect
+'''
+
+EXAMPLES = r'''
+- name: Enable the clustermesh-apiserver behind an internal load balancer
+  meshops.cilium.clustermesh_enable:
+    context: mesh-1
+    service_type: LoadBalancer
+    annotations:
+      networking.gke.io/load-balancer-type: Internal
+
+- name: NodePort, a distinct port per cluster
+  meshops.cilium.clustermesh_enable:
+    context: "{{ inventory_hostname }}"
+    service_type: NodePort
+    node_port: "{{ 32379 + cluster_id | int }}"
+
+- name: Turn it off
+  meshops.cilium.clustermesh_enable:
+    context: mesh-3
+    enabled: false
+'''
+
+RETURN = r'''
+cluster:
+  description: The name this module knows the cluster by.
+  returned: always
+  type: str
+  sample: mesh-1
+changed_keys:
+  description: Dotted value keys that change (or would change).
+  returned: always
+  type: list
+  elements: str
+  sample: [clustermesh.useAPIServer]
+release:
+  description: The release after the run (name, namespace, revision, chart_version, status).
+  returned: always
+  type: dict
+  sample: {"name": "cilium", "namespace": "kube-system", "revision": 3, "chart_version": "1.19.2", "status": "deployed"}
+ready:
+  description: With O(wait) and O(enabled), the state of the Deployment and, for a LoadBalancer, its address.
+  returned: when O(wait=true) and O(enabled=true)
+  type: dict
+  sample: {"Deployment/clustermesh-apiserver": "1/1 ready", "Service/clustermesh-apiserver": "172.18.255.1"}
+'''
+
+from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
+    HelmError,
+    HelmRunner,
+    read_release,
+    require_helm,
+    wait_ready,
+)
+from ansible_collections.meshops.cilium.plugins.module_utils.values import get_path, plan_enable
+
+API_OPTIONS = ('enabled', 'service_type', 'node_port', 'annotations', 'kvstoremesh', 'tls_auto_method')
+
+
+def _summary(release):
+    s = release.summary()
+    return dict((k, s[k]) for k in ('name', 'namespace', 'revision', 'chart_version', 'status'))
+
+
+def run(m):
+    p = m.params
+    ns, name = p['namespace'], p['release_name']
+    current = read_release(m.cluster, ns, name)
+    if current is None:
+        m.fail('Helm release %s/%s not found: install Cilium first (meshops.cilium.cilium_install)' % (ns, name))
+    if current.pending:
+        m.fail('Helm release %s/%s is %s: another helm operation is running or was interrupted'
+               % (ns, name, current.status))
+    try:
+        desired, changed_keys = plan_enable(current.values, dict((k, p[k]) for k in API_OPTIONS))
+    except ValueError as e:
+        m.fail(str(e))
+    changed = bool(changed_keys) or not current.deployed
+    release = current
+    if changed and not m.check_mode:
+        try:
+            binary, dummy = require_helm(p['helm_binary'], module=m.module)
+        except HelmError as e:
+            m.fail(e.detail)
+        version = p['chart_version'] or (current.chart_version if p['chart_ref'] else None)
+        HelmRunner(binary, p, module=m.module).upgrade(
+            name, ns, desired, chart_ref=p['chart_ref'], chart_version=version, chart_repo_url=p['chart_repo_url'],
+            timeout=p['wait_timeout'], current=current)
+        release = read_release(m.cluster, ns, name)
+    result = dict(changed=changed, changed_keys=changed_keys, release=_summary(release))
+    if p['wait'] and p['enabled'] and not m.check_mode:
+        comps = [('Deployment', 'clustermesh-apiserver')]
+        if get_path(desired, 'clustermesh.apiserver.service.type') == 'LoadBalancer':
+            comps.append(('Service', 'clustermesh-apiserver'))
+        result['ready'] = wait_ready(m.cluster, ns, comps, timeout=p['wait_timeout'])
+    m.exit(before=current.values, after=desired, **result)
+
+
+def main():
+    m = ClusterModule(
+        argument_spec=dict(
+            release_name=dict(type='str', default='cilium'),
+            namespace=dict(type='str', default='kube-system'),
+            enabled=dict(type='bool', default=True),
+            service_type=dict(type='str', choices=['NodePort', 'LoadBalancer']),
+            node_port=dict(type='int'),
+            annotations=dict(type='dict'),
+            kvstoremesh=dict(type='bool'),
+            tls_auto_method=dict(type='str', choices=['helm', 'cronJob']),
+            chart_ref=dict(type='str'),
+            chart_version=dict(type='str'),
+            chart_repo_url=dict(type='str'),
+            helm_binary=dict(type='path'),
+            wait=dict(type='bool', default=True),
+            wait_timeout=dict(type='int', default=300),
+        ),
+        supports_check_mode=True,
+    )
+    m.run(run)
+
+
+if __name__ == '__main__':
+    main()
