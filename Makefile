@@ -25,7 +25,7 @@ fleet-status: venv
 	@$(FLEET) status
 
 unit: venv
-	@bash hack/unit.sh $(VENV)
+	@bash hack/unit.sh $(VENV) .venv-oldest
 
 sanity: venv
 	@bash hack/sanity.sh
@@ -34,10 +34,14 @@ lint: venv
 	@bash hack/lint.sh $(VENV)
 
 integration: build
-	@$(VENV)/bin/python -m pytest -p no:cacheprovider tests/integration -v
+	@MESHOPS_FLEET_CLUSTERS=4 $(VENV)/bin/python -m pytest -p no:cacheprovider tests/integration -v
 
-test: venv build
+test:
 	@bash hack/test.sh
+
+# The main job on the local default fleet: start 3 clusters, converge the mesh, print its status.
+demo: build
+	@bash hack/demo.sh $(CLUSTERS)
 
 clean: fleet-down
 	rm -rf $(VENV) tests/output

@@ -1,0 +1,43 @@
+"""Print the mesh status of the local fleet as a table (used by `make demo`).
+
+Reads each cluster with the collection's own read-only code (the same as clustermesh_info and
+clustermesh_status), from the collections tree build/collections.
+"""
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "build", "collections"))
+
+from ansible_collections.meshops.cilium.plugins.module_utils import cluster as cl  # noqa: E402
+from ansible_collections.meshops.cilium.plugins.module_utils import info, status  # noqa: E402
+
+
+def main(kubeconfig, count):
+    rows = [("cluster", "id", "chart", "apiserver", "endpoint", "CA (sha256)", "peers configured",
+             "expected peers (Secret)", "agent status")]
+    for i in range(1, count + 1):
+        c = cl.Cluster({"kubeconfig": kubeconfig, "context": "mesh-%d" % i})
+        d = info.gather(c)
+        s = status.gather(c, agent_status="auto")
+        ep = d.get("endpoint") or {}
+        addr = ",".join(ep.get("ips") or []) or ep.get("address") or "-"
+        fp = ((d.get("ca") or {}).get("sha256") or "-")[:17]
+        verified = (s.get("verified") or {}).get("agents")
+        rows.append((
+            "mesh-%d" % i, str(d.get("cluster_id")), str((d.get("release") or {}).get("chart_version")),
+            "ready" if (s.get("apiserver") or {}).get("ready") else "NOT ready",
+            "%s:%s" % (addr, ep.get("port")), fp,
+            ",".join(sorted(p["name"] for p in d.get("peers") or [])) or "-",
+            ",".join(sorted(s.get("expected_peers") or [])) or "-",
+            "read by exec" if verified else "not readable (simulated agents)",
+        ))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    for n, r in enumerate(rows):
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))
