@@ -33,7 +33,6 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
 
 KUBERNETES_IMPORT_ERROR = None
 try:
-    import kubernetes  # noqa: F401
     from kubernetes import client as k8s_client
     from kubernetes.client.rest import ApiException
     from kubernetes.config.config_exception import ConfigException
@@ -52,13 +51,9 @@ except ImportError:
         pass
 
 try:
-    import urllib3
     from urllib3 import exceptions as urllib3_exc
-    HAS_URLLIB3 = True
 except ImportError:  # pragma: no cover - kubernetes depends on urllib3
-    urllib3 = None
     urllib3_exc = None
-    HAS_URLLIB3 = False
 
 
 CLUSTER_ARGUMENT_SPEC = dict(
@@ -276,7 +271,7 @@ def _network_msg(reason, host, timeout):
     if urllib3_exc is not None and isinstance(reason, urllib3_exc.ProxyError):
         return 'cannot reach the API server%s through the proxy: %s' % (target, text)
     if (urllib3_exc is not None and isinstance(reason, urllib3_exc.ConnectTimeoutError)
-            and not ('refused' in text.lower())):
+            and "refused" not in text.lower()):
         if 'timed out' in text.lower() or 'timeout' in text.lower():
             return ('cannot connect to the API server%s: no answer within %ss (unreachable or '
                     'filtered)' % (target, timeout if timeout else 'the connect timeout'))

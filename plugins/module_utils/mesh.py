@@ -52,8 +52,7 @@ def _ca_identity(desc):
         sha = ca
     if desc.get('ca_fingerprint'):
         sha = desc['ca_fingerprint']
-    norm = (lambda s: str(s).strip().upper().replace(':', '') if s else None)
-    return norm(sha), (str(ski).strip().lower().replace(':', '') if ski else None)
+    return (str(sha).strip().upper().replace(':', '') if sha else None), (str(ski).strip().lower().replace(':', '') if ski else None)
 
 
 def normalize_endpoint(endpoint):

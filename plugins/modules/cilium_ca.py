@@ -27,7 +27,7 @@ description:
   - A different existing CA is only replaced with O(force=true).
   - Only the CA's fingerprint and SubjectKeyId are returned.
 author:
-  - meshops maintainers
+  - meshops maintainers (@meshops)
 options:
   namespace:
     description:

@@ -26,7 +26,7 @@ description:
   - Refuses to change C(cluster.name), C(cluster.id) or C(clustermesh.maxConnectedClusters) of an installed
     cluster that has a cluster ID, unless O(allow_identity_change=true).
 author:
-  - meshops maintainers
+  - meshops maintainers (@meshops)
 options:
   state:
     description:

@@ -31,7 +31,7 @@ description:
   - The local cluster's identity comes from ConfigMap C(cilium-config), its CA from Secret
     C(cilium-ca) (the certificate only), the release from its Helm release Secret.
 author:
-  - meshops maintainers
+  - meshops maintainers (@meshops)
 options:
   release_name:
     description:

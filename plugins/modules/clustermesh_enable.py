@@ -22,7 +22,7 @@ description:
   - With O(wait), waits for Deployment C(clustermesh-apiserver) to be Ready and, for a LoadBalancer Service,
     for an ingress address.
 author:
-  - meshops maintainers
+  - meshops maintainers (@meshops)
 options:
   release_name:
     description:

@@ -23,7 +23,7 @@ description:
   - The clustermesh-apiserver endpoint comes from Service C(clustermesh-apiserver), or from O(endpoint).
   - Cilium not being installed is not an error; RV(installed) is then V(false).
 author:
-  - meshops maintainers
+  - meshops maintainers (@meshops)
 options:
   release_name:
     description:

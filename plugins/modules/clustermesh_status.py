@@ -33,7 +33,7 @@ description:
     C(kvstoremesh) of every pod labelled C(k8s-app=clustermesh-apiserver)."
   - Traffic between clusters is not tested.
 author:
-  - meshops maintainers
+  - meshops maintainers (@meshops)
 options:
   namespace:
     description:

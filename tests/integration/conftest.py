@@ -42,7 +42,7 @@ class Cluster(object):
 
     def run(self, tool, *args, check=True, timeout=300):
         argv = [self.fleet.binaries[tool], "--kubeconfig", self.kubeconfig] + list(args)
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        proc = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError("%s %s failed (%d):\n%s\n%s" % (tool, " ".join(args), proc.returncode,

@@ -51,7 +51,7 @@ class Runner(object):
             argv.append("--check")
         if diff:
             argv.append("--diff")
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+        proc = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                               env=self.env, timeout=600)
         # one-line output: "localhost | SUCCESS|CHANGED|FAILED! => {json}"
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("localhost | ") and " => " in ln]

@@ -17,7 +17,11 @@ CA_A = {'sha256': 'AA:BB:CC:01', 'subject_key_id': '0a0b'}
 CA_B = {'sha256': 'DD:EE:FF:02', 'subject_key_id': '0c0d'}
 
 
-def desc(name, cid, ips=None, port=2379, mcc=255, ca=CA_A, address=None, **extra):
+_DEFAULT_CA = object()
+
+
+def desc(name, cid, ips=None, port=2379, mcc=255, ca=_DEFAULT_CA, address=None, **extra):
+    ca = CA_A if ca is _DEFAULT_CA else ca
     d = {'cluster_name': name, 'cluster_id': cid, 'max_connected_clusters': mcc, 'ca': ca,
          'endpoint': {'source': 'service', 'service_type': 'LoadBalancer',
                       'ips': ips if ips is not None else ['10.0.%d.1' % cid],

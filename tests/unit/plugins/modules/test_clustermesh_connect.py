@@ -102,7 +102,11 @@ def install(srv, values=None, chart_version='1.19.2', name='mesh-1', cid=1, mcc=
             'data': {'ca.crt': base64.b64encode(pem_cert(ca)).decode(), 'ca.key': 'Q0FLRVk='}})
 
 
-def peer(name, cid, ips=None, port=2379, mcc=255, ca=FP, address=None):
+_DEFAULT_CA = object()
+
+
+def peer(name, cid, ips=None, port=2379, mcc=255, ca=_DEFAULT_CA, address=None):
+    ca = FP if ca is _DEFAULT_CA else ca
     return {'cluster_name': name, 'cluster_id': cid, 'max_connected_clusters': mcc, 'ca': ca,
             'endpoint': {'ips': ips if ips is not None else ['127.0.%d.200' % cid], 'address': address,
                          'port': port},

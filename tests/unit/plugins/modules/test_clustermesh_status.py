@@ -198,7 +198,7 @@ class StubCluster(object):
         self.pods = pods
 
         class Core(object):
-            def list_namespaced_pod(inner, namespace, label_selector=None):
+            def list_namespaced_pod(self, namespace, label_selector=None):  # pylint: disable=unused-argument
                 class R(object):
                     items = [p for p in pods if 'k8s-app=%s' % p['metadata']['labels']['k8s-app'] == label_selector]
                 return R()
