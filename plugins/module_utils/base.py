@@ -36,6 +36,44 @@ SECRET_KEYS = frozenset([
 ])
 
 
+# Options shared by several modules. Pass them through cluster_argument_spec()
+# (directly or via ClusterModule), which deep-copies, so these dicts are never changed.
+
+# The Cilium Helm release (documented by doc fragment meshops.cilium.release).
+RELEASE_ARGUMENT_SPEC = dict(
+    release_name=dict(type='str', default='cilium'),
+    namespace=dict(type='str', default='kube-system'),
+)
+
+# The chart and the helm binary of modules that run helm (chart_repo_url and helm_binary
+# are documented by doc fragment meshops.cilium.helm; chart_ref and chart_version by
+# each module).
+HELM_CHART_ARGUMENT_SPEC = dict(
+    chart_ref=dict(type='str'),
+    chart_version=dict(type='str'),
+    chart_repo_url=dict(type='str'),
+    helm_binary=dict(type='path'),
+)
+
+# The clustermesh-apiserver settings beside clustermesh.useAPIServer.
+CLUSTERMESH_APISERVER_ARGUMENT_SPEC = dict(
+    service_type=dict(type='str', choices=['NodePort', 'LoadBalancer']),
+    node_port=dict(type='int'),
+    annotations=dict(type='dict'),
+    kvstoremesh=dict(type='bool'),
+    tls_auto_method=dict(type='str', choices=['helm', 'cronJob']),
+)
+
+
+def merged_spec(*specs, **options):
+    """One argument spec from ``specs`` (later ones win) and ``options``; deep copies."""
+    out = {}
+    for spec in specs:
+        out.update(copy.deepcopy(spec))
+    out.update(copy.deepcopy(options))
+    return out
+
+
 def cluster_argument_spec(extra=None):
     """The shared connection options merged with ``extra`` (module options win)."""
     spec = copy.deepcopy(CLUSTER_ARGUMENT_SPEC)

@@ -124,7 +124,6 @@ extends_documentation_fragment:
   - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 requirements:
-  - kubernetes >= 31 (Python library)
   - cryptography >= 42 (Python library)
 notes:
   - Needs get, create, patch and update on Secrets in O(namespace) (and get in the source's namespace).
@@ -195,7 +194,11 @@ import copy
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    RELEASE_ARGUMENT_SPEC,
+    ClusterModule,
+    merged_spec,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.ca import (
     HAS_CRYPTOGRAPHY,
     CAError,
@@ -278,9 +281,8 @@ def run(m):
 
 def main():
     m = ClusterModule(
-        argument_spec=dict(
-            namespace=dict(type='str', default='kube-system'),
-            release_name=dict(type='str', default='cilium'),
+        argument_spec=merged_spec(
+            RELEASE_ARGUMENT_SPEC,
             source=dict(type='dict', options=_source_spec()),
             force=dict(type='bool', default=False),
             key_type=dict(type='str', choices=['ecdsa', 'rsa'], default='ecdsa'),

@@ -34,16 +34,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  release_name:
-    description:
-      - Name of the Cilium Helm release.
-    type: str
-    default: cilium
-  namespace:
-    description:
-      - Namespace of Cilium and of its Helm release.
-    type: str
-    default: kube-system
   chart_ref:
     description:
       - The chart, as helm takes it. A local path to a chart directory or C(.tgz), a repository chart such
@@ -58,14 +48,6 @@ options:
       - When omitted, the version of a local chart is read from it; for a repository or OCI chart of an
         installed release the deployed version is kept.
     type: str
-  chart_repo_url:
-    description:
-      - Chart repository URL (C(--repo)), for example C(https://helm.cilium.io), with O(chart_ref=cilium).
-    type: str
-  helm_binary:
-    description:
-      - Path to the helm binary (3.14 or newer). Default is C(helm) from E(PATH).
-    type: path
   cluster_name:
     description:
       - C(cluster.name). 1 to 32 lower-case letters, digits and C(-); unique in the mesh.
@@ -183,12 +165,11 @@ options:
     default: 300
 extends_documentation_fragment:
   - meshops.cilium.cluster
+  - meshops.cilium.release
+  - meshops.cilium.helm
   - meshops.cilium.attributes
   - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
-requirements:
-  - kubernetes >= 31 (Python library)
-  - helm >= 3.14 (binary, on the controller)
 notes:
   - The connection options are given to helm as C(--kubeconfig)/C(--kube-context) for a kubeconfig file,
     otherwise as a temporary kubeconfig file (mode 0600 in a private directory) removed right after the
@@ -305,7 +286,13 @@ warnings_detail:
   elements: str
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
+    HELM_CHART_ARGUMENT_SPEC,
+    RELEASE_ARGUMENT_SPEC,
+    ClusterModule,
+    merged_spec,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmError,
     HelmRunner,
@@ -392,14 +379,10 @@ def run(m):
 
 def main():
     m = ClusterModule(
-        argument_spec=dict(
+        argument_spec=merged_spec(
+            RELEASE_ARGUMENT_SPEC,
+            HELM_CHART_ARGUMENT_SPEC,
             state=dict(type='str', choices=['present', 'absent'], default='present'),
-            release_name=dict(type='str', default='cilium'),
-            namespace=dict(type='str', default='kube-system'),
-            chart_ref=dict(type='str'),
-            chart_version=dict(type='str'),
-            chart_repo_url=dict(type='str'),
-            helm_binary=dict(type='path'),
             cluster_name=dict(type='str'),
             cluster_id=dict(type='int'),
             ipam_mode=dict(type='str'),
@@ -412,13 +395,9 @@ def main():
             ipv4_native_routing_cidr=dict(type='str'),
             max_connected_clusters=dict(type='int', choices=[255, 511]),
             encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard']),
-            clustermesh_apiserver=dict(type='dict', options=dict(
+            clustermesh_apiserver=dict(type='dict', options=merged_spec(
+                CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
                 enabled=dict(type='bool'),
-                service_type=dict(type='str', choices=['NodePort', 'LoadBalancer']),
-                node_port=dict(type='int'),
-                annotations=dict(type='dict'),
-                kvstoremesh=dict(type='bool'),
-                tls_auto_method=dict(type='str', choices=['helm', 'cronJob']),
             )),
             values=dict(type='dict', default={}),
             allow_identity_change=dict(type='bool', default=False),

@@ -33,16 +33,6 @@ description:
 author:
   - meshops maintainers (@meshops)
 options:
-  release_name:
-    description:
-      - Name of the Cilium Helm release.
-    type: str
-    default: cilium
-  namespace:
-    description:
-      - Namespace of Cilium and of its Helm release.
-    type: str
-    default: kube-system
   peers:
     description:
       - The peers, as descriptors returned by M(meshops.cilium.clustermesh_info). Only
@@ -87,11 +77,11 @@ options:
     default: 300
 extends_documentation_fragment:
   - meshops.cilium.cluster
+  - meshops.cilium.release
   - meshops.cilium.attributes
   - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 requirements:
-  - kubernetes >= 31 (Python library)
   - cryptography >= 42 (Python library)
   - helm >= 3.14 (binary)
 notes:
@@ -231,7 +221,11 @@ problems:
 
 import copy
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    RELEASE_ARGUMENT_SPEC,
+    ClusterModule,
+    merged_spec,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import ClusterError
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmRunner,
@@ -365,9 +359,8 @@ def run(m):
 
 def main():
     m = ClusterModule(
-        argument_spec=dict(
-            release_name=dict(type='str', default='cilium'),
-            namespace=dict(type='str', default='kube-system'),
+        argument_spec=merged_spec(
+            RELEASE_ARGUMENT_SPEC,
             peers=dict(type='list', elements='dict', required=True),
             membership=dict(type='str', choices=['exact', 'merge'], default='exact'),
             helm_binary=dict(type='path', default='helm'),

@@ -24,16 +24,6 @@ description:
 author:
   - meshops maintainers (@meshops)
 options:
-  release_name:
-    description:
-      - Name of the Cilium Helm release.
-    type: str
-    default: cilium
-  namespace:
-    description:
-      - Namespace of Cilium and of its Helm release.
-    type: str
-    default: kube-system
   enabled:
     description:
       - C(clustermesh.useAPIServer).
@@ -69,14 +59,6 @@ options:
     description:
       - With a repository or OCI O(chart_ref), the version to use. Defaults to the deployed version.
     type: str
-  chart_repo_url:
-    description:
-      - Chart repository URL (C(--repo)) for O(chart_ref).
-    type: str
-  helm_binary:
-    description:
-      - Path to the helm binary (3.14 or newer). Default is C(helm) from E(PATH).
-    type: path
   wait:
     description:
       - Wait for the clustermesh-apiserver Deployment and, for a LoadBalancer, its address.
@@ -89,12 +71,11 @@ options:
     default: 300
 extends_documentation_fragment:
   - meshops.cilium.cluster
+  - meshops.cilium.release
+  - meshops.cilium.helm
   - meshops.cilium.attributes
   - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
-requirements:
-  - kubernetes >= 31 (Python library)
-  - helm >= 3.14 (binary, on the controller)
 notes:
   - Fails when the release does not exist (install Cilium first).
 seealso:
@@ -146,7 +127,13 @@ ready:
   sample: {"Deployment/clustermesh-apiserver": "1/1 ready", "Service/clustermesh-apiserver": "172.18.255.1"}
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
+    HELM_CHART_ARGUMENT_SPEC,
+    RELEASE_ARGUMENT_SPEC,
+    ClusterModule,
+    merged_spec,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmError,
     HelmRunner,
@@ -200,19 +187,11 @@ def run(m):
 
 def main():
     m = ClusterModule(
-        argument_spec=dict(
-            release_name=dict(type='str', default='cilium'),
-            namespace=dict(type='str', default='kube-system'),
+        argument_spec=merged_spec(
+            RELEASE_ARGUMENT_SPEC,
+            CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
+            HELM_CHART_ARGUMENT_SPEC,
             enabled=dict(type='bool', default=True),
-            service_type=dict(type='str', choices=['NodePort', 'LoadBalancer']),
-            node_port=dict(type='int'),
-            annotations=dict(type='dict'),
-            kvstoremesh=dict(type='bool'),
-            tls_auto_method=dict(type='str', choices=['helm', 'cronJob']),
-            chart_ref=dict(type='str'),
-            chart_version=dict(type='str'),
-            chart_repo_url=dict(type='str'),
-            helm_binary=dict(type='path'),
             wait=dict(type='bool', default=True),
             wait_timeout=dict(type='int', default=300),
         ),

@@ -25,16 +25,6 @@ description:
 author:
   - meshops maintainers (@meshops)
 options:
-  release_name:
-    description:
-      - Name of the Cilium Helm release.
-    type: str
-    default: cilium
-  namespace:
-    description:
-      - Namespace of Cilium and of its Helm release.
-    type: str
-    default: kube-system
   endpoint:
     description:
       - The clustermesh-apiserver endpoint other clusters should use, when the Service does not tell
@@ -58,11 +48,11 @@ options:
         required: true
 extends_documentation_fragment:
   - meshops.cilium.cluster
+  - meshops.cilium.release
   - meshops.cilium.attributes
   - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.info_module
 requirements:
-  - kubernetes >= 31 (Python library)
   - cryptography >= 42 (Python library)
 notes:
   - For a NodePort Service the endpoint lists one address per Ready node, the ExternalIP of the node
@@ -299,7 +289,11 @@ warnings_detail:
   sample: ["NodePort: skipped nodes that are not Ready: mesh-1-worker2"]
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    RELEASE_ARGUMENT_SPEC,
+    ClusterModule,
+    merged_spec,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HAS_CRYPTOGRAPHY,
     gather,
@@ -327,9 +321,8 @@ def run(m):
 
 def main():
     m = ClusterModule(
-        argument_spec=dict(
-            release_name=dict(type='str', default='cilium'),
-            namespace=dict(type='str', default='kube-system'),
+        argument_spec=merged_spec(
+            RELEASE_ARGUMENT_SPEC,
             endpoint=dict(type='dict', options=dict(
                 ips=dict(type='list', elements='str'),
                 address=dict(type='str'),

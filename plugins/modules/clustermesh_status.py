@@ -83,8 +83,6 @@ extends_documentation_fragment:
   - meshops.cilium.attributes
   - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.info_module
-requirements:
-  - kubernetes >= 31 (Python library)
 notes:
   - Needs get on Deployments, ConfigMaps and Secrets, list on Pods, and create on C(pods/exec) in
     O(namespace).

@@ -7,9 +7,11 @@ __metaclass__ = type
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     MASK,
+    RELEASE_ARGUMENT_SPEC,
     build_diff,
     cluster_argument_spec,
     mask_secrets,
+    merged_spec,
 )
 
 
@@ -44,3 +46,12 @@ def test_argument_spec_merge_module_wins_and_copy():
     assert spec['connect_timeout']['default'] == 3
     assert cluster_argument_spec()['connect_timeout']['default'] == 10
     assert 'kubeconfig' in spec and spec['api_key']['no_log'] is True
+
+
+def test_merged_spec_later_wins_and_shared_specs_untouched():
+    spec = merged_spec(RELEASE_ARGUMENT_SPEC, {'namespace': dict(type='str')}, wait=dict(type='bool'))
+    assert spec == {'release_name': dict(type='str', default='cilium'), 'namespace': dict(type='str'),
+                    'wait': dict(type='bool')}
+    spec['release_name']['default'] = 'other'
+    assert RELEASE_ARGUMENT_SPEC['release_name'] == dict(type='str', default='cilium')
+    assert RELEASE_ARGUMENT_SPEC['namespace'] == dict(type='str', default='kube-system')

@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    """Options of modules that run the helm binary on the controller.
+
+    The argument spec that matches this fragment lives in
+    plugins/module_utils/base.py (HELM_ARGUMENT_SPEC); keep them in step.
+    O(chart_ref) and O(chart_version) mean different things per module, so each
+    module documents those itself.
+    """
+
+    DOCUMENTATION = r'''
+options:
+  chart_repo_url:
+    description:
+      - Chart repository URL (C(--repo)), for example C(https://helm.cilium.io), with O(chart_ref=cilium).
+    type: str
+  helm_binary:
+    description:
+      - Path to the helm binary (3.14 or newer). Default is C(helm) from E(PATH).
+    type: path
+requirements:
+  - helm >= 3.14 (binary, on the controller)
+'''
