@@ -10,42 +10,21 @@ import base64
 import copy
 import gzip
 import json
-import os
-import sys
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
+from k8s_fakes import make_ca, pem_cert
+from module_runner import module_runner
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils'))
-
-from k8s_fakes import FakeAPIServer, make_ca, pem_cert  # noqa: E402
-
-from ansible_collections.meshops.cilium.plugins.module_utils import helm  # noqa: E402
-from ansible_collections.meshops.cilium.plugins.module_utils.info import ca_fingerprint  # noqa: E402
-from ansible_collections.meshops.cilium.plugins.modules import clustermesh_connect  # noqa: E402
+from ansible_collections.meshops.cilium.plugins.module_utils import helm
+from ansible_collections.meshops.cilium.plugins.module_utils.info import ca_fingerprint
+from ansible_collections.meshops.cilium.plugins.modules import clustermesh_connect
 
 NS = '/api/v1/namespaces/kube-system'
 CA_KEY, CA = make_ca('Cilium CA')
 OTHER_KEY, OTHER_CA = make_ca('Other CA')
 FP = ca_fingerprint(pem_cert(CA))
 OTHER_FP = ca_fingerprint(pem_cert(OTHER_CA))
-
-
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-@pytest.fixture
-def apiserver(tmp_path):
-    srv = FakeAPIServer(tmp_path)
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
@@ -62,22 +41,7 @@ def upgrades(monkeypatch):
 
 @pytest.fixture
 def run_module(monkeypatch):
-    def exit_json(self, **kw):
-        raise Exit(kw)
-
-    def fail_json(self, **kw):
-        raise Fail(kw)
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-
-    def run(args):
-        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
-        if hasattr(basic, '_ANSIBLE_PROFILE'):
-            monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy')
-        with pytest.raises((Exit, Fail)) as ei:
-            clustermesh_connect.main()
-        return ei.type is Exit, ei.value.args[0]
-    return run
+    return module_runner(monkeypatch, clustermesh_connect.main)
 
 
 def install(srv, values=None, chart_version='1.19.2', name='mesh-1', cid=1, mcc=None, ca=CA, status='deployed'):

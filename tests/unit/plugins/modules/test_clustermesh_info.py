@@ -9,58 +9,18 @@ __metaclass__ = type
 import base64
 import gzip
 import json
-import os
-import sys
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
+from k8s_fakes import make_ca, pem_cert, status_body
+from module_runner import module_runner, set_module_args
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils'))
-
-from k8s_fakes import FakeAPIServer, make_ca, pem_cert, status_body  # noqa: E402
-
-from ansible_collections.meshops.cilium.plugins.modules import clustermesh_info  # noqa: E402
-
-
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-def set_module_args(monkeypatch, args):
-    monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
-    if hasattr(basic, '_ANSIBLE_PROFILE'):  # ansible-core >= 2.19
-        monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy')
+from ansible_collections.meshops.cilium.plugins.modules import clustermesh_info
 
 
 @pytest.fixture
 def run_module(monkeypatch):
-    def exit_json(self, **kw):
-        raise Exit(kw)
-
-    def fail_json(self, **kw):
-        raise Fail(kw)
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-
-    def run(args):
-        set_module_args(monkeypatch, args)
-        with pytest.raises((Exit, Fail)) as ei:
-            clustermesh_info.main()
-        return ei.type is Exit, ei.value.args[0]
-    return run
-
-
-@pytest.fixture
-def apiserver(tmp_path):
-    srv = FakeAPIServer(tmp_path)
-    yield srv
-    srv.stop()
+    return module_runner(monkeypatch, clustermesh_info.main)
 
 
 NS = '/api/v1/namespaces/kube-system'

@@ -10,20 +10,15 @@ __metaclass__ = type
 import base64
 import json
 import os
-import sys
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 from ansible.module_utils.common.warnings import get_warning_messages
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils'))
+from module_runner import module_runner
 
-from k8s_fakes import FakeAPIServer  # noqa: E402
-
-from ansible_collections.meshops.cilium.plugins.module_utils import status  # noqa: E402
-from ansible_collections.meshops.cilium.plugins.modules import clustermesh_status  # noqa: E402
+from ansible_collections.meshops.cilium.plugins.module_utils import status
+from ansible_collections.meshops.cilium.plugins.modules import clustermesh_status
 
 NS = '/api/v1/namespaces/kube-system'
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -36,39 +31,9 @@ def fixture(name):
         return f.read()
 
 
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-@pytest.fixture
-def apiserver(tmp_path):
-    srv = FakeAPIServer(tmp_path)
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
 def run_module(monkeypatch):
-    def exit_json(self, **kw):
-        raise Exit(kw)
-
-    def fail_json(self, **kw):
-        raise Fail(kw)
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-
-    def run(args):
-        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
-        if hasattr(basic, '_ANSIBLE_PROFILE'):
-            monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy')
-        with pytest.raises((Exit, Fail)) as ei:
-            clustermesh_status.main()
-        return ei.type is Exit, ei.value.args[0]
-    return run
+    return module_runner(monkeypatch, clustermesh_status.main)
 
 
 def fake_exec(monkeypatch, answers, calls=None):

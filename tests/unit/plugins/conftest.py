@@ -1,16 +1,23 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshops.cilium contributors
 # SPDX-License-Identifier: Apache-2.0
-"""Fixtures built on k8s_fakes."""
+"""Fixtures built on k8s_fakes, shared by the module_utils and the module tests."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import socket
+import sys
 
 import pytest
 
-from k8s_fakes import FakeAPIServer
+# k8s_fakes sits beside the module_utils tests; the module tests import it too.
+FAKES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'module_utils')
+if FAKES_DIR not in sys.path:
+    sys.path.insert(0, FAKES_DIR)
+
+from k8s_fakes import FakeAPIServer  # noqa: E402
 
 
 @pytest.fixture
