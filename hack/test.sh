@@ -35,4 +35,7 @@ step "integration tests against the fleet"
 .venv/bin/python -m pytest -p no:cacheprovider -ra --durations=15 tests/integration
 .venv/bin/python -m hack.fleet status
 
+step "molecule: the roles against the fleet (converge, idempotence, verify)"
+bash hack/molecule.sh
+
 step "done in $(( $(date +%s) - T0 ))s"
