@@ -148,3 +148,21 @@ def test_the_audit_log_counts_mutating_requests(fleet):
     events = wait_for(lambda: len(c.mutations_since(mark)) >= 3 and c.mutations_since(mark), 10, "audit events")
     verbs = [e["verb"] for e in events if e["objectRef"].get("name") == name]
     assert verbs == ["create", "patch", "delete"]
+
+
+def test_a_crashed_component_is_reported_with_its_log(tmp_path, monkeypatch):
+    from hack.fleet import runner
+
+    monkeypatch.setattr(runner, "FLEET_DIR", str(tmp_path))
+    monkeypatch.setattr(runner, "STATE", str(tmp_path / "state.json"))
+    fleet = runner.Fleet()
+    crashing = fleet.spawn("mesh-9-kube-apiserver", ["/bin/sh", "-c", "echo 'bind: address already in use'; exit 1"],
+                           cluster="mesh-9")
+    alive = fleet.spawn("mesh-9-kwok", ["/bin/sleep", "30"], cluster="mesh-9")
+    wait_for(lambda: not runner._pid_alive(crashing["pid"], crashing["argv"][0]), 10, "the crash")
+    dead = fleet.check_processes()
+    assert [d["name"] for d in dead] == ["mesh-9-kube-apiserver"]
+    assert "bind: address already in use" in runner._crash_report(dead)
+    dead_on_down = runner.down()
+    assert [d["name"] for d in dead_on_down] == ["mesh-9-kube-apiserver"]
+    assert not runner._pid_alive(alive["pid"], alive["argv"][0])
