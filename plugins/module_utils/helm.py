@@ -602,21 +602,29 @@ def local_chart_version(chart_ref):
 # Waiting for the release's workloads
 # ---------------------------------------------------------------------------
 
+def _generation_pending(meta, status):
+    return (status.get('observedGeneration') or 0) < (meta.get('generation') or 0)
+
+
+def _rollout(meta, status, want, ready, updated):
+    """``(ready, detail)`` of a rollout: observed, then every replica ready and updated."""
+    if _generation_pending(meta, status):
+        return False, 'rollout not observed yet'
+    if ready < want or updated < want:
+        return False, '%d/%d ready, %d/%d updated' % (ready, want, updated, want)
+    return True, '%d/%d ready' % (ready, want)
+
+
 def daemonset_ready(ds):
     """``(ready, detail)`` for a DaemonSet dict."""
     if ds is None:
         return False, 'does not exist'
     meta, status = ds.get('metadata') or {}, ds.get('status') or {}
     want = status.get('desiredNumberScheduled') or 0
-    ready = status.get('numberReady') or 0
-    updated = status.get('updatedNumberScheduled') or 0
-    if (status.get('observedGeneration') or 0) < (meta.get('generation') or 0):
-        return False, 'rollout not observed yet'
-    if want == 0:
+    if want == 0 and not _generation_pending(meta, status):
         return False, 'no node scheduled'
-    if ready < want or updated < want:
-        return False, '%d/%d ready, %d/%d updated' % (ready, want, updated, want)
-    return True, '%d/%d ready' % (ready, want)
+    return _rollout(meta, status, want, status.get('numberReady') or 0,
+                    status.get('updatedNumberScheduled') or 0)
 
 
 def deployment_ready(dep):
@@ -624,14 +632,8 @@ def deployment_ready(dep):
     if dep is None:
         return False, 'does not exist'
     meta, spec, status = dep.get('metadata') or {}, dep.get('spec') or {}, dep.get('status') or {}
-    want = spec.get('replicas', 1)
-    ready = status.get('readyReplicas') or 0
-    updated = status.get('updatedReplicas') or 0
-    if (status.get('observedGeneration') or 0) < (meta.get('generation') or 0):
-        return False, 'rollout not observed yet'
-    if ready < want or updated < want:
-        return False, '%d/%d ready, %d/%d updated' % (ready, want, updated, want)
-    return True, '%d/%d ready' % (ready, want)
+    return _rollout(meta, status, spec.get('replicas', 1), status.get('readyReplicas') or 0,
+                    status.get('updatedReplicas') or 0)
 
 
 def service_ingress(svc):

@@ -24,6 +24,17 @@ import copy
 import ipaddress
 import re
 
+# Keys that the clustermesh_enable module (or cilium_install's clustermesh_apiserver) manages.
+APISERVER_KEYS = (
+    'clustermesh.useAPIServer',
+    'clustermesh.apiserver.service.type',
+    'clustermesh.apiserver.service.nodePort',
+    'clustermesh.apiserver.service.annotations',
+    'clustermesh.apiserver.kvstoremesh.enabled',
+    'clustermesh.apiserver.tls.auto.enabled',
+    'clustermesh.apiserver.tls.auto.method',
+)
+
 # Every dotted key ``desired_install_values`` can set.
 MANAGED = (
     'cluster.name',
@@ -37,13 +48,7 @@ MANAGED = (
     'tunnelProtocol',
     'ipv4NativeRoutingCIDR',
     'clustermesh.maxConnectedClusters',
-    'clustermesh.useAPIServer',
-    'clustermesh.apiserver.service.type',
-    'clustermesh.apiserver.service.nodePort',
-    'clustermesh.apiserver.service.annotations',
-    'clustermesh.apiserver.kvstoremesh.enabled',
-    'clustermesh.apiserver.tls.auto.enabled',
-    'clustermesh.apiserver.tls.auto.method',
+) + APISERVER_KEYS + (
     'encryption.enabled',
     'encryption.type',
 )
@@ -53,16 +58,6 @@ OTHER_OWNED = (
     'clustermesh.config',
 )
 
-# Keys that the clustermesh_enable module (or cilium_install's clustermesh_apiserver) manages.
-APISERVER_KEYS = (
-    'clustermesh.useAPIServer',
-    'clustermesh.apiserver.service.type',
-    'clustermesh.apiserver.service.nodePort',
-    'clustermesh.apiserver.service.annotations',
-    'clustermesh.apiserver.kvstoremesh.enabled',
-    'clustermesh.apiserver.tls.auto.enabled',
-    'clustermesh.apiserver.tls.auto.method',
-)
 
 # Keys that make a cluster's mesh identity (changing them breaks the mesh).
 IDENTITY_KEYS = ('cluster.name', 'cluster.id', 'clustermesh.maxConnectedClusters')
