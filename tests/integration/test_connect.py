@@ -11,11 +11,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from conftest import REPO, wait_for
+from conftest import wait_for
 
 NS = "kube-system"
 VERSION = os.environ.get("MESHOPS_CONNECT_CHART", "1.19.2")
@@ -25,16 +24,8 @@ ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
 @pytest.fixture(scope="module")
 def clusters(fleet):
     if len(fleet.clusters) < 4:
-        pytest.skip("needs 4 fleet clusters (MESHOPS_FLEET_CLUSTERS=4)")
+        pytest.fail("needs 4 fleet clusters (MESHOPS_FLEET_CLUSTERS=4)")
     return fleet.clusters[:4]
-
-
-@pytest.fixture(scope="module")
-def collections_path():
-    root = tempfile.mkdtemp(prefix="meshops-connect-")
-    os.makedirs(os.path.join(root, "ansible_collections", "meshops"))
-    os.symlink(REPO, os.path.join(root, "ansible_collections", "meshops", "cilium"))
-    return root
 
 
 class Runner(object):

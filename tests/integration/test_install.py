@@ -10,19 +10,15 @@ import textwrap
 
 import pytest
 
-from conftest import REPO
-
 NS = "kube-system"
 
 
 @pytest.fixture(scope="module")
-def env(fleet):
+def env(fleet, collections_path):
     root = tempfile.mkdtemp(prefix="meshops-install-it-")
-    os.makedirs(os.path.join(root, "ansible_collections", "meshops"))
-    os.symlink(REPO, os.path.join(root, "ansible_collections", "meshops", "cilium"))
     bindir = os.path.dirname(sys.executable)
     helm_dir = os.path.dirname(fleet.binaries["helm"])
-    e = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=root, ANSIBLE_HOST_KEY_CHECKING="False",
+    e = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_HOST_KEY_CHECKING="False",
              ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
              PATH="%s:%s:%s" % (bindir, helm_dir, os.environ.get("PATH", "")))
     inv = os.path.join(root, "inventory.yml")
