@@ -6,6 +6,8 @@ point at another fleet's state folder.
 """
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -142,6 +144,8 @@ def collections_path(tmp_path_factory):
 
 
 def ansible_env(fleet, collections_path):
+    """Environment for ansible and ansible-playbook from this venv, with the collection and the
+    fleet's helm on the search paths and plain, parseable output."""
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": collections_path,
@@ -151,6 +155,85 @@ def ansible_env(fleet, collections_path):
         "ANSIBLE_HOST_KEY_CHECKING": "0",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
         "MESHOPS_FLEET_DIR": os.path.dirname(fleet.kubeconfig),
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.path.dirname(fleet.binaries["helm"]),
+                                 env.get("PATH", "")]),
     })
     return env
+
+
+def run_ansible(tool, args, env, timeout=1500):
+    """Run ``ansible`` or ``ansible-playbook`` of this venv; stdout and stderr merged."""
+    argv = [os.path.join(os.path.dirname(sys.executable), tool)] + [str(a) for a in args]
+    return subprocess.run(argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=timeout)
+
+
+def write_inventory(path, hosts, extra_vars=None):
+    """An inventory like inventories/local for ``hosts`` (cluster ID = the name's number)."""
+    inv = path / ("inv-" + "-".join(hosts))
+    (inv / "group_vars").mkdir(parents=True, exist_ok=True)
+    shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
+    lines = ["mesh:", "  hosts:"]
+    for h in hosts:
+        lines += ["    %s:" % h, "      cilium_cluster_id: %s" % h.split("-")[-1]]
+    (inv / "hosts.yml").write_text("\n".join(lines) + "\n")
+    if extra_vars:
+        (inv / "group_vars/mesh.yml").write_text(json.dumps(extra_vars))
+    return str(inv)
+
+
+class Playbook(object):
+    """Runs a playbook of playbooks/ on fleet clusters: ``playbook("site.yml", ["mesh-1", ...])``."""
+
+    def __init__(self, fleet, collections_path, tmp_path):
+        self.env = ansible_env(fleet, collections_path)
+        self.tmp_path = tmp_path
+
+    def __call__(self, playbook, hosts, *args, expect_rc=0, extra_vars=None):
+        inv = write_inventory(self.tmp_path, hosts, extra_vars)
+        proc = run_ansible("ansible-playbook", ["-i", inv, os.path.join(REPO, "playbooks", playbook)] + list(args),
+                           self.env)
+        if expect_rc is not None and proc.returncode != expect_rc:
+            raise AssertionError("%s exited %d:\n%s" % (playbook, proc.returncode, proc.stdout[-8000:]))
+        return proc.stdout
+
+    @staticmethod
+    def recap(out):
+        """{host: {"ok": n, "changed": n, ...}} from the PLAY RECAP."""
+        return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+                for m in re.finditer(r"^(mesh-\d+)\s+:\s+(.*)$", out, re.M)}
+
+
+@pytest.fixture
+def playbook(fleet, collections_path, tmp_path):
+    return Playbook(fleet, collections_path, tmp_path)
+
+
+class ModuleRunner(object):
+    """Runs one module of the collection ad hoc (``ansible localhost -m``) against a fleet cluster
+    and returns its result dict, plus ``_rc`` and ``_output``."""
+
+    def __init__(self, fleet, collections_path):
+        self.fleet = fleet
+        self.env = ansible_env(fleet, collections_path)
+
+    def __call__(self, module, cluster, check=False, diff=False, **args):
+        args = dict(args, kubeconfig=cluster.kubeconfig)
+        argv = ["localhost", "-o", "-m", "meshops.cilium." + module, "-a", json.dumps(args)]
+        argv += ["--check"] if check else []
+        argv += ["--diff"] if diff else []
+        proc = run_ansible("ansible", argv, self.env, timeout=600)
+        # one-line output: "localhost | SUCCESS|CHANGED|FAILED! => {json}"
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("localhost | ") and " => " in ln]
+        assert line, "no result from %s:\n%s" % (module, proc.stdout)
+        result = json.loads(line[0].split(" => ", 1)[1])
+        result["_rc"] = proc.returncode
+        result["_output"] = proc.stdout
+        return result
+
+
+@pytest.fixture(scope="module")
+def run_module(fleet, collections_path):
+    return ModuleRunner(fleet, collections_path)

@@ -9,16 +9,13 @@ exactly one revision) and by the audit log's creates of release Secrets.
 import concurrent.futures
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import wait_for
+from conftest import ModuleRunner, wait_for
 
 NS = "kube-system"
 VERSION = os.environ.get("MESHOPS_CONNECT_CHART", "1.19.2")
-ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
 
 
 @pytest.fixture(scope="module")
@@ -28,30 +25,7 @@ def clusters(fleet):
     return fleet.clusters[:4]
 
 
-class Runner(object):
-    def __init__(self, fleet, collections_path):
-        self.fleet = fleet
-        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path,
-                        ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
-                        ANSIBLE_NOCOLOR="1")
-
-    def __call__(self, module, cluster, check=False, diff=False, **args):
-        args = dict(args, kubeconfig=cluster.kubeconfig)
-        argv = [ANSIBLE, "localhost", "-o", "-m", "meshops.cilium." + module, "-a", json.dumps(args)]
-        if check:
-            argv.append("--check")
-        if diff:
-            argv.append("--diff")
-        proc = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                              env=self.env, timeout=600)
-        # one-line output: "localhost | SUCCESS|CHANGED|FAILED! => {json}"
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("localhost | ") and " => " in ln]
-        assert line, "no result from %s:\n%s\n%s" % (module, proc.stdout, proc.stderr)
-        result = json.loads(line[0].split(" => ", 1)[1])
-        result["_rc"] = proc.returncode
-        result["_output"] = proc.stdout + proc.stderr
-        return result
-
+class Runner(ModuleRunner):
     def connect(self, cluster, peers, **kw):
         return self("clustermesh_connect", cluster, peers=peers, helm_binary=self.fleet.binaries["helm"], **kw)
 

@@ -3,12 +3,13 @@ the fleet, with the real Cilium chart (newest supported version)."""
 import base64
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import textwrap
 
 import pytest
+
+from conftest import ansible_env, run_ansible
 
 NS = "kube-system"
 
@@ -16,11 +17,7 @@ NS = "kube-system"
 @pytest.fixture(scope="module")
 def env(fleet, collections_path):
     root = tempfile.mkdtemp(prefix="meshops-install-it-")
-    bindir = os.path.dirname(sys.executable)
-    helm_dir = os.path.dirname(fleet.binaries["helm"])
-    e = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_HOST_KEY_CHECKING="False",
-             ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
-             PATH="%s:%s:%s" % (bindir, helm_dir, os.environ.get("PATH", "")))
+    e = ansible_env(fleet, collections_path)
     inv = os.path.join(root, "inventory.yml")
     hosts = {}
     for i, c in enumerate(fleet.clusters):
@@ -62,7 +59,7 @@ def playbook(env, tasks, limit=None, check=False, diff=False, expect_fail=False,
     path = os.path.join(out, "play.yml")
     with open(path, "w") as f:
         json.dump(play, f)
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", env["inventory"], path]
+    argv = ["-i", env["inventory"], path]
     if limit:
         argv += ["--limit", limit]
     if check:
@@ -71,8 +68,7 @@ def playbook(env, tasks, limit=None, check=False, diff=False, expect_fail=False,
         argv.append("--diff")
     for k, v in (extra or {}).items():
         argv += ["-e", "%s=%s" % (k, v)]
-    proc = subprocess.run(argv, env=env["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=900, check=False)
+    proc = run_ansible("ansible-playbook", argv, env["env"], timeout=900)
     results = {}
     for name in os.listdir(out):
         if name.endswith(".json"):

@@ -1,57 +1,12 @@
 """playbooks/site.yml end to end on the fleet: inventory -> connected ClusterMesh."""
 import base64
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, ansible_env
+from conftest import Playbook
 
 NS = "kube-system"
-MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
-
-
-def _inventory(tmp_path, hosts, extra_vars=None):
-    inv = tmp_path / ("inv-" + "-".join(hosts))
-    (inv / "group_vars").mkdir(parents=True, exist_ok=True)
-    shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
-    lines = ["mesh:", "  hosts:"]
-    for h in hosts:
-        lines += ["    %s:" % h, "      cilium_cluster_id: %s" % h.split("-")[-1]]
-    (inv / "hosts.yml").write_text("\n".join(lines) + "\n")
-    if extra_vars:
-        (inv / "group_vars/mesh.yml").write_text(json.dumps(extra_vars))
-    return str(inv)
-
-
-class Playbook(object):
-    def __init__(self, fleet, collections_path, tmp_path):
-        self.env = ansible_env(fleet, collections_path)
-        self.tmp_path = tmp_path
-
-    def __call__(self, playbook, hosts, *args, expect_rc=0, extra_vars=None):
-        inv = _inventory(self.tmp_path, hosts, extra_vars)
-        argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inv,
-                os.path.join(REPO, "playbooks", playbook)] + list(args)
-        proc = subprocess.run(argv, check=False, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, timeout=1500)
-        if expect_rc is not None and proc.returncode != expect_rc:
-            raise AssertionError("%s exited %d:\n%s" % (playbook, proc.returncode, proc.stdout[-8000:]))
-        return proc.stdout
-
-    @staticmethod
-    def recap(out):
-        return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-                for m in re.finditer(r"^(mesh-\d+)\s+:\s+(.*)$", out, re.M)}
-
-
-@pytest.fixture
-def playbook(fleet, collections_path, tmp_path):
-    return Playbook(fleet, collections_path, tmp_path)
 
 
 def _reset(clusters):
