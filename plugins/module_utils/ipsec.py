@@ -405,7 +405,7 @@ def secret_value(secret, key_name=SECRET_KEY):
     if raw is None:
         return None
     try:
-        return base64.b64decode(raw).decode('utf-8')
+        return base64.b64decode(raw, validate=True).decode('utf-8')
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise IPsecKeyError('the value is not base64-encoded UTF-8 text')
 
