@@ -26,7 +26,7 @@ description:
     cluster's key, or a new random key (from the operating system's secure random source) under SPI 1.
     A different existing key is an error unless O(reconcile=true).
   - O(state=rotated) writes a new key under the next SPI (15 is followed by 1) with the same algorithm and key
-    length: a new random one, or the O(source) cluster's when that cluster was rotated already. With
+    length, either a new random one or the O(source) cluster's when that cluster was rotated already. With
     O(from_spi) (and O(from_fingerprint)) the rotation is idempotent and safe to re-run after a partial run.
   - O(state=absent) removes the Secret.
   - Returns the SPI and a short fingerprint of the value, never the key; check mode and C(--diff) show only
@@ -105,7 +105,7 @@ notes:
     values.
   - In check mode a key that would be generated is not known yet, so RV(fingerprint) is V(null).
   - Agents load a new key within about a minute (C(encryption.ipsec.keyWatcher)) and keep the previous one for
-    C(encryption.ipsec.keyRotationDuration) (5m by default): rotate every cluster of a mesh within that time.
+    C(encryption.ipsec.keyRotationDuration) (5m by default), so rotate every cluster of a mesh within that time.
 seealso:
   - module: meshops.cilium.ipsec_keys_info
   - module: meshops.cilium.cilium_install

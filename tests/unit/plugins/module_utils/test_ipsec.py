@@ -308,7 +308,8 @@ def test_encryption_settings_defaults():
     assert encryption_settings({}) == {'enabled': False, 'type': 'ipsec', 'ipsec': False,
                                        'secret_name': 'cilium-ipsec-keys', 'key_name': 'keys',
                                        'key_rotation_duration': '5m'}
-    e = encryption_settings({'encryption': {'enabled': True, 'ipsec': {'secretName': 'k', 'keyRotationDuration': '9m'}}})
+    e = encryption_settings({'encryption': {'enabled': True,
+                                            'ipsec': {'secretName': 'k', 'keyRotationDuration': '9m'}}})
     assert e['ipsec'] and e['secret_name'] == 'k' and e['key_rotation_duration'] == '9m'
     assert not encryption_settings({'encryption': {'enabled': True, 'type': 'wireguard'}})['ipsec']
 
