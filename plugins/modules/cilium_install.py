@@ -112,7 +112,7 @@ options:
     aliases: [encryption]
   ipsec_key_rotation_duration:
     description:
-      - C(encryption.ipsec.keyRotationDuration), a duration such as V(5m) (the chart's default) or V(15m): how
+      - C(encryption.ipsec.keyRotationDuration), a duration such as V(5m) (the chart's default) or V(15m), how
         long agents keep the previous key after a rotation. Every cluster of a mesh must get the new key within
         that time; raise it for large fleets.
       - Only with O(encryption_type=ipsec) (or IPsec set through O(values)).
