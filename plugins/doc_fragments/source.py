@@ -17,7 +17,7 @@ options:
   source:
     description:
       - Another cluster to copy from, given by the same connection options as the target (environment
-        variables are not used for it). The value is read and written inside the module: it never passes
+        variables are not used for it). The value is read and written inside the module, so it never passes
         through Ansible variables, the module's arguments or its result.
     type: dict
     suboptions:
