@@ -51,6 +51,7 @@ MANAGED = (
 ) + APISERVER_KEYS + (
     'encryption.enabled',
     'encryption.type',
+    'encryption.ipsec.keyRotationDuration',
 )
 
 # Keys written by other modules of the collection; an install keeps their current value.
@@ -70,6 +71,8 @@ ROUTING_MODES = ('tunnel', 'native')
 TUNNEL_PROTOCOLS = ('vxlan', 'geneve')
 ENCRYPTION_TYPES = ('disabled', 'ipsec', 'wireguard')
 MAX_CONNECTED = (255, 511)
+# A Go duration as the agents parse keyRotationDuration: 5m, 90s, 1h30m, 1.5h.
+GO_DURATION_RE = re.compile(r'^((\d+(\.\d*)?|\.\d+)(ns|us|ms|s|m|h))+$')
 
 
 # ---------------------------------------------------------------------------
@@ -287,6 +290,13 @@ def validate_install_params(params):
     enc = p.get('encryption_type')
     if enc is not None and enc not in ENCRYPTION_TYPES:
         raise ValueError('encryption_type must be one of %s' % ', '.join(ENCRYPTION_TYPES))
+    krd = p.get('ipsec_key_rotation_duration')
+    if krd is not None:
+        if not GO_DURATION_RE.match(str(krd)):
+            raise ValueError('ipsec_key_rotation_duration must be a duration such as 5m, 90s or 1h30m, got %r'
+                             % (krd,))
+        if enc in ('disabled', 'wireguard'):
+            raise ValueError('ipsec_key_rotation_duration is only used with encryption_type=ipsec, not %s' % enc)
     api = p.get('clustermesh_apiserver') or {}
     if api:
         validate_apiserver_params(api)
@@ -368,6 +378,8 @@ def desired_install_values(params):
         put('encryption.enabled', enc != 'disabled')
         if enc != 'disabled':
             put('encryption.type', enc)
+    if p.get('ipsec_key_rotation_duration') is not None:
+        put('encryption.ipsec.keyRotationDuration', str(p['ipsec_key_rotation_duration']))
     for path, value in leaves(apiserver_values(p.get('clustermesh_apiserver'))).items():
         set_path(out, path, value)
     return out

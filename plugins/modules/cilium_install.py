@@ -102,10 +102,21 @@ options:
     choices: [255, 511]
   encryption_type:
     description:
-      - Transparent encryption. V(ipsec) needs Secret C(cilium-ipsec-keys) in O(namespace).
-      - Sets C(encryption.enabled) and C(encryption.type).
+      - Transparent encryption. Sets C(encryption.enabled) and C(encryption.type).
+      - V(ipsec) needs a usable key in Secret C(cilium-ipsec-keys) (C(encryption.ipsec.secretName)) in
+        O(namespace); the module refuses, before anything is written, when it is missing. Create it (the same
+        key in every cluster of a mesh) with the C(meshops.cilium.ipsec) role or M(meshops.cilium.ipsec_keys)
+        first.
     type: str
     choices: [disabled, ipsec, wireguard]
+    aliases: [encryption]
+  ipsec_key_rotation_duration:
+    description:
+      - C(encryption.ipsec.keyRotationDuration), a duration such as V(5m) (the chart's default) or V(15m), how
+        long agents keep the previous key after a rotation. Every cluster of a mesh must get the new key within
+        that time; raise it for large fleets.
+      - Only with O(encryption_type=ipsec) (or IPsec set through O(values)).
+    type: str
   clustermesh_apiserver:
     description:
       - The clustermesh-apiserver. When omitted (or O(clustermesh_apiserver.enabled) is omitted) its values
@@ -302,6 +313,11 @@ from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     require_helm,
     wait_ready,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
+    check_install_secret,
+    encryption_settings,
+    read as read_ipsec_secret,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install
 
 
@@ -356,6 +372,13 @@ def run(m):
         m.fail('chart_version %s differs from the deployed %s; give chart_ref to change the chart version'
                % (plan['chart_change'][1], plan['chart_change'][0]))
     needs_helm = plan['action'] != 'none' or (installed and not current.deployed)
+    enc = encryption_settings(plan['desired'])
+    if enc['ipsec']:
+        problem = check_install_secret(plan['desired'], read_ipsec_secret(m.cluster, ns, enc['secret_name']), ns)
+        if problem and needs_helm:
+            m.fail(problem)
+        elif problem:
+            m.warn(problem)
     action = {'install': 'installed', 'upgrade': 'upgraded', 'none': 'unchanged'}[plan['action']]
     if plan['action'] == 'none' and needs_helm:
         action = 'upgraded'  # a failed revision is re-applied
@@ -394,7 +417,8 @@ def main():
             tunnel_protocol=dict(type='str', choices=['vxlan', 'geneve']),
             ipv4_native_routing_cidr=dict(type='str'),
             max_connected_clusters=dict(type='int', choices=[255, 511]),
-            encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard']),
+            encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard'], aliases=['encryption']),
+            ipsec_key_rotation_duration=dict(type='str'),
             clustermesh_apiserver=dict(type='dict', options=merged_spec(
                 CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
                 enabled=dict(type='bool'),

@@ -79,11 +79,16 @@ def status_body(code, reason, message, details=None):
 
 
 class FakeAPIServer(object):
-    """routes: {path: (code, json_dict)}; anything else is a 404 Status."""
+    """routes: {path: (code, json_dict)}; anything else is a 404 Status.
+
+    POST, PUT and DELETE are recorded in ``writes`` as ``(method, path, body)`` and answered
+    with the body (201 for POST, 200 otherwise); they do not change ``routes``.
+    """
 
     def __init__(self, tmp_path):
         self.routes = {}
         self.requests = []
+        self.writes = []
         self.ca_key, self.ca_cert = make_ca('fake-apiserver-ca')
         key, cert = make_server_cert(self.ca_key, self.ca_cert)
         self.ca_path = tmp_path / 'apiserver-ca.crt'
@@ -111,6 +116,27 @@ class FakeAPIServer(object):
                 self.send_header('Content-Length', str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _write(self, method, code):
+                length = int(self.headers.get('Content-Length') or 0)
+                raw = self.rfile.read(length) if length else b''
+                body = json.loads(raw.decode('utf-8')) if raw else None
+                server.writes.append((method, self.path.split('?', 1)[0], body))
+                data = json.dumps(body if body is not None else {'kind': 'Status', 'status': 'Success'}).encode()
+                self.send_response(code)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                self._write('POST', 201)
+
+            def do_PUT(self):
+                self._write('PUT', 200)
+
+            def do_DELETE(self):
+                self._write('DELETE', 200)
 
         self.httpd = HTTPServer(('127.0.0.1', 0), Handler)
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)

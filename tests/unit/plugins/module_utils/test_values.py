@@ -83,6 +83,8 @@ VARIANTS = [
     dict(max_connected_clusters=511, cluster_id=400),
     dict(encryption_type='wireguard'),
     dict(encryption_type='ipsec'),
+    dict(encryption_type='ipsec', ipsec_key_rotation_duration='15m'),
+    dict(ipsec_key_rotation_duration='1h30m'),
     dict(encryption_type='disabled'),
     dict(clustermesh_apiserver=dict(enabled=True, service_type='NodePort', node_port=32380,
                                     annotations={'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal'},
@@ -162,6 +164,19 @@ def test_desired_values_mapping():
         assert any(key == m or key.startswith(m + '.') or key.startswith(m + '[') for m in MANAGED), key
 
 
+def test_ipsec_values_mapping():
+    values = desired_install_values({'encryption_type': 'ipsec', 'ipsec_key_rotation_duration': '15m'})
+    assert values == {'encryption': {'enabled': True, 'type': 'ipsec', 'ipsec': {'keyRotationDuration': '15m'}}}
+    assert desired_install_values({'encryption_type': 'disabled'}) == {'encryption': {'enabled': False}}
+
+
+@pytest.mark.parametrize('version', CHART_VERSIONS)
+def test_key_rotation_duration_is_a_string_in_the_schema(version):
+    _validate({'encryption': {'ipsec': {'keyRotationDuration': '5m'}}}, version)
+    with pytest.raises(jsonschema.ValidationError):
+        _validate({'encryption': {'ipsec': {'keyRotationDuration': 300}}}, version)
+
+
 def _leaf_paths(d, prefix=()):
     for k, v in d.items():
         if isinstance(v, dict) and v:
@@ -202,6 +217,9 @@ def test_kpr_normalized(raw, expected):
     (dict(routing_mode='bogus'), 'routing_mode must be'),
     (dict(ipv4_native_routing_cidr='10.0.0.1/8', routing_mode='native'), 'not a network CIDR'),
     (dict(cluster_pool_ipv4_pod_cidrs=['10.1.0.0/16']), 'only used with ipam_mode=cluster-pool'),
+    (dict(encryption_type='ipsec', ipsec_key_rotation_duration='5'), 'duration such as 5m'),
+    (dict(encryption_type='ipsec', ipsec_key_rotation_duration='5 minutes'), 'duration such as 5m'),
+    (dict(encryption_type='wireguard', ipsec_key_rotation_duration='5m'), 'only used with encryption_type=ipsec'),
     (dict(clustermesh_apiserver=dict(enabled=True, service_type='ClusterIP')), 'NodePort or LoadBalancer'),
     (dict(clustermesh_apiserver=dict(enabled=True, tls_auto_method='certmanager')), 'helm or cronJob'),
     (dict(clustermesh_apiserver=dict(enabled=True, annotations={'a': 1})), 'must be a string'),
