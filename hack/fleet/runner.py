@@ -304,7 +304,11 @@ def _start_components(fleet, c, bins):
         "--service-account-private-key-file=" + j("sa.key"), "--root-ca-file=" + j("ca.crt"),
         "--use-service-account-credentials=true", "--leader-elect=false",
         "--bind-address=127.0.0.1", "--secure-port=%d" % ports["kcm"],
-        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+        # No node-lifecycle-controller: while an API server is stopped (stop-apiserver) kwok cannot
+        # renew node leases, and that controller would then mark every pod Ready=False for good
+        # (kwok does not set it back), so a restarted cluster would never look ready again.
+        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,"
+        "-node-lifecycle-controller",
         "--profiling=false", "--v=1",
     ], cluster=name)
     fleet.spawn(name + "-kube-scheduler", [
