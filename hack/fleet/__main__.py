@@ -1,5 +1,6 @@
-"""Command line of the local fleet: python -m hack.fleet {build,up,down,status}."""
+"""Command line of the local fleet: python -m hack.fleet {build,up,down,status,stop-apiserver,start-apiserver}."""
 import argparse
+import signal
 import sys
 
 from . import build, runner
@@ -13,6 +14,11 @@ def main(argv=None):
     up.add_argument("--clusters", type=int, default=3)
     sub.add_parser("down", help="stop every process the fleet started and remove its state")
     sub.add_parser("status", help="show each cluster's processes and memory")
+    stop = sub.add_parser("stop-apiserver", help="kill one cluster's kube-apiserver (fault tests)")
+    stop.add_argument("cluster", help="e.g. mesh-2")
+    stop.add_argument("--graceful", action="store_true", help="SIGTERM instead of SIGKILL")
+    start = sub.add_parser("start-apiserver", help="start a stopped kube-apiserver again and wait until ready")
+    start.add_argument("cluster", help="e.g. mesh-2")
     sub.add_parser("lb-controller", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.cmd == "build":
@@ -29,6 +35,15 @@ def main(argv=None):
         return 1 if dead else 0
     if args.cmd == "status":
         return runner.status()
+    if args.cmd in ("stop-apiserver", "start-apiserver"):
+        try:
+            if args.cmd == "stop-apiserver":
+                runner.stop_apiserver(args.cluster, signal.SIGTERM if args.graceful else signal.SIGKILL)
+            else:
+                runner.start_apiserver(args.cluster)
+        except KeyError:
+            p.error("no cluster %s in the fleet" % args.cluster)
+        return 0
     if args.cmd == "lb-controller":
         from . import lb  # noqa: PLC0415
         fleet = runner.Fleet.load()

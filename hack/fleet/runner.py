@@ -148,9 +148,14 @@ class Fleet(object):
         return None
 
     def check_processes(self):
-        """Return the processes that died, with the tail of their logs."""
+        """Return the processes that died, with the tail of their logs.
+
+        A process stopped on purpose (``stop-apiserver``) is not counted as dead.
+        """
         dead = []
         for p in self.state["processes"]:
+            if p.get("stopped"):
+                continue
             if not _pid_alive(p["pid"], p["argv"][0]):
                 tail = ""
                 try:
@@ -299,7 +304,11 @@ def _start_components(fleet, c, bins):
         "--service-account-private-key-file=" + j("sa.key"), "--root-ca-file=" + j("ca.crt"),
         "--use-service-account-credentials=true", "--leader-elect=false",
         "--bind-address=127.0.0.1", "--secure-port=%d" % ports["kcm"],
-        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+        # No node-lifecycle-controller: while an API server is stopped (stop-apiserver) kwok cannot
+        # renew node leases, and that controller would then mark every pod Ready=False for good
+        # (kwok does not set it back), so a restarted cluster would never look ready again.
+        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,"
+        "-node-lifecycle-controller",
         "--profiling=false", "--v=1",
     ], cluster=name)
     fleet.spawn(name + "-kube-scheduler", [
@@ -469,6 +478,58 @@ def down():
     return dead
 
 
+def _etcd_url(fleet):
+    etcd = fleet.process("etcd")
+    for arg in etcd["argv"]:
+        if arg.startswith("--listen-client-urls="):
+            return arg.split("=", 1)[1]
+    raise KeyError("etcd client URL")
+
+
+def stop_apiserver(name, sig=signal.SIGKILL):
+    """Make cluster ``name``'s API server fail: kill its kube-apiserver (SIGKILL by default, a
+    crash; SIGTERM for a graceful stop). Its other components keep running and retrying, as
+    they would against a real failed control plane. The process stays in state.json marked
+    ``stopped`` so ``status`` shows it and the fleet is not reported as crashed."""
+    fleet = Fleet.load()
+    if fleet is None:
+        raise SystemExit("no fleet running")
+    fleet.cluster(name)  # KeyError for an unknown cluster
+    entry = fleet.process(name + "-kube-apiserver")
+    pid, binary = entry["pid"], entry["argv"][0]
+    if _pid_alive(pid, binary):
+        os.kill(pid, sig)
+        deadline = time.time() + 15
+        while time.time() < deadline and _pid_alive(pid, binary):
+            time.sleep(0.05)
+        if _pid_alive(pid, binary):
+            os.kill(pid, signal.SIGKILL)
+    entry["stopped"] = True
+    fleet.save()
+    log("%s: kube-apiserver (pid %d) stopped" % (name, pid))
+    return entry
+
+
+def start_apiserver(name, timeout=120):
+    """Start cluster ``name``'s kube-apiserver again (same flags, same etcd prefix) and wait
+    until it is ready. A running API server is left alone."""
+    fleet = Fleet.load()
+    if fleet is None:
+        raise SystemExit("no fleet running")
+    c = fleet.cluster(name)
+    entry = fleet.process(name + "-kube-apiserver")
+    if entry is not None and not entry.get("stopped") and _pid_alive(entry["pid"], entry["argv"][0]):
+        log("%s: kube-apiserver already running (pid %d)" % (name, entry["pid"]))
+        return entry
+    started = time.time()
+    _start_control_plane(fleet, c, fleet.state["binaries"], _etcd_url(fleet))
+    _wait_ready(c["server"] + "/readyz", admin_token(c), c["ca_file"], name + " kube-apiserver",
+                timeout=timeout, fleet=fleet)
+    entry = fleet.process(name + "-kube-apiserver")
+    log("%s: kube-apiserver (pid %d) ready in %.1fs" % (name, entry["pid"], time.time() - started))
+    return entry
+
+
 def status():
     fleet = Fleet.load()
     if fleet is None:
@@ -480,7 +541,8 @@ def status():
         procs = [p for p in fleet.state["processes"] if p.get("cluster") == c["name"]]
         rss = sum(_rss_kib(p["pid"]) for p in procs)
         total += rss
-        states = ", ".join("%s:%s" % (p["name"].split(c["name"] + "-")[-1], "DEAD" if p["name"] in dead else "up")
+        states = ", ".join("%s:%s" % (p["name"].split(c["name"] + "-")[-1],
+                                      "stopped" if p.get("stopped") else "DEAD" if p["name"] in dead else "up")
                            for p in procs)
         print("%-8s %s  rss=%.0f MiB  [%s]" % (c["name"], c["server"], rss / 1024.0, states))
     etcd = fleet.process("etcd")

@@ -255,6 +255,35 @@ def _api_exception_msg(exc, action):
         status, getattr(exc, 'reason', '') or '', doing, message or '(no message)')
 
 
+_ESCALATE_RE = re.compile(r'(?P<resource>[\w.-]+) "(?P<name>[^"]*)" is forbidden: user "(?P<user>[^"]*)"'
+                          r'[^\n]* is attempting to grant RBAC permissions not currently held')
+
+
+def forbidden_summary(text):
+    """One sentence for a 403 found in a tool's error text (helm's stderr), or None.
+
+    Names the user, the verb, the resource and its API group and scope, like
+    ``translate_error`` does for the Python client, so a refused permission reads the
+    same whichever tool hit it. Helm creating a role with permissions the user does
+    not hold gets a hint about the ``escalate`` verb.
+    """
+    text = text or ''
+    m = _FORBIDDEN_RE.search(text)
+    if m:
+        group = m.group('group')
+        group_txt = 'the core API group' if not group else 'API group "%s"' % group
+        scope = ('in namespace "%s"' % m.group('namespace')) if m.group('namespace') else 'at cluster scope'
+        return ('permission denied (403): user "%s" is missing the permission to %s "%s" in %s %s'
+                % (m.group('user'), m.group('verb'), m.group('resource'), group_txt, scope))
+    m = _ESCALATE_RE.search(text)
+    if m:
+        resource = m.group('resource').split('.')[0]
+        return ('permission denied (403): user "%s" may not create or update %s "%s" granting permissions '
+                'it does not hold: it needs the "escalate" verb on %s (API group '
+                '"rbac.authorization.k8s.io")' % (m.group('user'), resource, m.group('name'), resource))
+    return None
+
+
 def _network_msg(reason, host, timeout):
     """Text for a urllib3/ssl/socket level failure (the ``reason`` of a MaxRetryError)."""
     target = ' %s' % host if host else ''

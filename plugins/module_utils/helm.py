@@ -39,6 +39,7 @@ import time
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CONNECTION_OPTIONS,
     ClusterError,
+    forbidden_summary,
     _kubeconfig_paths,
     describe_params,
     kubeconfig_contexts,
@@ -495,8 +496,9 @@ class HelmRunner(object):
             raise HelmError('cannot run %s: %s' % (self.binary, e), cluster=self.name)
         if rc != 0:
             err = mask_text((err or '').strip() or (out or '').strip(), secrets)
-            raise HelmError('helm failed to %s (exit %d): %s' % (action, rc, err), cluster=self.name,
-                            stderr=err, rc=rc)
+            denied = forbidden_summary(err)
+            lead = '%s; helm failed to %s' % (denied, action) if denied else 'helm failed to %s' % action
+            raise HelmError('%s (exit %d): %s' % (lead, rc, err), cluster=self.name, stderr=err, rc=rc)
         return out
 
     # -- commands --------------------------------------------------------

@@ -10,7 +10,8 @@
 * ``validate_peers``: every reason not to connect, all at once, each naming both
   clusters and the field.
 * ``entry_for`` / ``normalize_entries`` / ``plan_peers``: the entries of
-  ``clustermesh.config.clusters`` we want, compared with the deployed ones.
+  ``clustermesh.config.clusters`` we want, compared with the deployed ones (``remove``
+  drops named entries in either membership mode).
 * ``rollout_note``: what a peer change costs in restarts.
 
 Entries are always sorted by name and their ``ips`` sorted, so repeated runs compare equal
@@ -279,18 +280,24 @@ def normalize_entries(clusters):
     return [out[n] for n in sorted(out)]
 
 
-def plan_peers(current_entries, peers, membership='exact'):
+def plan_peers(current_entries, peers, membership='exact', remove=()):
     """What ``clustermesh.config.clusters`` should hold.
 
     :param current_entries: the deployed value (list or map form, or None).
     :param peers: normalized peers (self already removed, validated).
     :param membership: ``exact`` prunes deployed entries whose name is not a peer;
         ``merge`` keeps them untouched.
+    :param remove: names removed from the deployed entries whatever ``membership`` says
+        (a name both in ``peers`` and ``remove`` raises ValueError: ``remove_conflicts``).
     :returns: ``{entries, added, removed, changed, kept, unchanged, changes}``; ``entries``
         sorted by name; name lists sorted; ``changes`` is true when entries differ.
     """
     if membership not in MEMBERSHIP_CHOICES:
         raise ValueError('membership must be one of %s' % ', '.join(MEMBERSHIP_CHOICES))
+    remove = set(str(r) for r in (remove or ()))
+    conflicts = remove_conflicts(peers, remove)
+    if conflicts:
+        raise ValueError('%s both in peers and in remove' % ', '.join(conflicts))
     current = dict((e['name'], e) for e in normalize_entries(current_entries))
     wanted = dict((p['name'], entry_for(p)) for p in peers)
     desired = {}
@@ -306,7 +313,7 @@ def plan_peers(current_entries, peers, membership='exact'):
     for name, entry in current.items():
         if name in wanted:
             continue
-        if membership == 'merge':
+        if membership == 'merge' and name not in remove:
             desired[name] = entry
             kept.append(name)
         else:
@@ -321,6 +328,12 @@ def plan_peers(current_entries, peers, membership='exact'):
         'kept': sorted(kept),
         'changes': bool(added or removed or changed),
     }
+
+
+def remove_conflicts(peers, remove):
+    """Sorted names that are both a peer and to be removed."""
+    remove = set(str(r) for r in (remove or ()))
+    return sorted(set(p['name'] for p in peers if p['name'] in remove))
 
 
 def peer_summary(entries):

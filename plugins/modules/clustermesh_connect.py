@@ -53,6 +53,17 @@ options:
     type: str
     choices: [exact, merge]
     default: exact
+  remove:
+    description:
+      - Names of peers to remove from the deployed peers, whatever O(membership) says (with
+        V(merge) this is the only way entries are removed).
+      - The C(clustermesh) role uses it to take back, on the clusters that connected, a peer
+        added in the same run whose own connect failed, so no cluster is left listing a peer
+        that does not list it back; C(disconnect.yml) uses it to drop the removed members.
+      - A name both in O(peers) and O(remove) is refused before anything is written.
+    type: list
+    elements: str
+    default: []
   helm_binary:
     description:
       - Path or name of the C(helm) binary (3.14 or newer).
@@ -154,7 +165,7 @@ added:
   elements: str
   sample: [mesh-3]
 removed:
-  description: Peers removed (only with O(membership=exact)).
+  description: Peers removed (not in O(peers) with O(membership=exact), or named in O(remove)).
   returned: always
   type: list
   elements: str
@@ -246,6 +257,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.mesh import (
     normalize_peer,
     peer_summary,
     plan_peers,
+    remove_conflicts,
     rollout_note,
     split_self,
     validate_peers,
@@ -312,6 +324,10 @@ def run(m):
     peers = [normalize_peer(d) for d in p['peers'] if isinstance(d, dict)]
     peers, skipped = split_self(local, peers)
     problems = validate_peers(local, peers)
+    for name in remove_conflicts(peers, p['remove']):
+        problems.append({'clusters': [local['name'], name], 'field': 'remove',
+                         'message': '%s: remove: "%s" is both a peer and to be removed; drop it from one '
+                                    'of the two lists' % (local['name'], name)})
     if problems:
         m.fail('refusing to connect (nothing was changed): %s' % '; '.join(x['message'] for x in problems),
                problems=problems)
@@ -319,7 +335,7 @@ def run(m):
     values = release.values or {}
     current = dig(values, 'clustermesh.config.clusters')
     enabled = dig(values, 'clustermesh.config.enabled')
-    plan = plan_peers(current, peers, p['membership'])
+    plan = plan_peers(current, peers, p['membership'], remove=p['remove'])
     needs_upgrade = plan['changes'] or enabled is not True
     kvsm = kvstoremesh_enabled(values, release.chart_version)
     desired_value = render_clusters(plan, release.chart_version)
@@ -363,6 +379,7 @@ def main():
             RELEASE_ARGUMENT_SPEC,
             peers=dict(type='list', elements='dict', required=True),
             membership=dict(type='str', choices=['exact', 'merge'], default='exact'),
+            remove=dict(type='list', elements='str', default=[]),
             helm_binary=dict(type='path', default='helm'),
             chart_ref=dict(type='str'),
             wait=dict(type='bool', default=False),

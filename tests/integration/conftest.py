@@ -92,7 +92,10 @@ class FleetHandle(object):
         return os.path.join(self.charts_dir, "cilium-%s.tgz" % version)
 
     def check_alive(self):
-        dead = runner.Fleet(self.state).check_processes()
+        # state.json, not the state read at start: a test may have restarted an API server
+        # (runner.stop_apiserver / start_apiserver), which gets a new PID.
+        current = runner.Fleet.load() or runner.Fleet(self.state)
+        dead = current.check_processes()
         assert not dead, runner._crash_report(dead)
 
 

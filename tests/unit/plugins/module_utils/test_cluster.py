@@ -265,3 +265,19 @@ def test_argument_spec_marks_secrets_no_log():
     assert CLUSTER_ARGUMENT_SPEC['client_key']['no_log'] is True
     assert CLUSTER_ARGUMENT_SPEC['validate_certs']['aliases'] == ['verify_ssl']
     assert CLUSTER_ARGUMENT_SPEC['connect_timeout']['default'] == 10
+
+
+def test_forbidden_summary_reads_helm_errors():
+    from ansible_collections.meshops.cilium.plugins.module_utils.cluster import forbidden_summary
+    text = ('Error: UPGRADE FAILED: cannot patch "cilium-config" with kind ConfigMap: configmaps "cilium-config" '
+            'is forbidden: User "meshops-automation" cannot patch resource "configmaps" in API group "" in the '
+            'namespace "kube-system"')
+    out = forbidden_summary(text)
+    assert out == ('permission denied (403): user "meshops-automation" is missing the permission to patch '
+                   '"configmaps" in the core API group in namespace "kube-system"')
+    text = ('Error: failed to create resource: clusterroles.rbac.authorization.k8s.io "cilium" is forbidden: user '
+            '"meshops-automation" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not '
+            'currently held:\n{APIGroups:[""], Resources:["pods"], Verbs:["get"]}')
+    out = forbidden_summary(text)
+    assert 'user "meshops-automation"' in out and '"escalate" verb on clusterroles' in out and '"cilium"' in out
+    assert forbidden_summary('Error: release not found') is None

@@ -377,3 +377,15 @@ def test_private_dir_mode_and_cleanup():
     with helm.private_dir() as d:
         assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     assert not os.path.exists(d)
+
+
+def test_a_refused_permission_in_helm_is_summarised_first(fake_helm, monkeypatch):
+    monkeypatch.setenv('FAKE_HELM_FAIL', 'Error: UPGRADE FAILED: configmaps "cilium-config" is forbidden: User '
+                       '"meshops-automation" cannot patch resource "configmaps" in API group "" in the namespace '
+                       '"kube-system"')
+    runner = HelmRunner(str(fake_helm), {'host': 'https://10.1.1.1:6443', 'api_key': 'tok', 'context': 'mesh-2'})
+    with pytest.raises(HelmError) as e:
+        runner.upgrade('cilium', 'kube-system', {}, chart_ref='x')
+    assert str(e.value).startswith('mesh-2: permission denied (403): user "meshops-automation" is missing the '
+                                   'permission to patch "configmaps" in the core API group in namespace '
+                                   '"kube-system"; helm failed to upgrade release kube-system/cilium (exit 1)')

@@ -215,3 +215,23 @@ def test_rollout_note():
     assert 'only the clustermesh-apiserver' in mesh.rollout_note(True)
     assert 'every cilium agent' in mesh.rollout_note(False)
     assert 'unknown' in mesh.rollout_note(None)
+
+
+def test_remove_drops_named_entries_in_merge_and_exact():
+    deployed = [{'name': 'old', 'address': 'old.example', 'port': 2379},
+                {'name': 'mesh-2', 'ips': ['10.0.2.1'], 'port': 2379},
+                {'name': 'mesh-3', 'ips': ['10.0.3.1'], 'port': 2379}]
+    merge = mesh.plan_peers(deployed, [], 'merge', remove=['mesh-3'])
+    assert [e['name'] for e in merge['entries']] == ['mesh-2', 'old']
+    assert merge['removed'] == ['mesh-3'] and merge['kept'] == ['mesh-2', 'old'] and merge['changes']
+    exact = mesh.plan_peers(deployed, norm(desc('mesh-2', 2)), 'exact', remove=['mesh-3', 'absent'])
+    assert [e['name'] for e in exact['entries']] == ['mesh-2']
+    assert exact['removed'] == ['mesh-3', 'old']
+    # removing a name that is not deployed changes nothing
+    assert not mesh.plan_peers(deployed, [], 'merge', remove=['mesh-9'])['changes']
+
+
+def test_remove_and_peers_must_not_overlap():
+    assert mesh.remove_conflicts(norm(desc('mesh-2', 2), desc('mesh-3', 3)), ['mesh-3', 'x']) == ['mesh-3']
+    with pytest.raises(ValueError, match='mesh-2'):
+        mesh.plan_peers(None, norm(desc('mesh-2', 2)), 'merge', remove=['mesh-2'])

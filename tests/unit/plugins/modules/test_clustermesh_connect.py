@@ -209,3 +209,16 @@ def test_kvstoremesh_off_warns_every_agent_rolls(apiserver, run_module, upgrades
     install(apiserver, values={'clustermesh': {'apiserver': {'kvstoremesh': {'enabled': False}}}})
     ok, res = run_module(args(apiserver, MESH, _ansible_check_mode=True))
     assert ok and res['kvstoremesh'] is False and 'every cilium agent' in res['rollout']
+
+
+def test_remove_takes_back_a_peer_in_merge_mode_and_conflicts_are_refused(apiserver, run_module, upgrades):
+    install(apiserver, values={'clustermesh': {'config': {'enabled': True, 'clusters': [
+        {'name': 'mesh-2', 'ips': ['127.0.2.200', '127.0.2.201'], 'port': 2379},
+        {'name': 'mesh-3', 'ips': ['127.0.3.200'], 'port': 2379}]}}})
+    ok, res = run_module(args(apiserver, [], membership='merge', remove=['mesh-3']))
+    assert ok, res
+    assert res['removed'] == ['mesh-3'] and res['kept'] == ['mesh-2'] and res['peers'] == ['mesh-2']
+    assert [e['name'] for e in upgrades[0]['values']['clustermesh']['config']['clusters']] == ['mesh-2']
+    ok, res = run_module(args(apiserver, MESH, remove=['mesh-3']))
+    assert not ok and len(upgrades) == 1
+    assert [p['field'] for p in res['problems']] == ['remove'] and 'mesh-3' in res['msg']
