@@ -265,17 +265,17 @@ def _apis(cluster):
 def _reader_writer(cluster, kind):
     core, apps = cluster.core, cluster.apps
     if kind == 'Namespace':
-        return (lambda o: core.read_namespace(o['metadata']['name']),
-                lambda o: core.create_namespace(o),
-                lambda o: core.patch_namespace(o['metadata']['name'], o))
+        return (lambda o, **kw: core.read_namespace(o['metadata']['name'], **kw),
+                lambda o, **kw: core.create_namespace(o, **kw),
+                lambda o, **kw: core.patch_namespace(o['metadata']['name'], o, **kw))
     if kind == 'Service':
-        return (lambda o: core.read_namespaced_service(o['metadata']['name'], o['metadata']['namespace']),
-                lambda o: core.create_namespaced_service(o['metadata']['namespace'], o),
-                lambda o: core.patch_namespaced_service(o['metadata']['name'], o['metadata']['namespace'], o))
+        return (lambda o, **kw: core.read_namespaced_service(o['metadata']['name'], o['metadata']['namespace'], **kw),
+                lambda o, **kw: core.create_namespaced_service(o['metadata']['namespace'], o, **kw),
+                lambda o, **kw: core.patch_namespaced_service(o['metadata']['name'], o['metadata']['namespace'], o, **kw))
     if kind == 'Deployment':
-        return (lambda o: apps.read_namespaced_deployment(o['metadata']['name'], o['metadata']['namespace']),
-                lambda o: apps.create_namespaced_deployment(o['metadata']['namespace'], o),
-                lambda o: apps.patch_namespaced_deployment(o['metadata']['name'], o['metadata']['namespace'], o))
+        return (lambda o, **kw: apps.read_namespaced_deployment(o['metadata']['name'], o['metadata']['namespace'], **kw),
+                lambda o, **kw: apps.create_namespaced_deployment(o['metadata']['namespace'], o, **kw),
+                lambda o, **kw: apps.patch_namespaced_deployment(o['metadata']['name'], o['metadata']['namespace'], o, **kw))
     raise ValueError(kind)
 
 
