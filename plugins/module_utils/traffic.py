@@ -266,7 +266,7 @@ def _reader_writer(cluster, kind):
     core, apps = cluster.core, cluster.apps
     if kind == 'Namespace':
         return (lambda o, **kw: core.read_namespace(o['metadata']['name'], **kw),
-                lambda o, **kw: core.create_namespace(o, **kw),
+                core.create_namespace,
                 lambda o, **kw: core.patch_namespace(o['metadata']['name'], o, **kw))
     if kind == 'Service':
         return (lambda o, **kw: core.read_namespaced_service(o['metadata']['name'], o['metadata']['namespace'], **kw),
