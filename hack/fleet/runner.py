@@ -16,7 +16,7 @@ import urllib.request
 
 import yaml
 
-from . import build, pki
+from . import agent_standin, build, pki
 
 FLEET_DIR = os.environ.get("MESHOPS_FLEET_DIR", os.path.join(build.REPO, ".fleet"))
 STATE = os.path.join(FLEET_DIR, "state.json")
@@ -48,7 +48,8 @@ def log(msg):
 
 def cluster_ports(i):
     base = PORT_BASE + 10 * i
-    return dict(apiserver=base, kcm=base + 1, scheduler=base + 2, kwok=base + 3)
+    # kubelet: kwok's server (exec, logs) that kube-apiserver reaches as every node's kubelet
+    return dict(apiserver=base, kcm=base + 1, scheduler=base + 2, kwok=base + 3, kubelet=base + 4)
 
 
 def cluster_network(i):
@@ -128,13 +129,13 @@ class Fleet(object):
         os.replace(tmp, STATE)
 
     # -------------------------------------------------------------- processes
-    def spawn(self, name, argv, cluster=None):
+    def spawn(self, name, argv, cluster=None, env=None):
         logdir = os.path.join(FLEET_DIR, "logs")
         os.makedirs(logdir, exist_ok=True)
         logfile = os.path.join(logdir, name + ".log")
         with open(logfile, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=build.REPO)
+                                    start_new_session=True, cwd=build.REPO, env=env)
         entry = {"name": name, "pid": proc.pid, "argv": argv, "log": logfile, "cluster": cluster}
         self.state["processes"] = [p for p in self.state["processes"] if p["name"] != name]
         self.state["processes"].append(entry)
@@ -231,6 +232,9 @@ def _prepare_cluster(i, ca_cert_ca_key=None):
                                  server_names=["127.0.0.1", "localhost", "kubernetes",
                                                "kubernetes.default", "kubernetes.default.svc"])
     adm_pem, adm_key = pki.issue(ca, ca_key, "fleet-admin", org="system:masters", client=True)
+    # kwok's server stands in for every node's kubelet; kube-apiserver dials it as "localhost"
+    # (each node's InternalDNS address) and verifies it against the cluster CA.
+    kubelet_pem, kubelet_key = pki.issue(ca, ca_key, "kwok-kubelet", server_names=["localhost", "127.0.0.1"])
     sa_key, sa_pub = pki.service_account_keypair()
     tokens = {u: base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
               for u in ("admin", "fleet:kwok", "fleet:lb", "system:kube-controller-manager",
@@ -240,6 +244,7 @@ def _prepare_cluster(i, ca_cert_ca_key=None):
     files = {
         "ca.crt": ca_pem, "ca.key": ca_key_pem, "apiserver.crt": srv_pem, "apiserver.key": srv_key,
         "admin.crt": adm_pem, "admin.key": adm_key, "sa.key": sa_key, "sa.pub": sa_pub,
+        "kubelet.crt": kubelet_pem, "kubelet.key": kubelet_key,
         "audit-policy.yaml": AUDIT_POLICY,
         "tokens.csv": "".join('%s,%s,%s,"%s"\n' % (tokens[u], u, u, groups[u]) for u in tokens),
     }
@@ -252,8 +257,9 @@ def _prepare_cluster(i, ca_cert_ca_key=None):
     _write(os.path.join(d, "kubeconfig"), yaml.safe_dump(_kubeconfig(name, server, ca_pem, {"token": tokens["admin"]})))
     _write(os.path.join(d, "kubeconfig-cert"), yaml.safe_dump(_kubeconfig(name, server, ca_pem, {
         "client-certificate": os.path.join(d, "admin.crt"), "client-key": os.path.join(d, "admin.key")})))
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "stages.yaml"),
-                os.path.join(d, "kwok-stages.yaml"))
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "stages.yaml")) as f:
+        stages = f.read()
+    _write(os.path.join(d, "kwok-stages.yaml"), stages.rstrip("\n") + "\n" + agent_standin.cluster_exec_yaml(name, STATE))
     return {
         "name": name, "index": i, "server": server, "dir": d, "ports": ports, "network": net,
         "ca_file": os.path.join(d, "ca.crt"), "kubeconfig": os.path.join(d, "kubeconfig"),
@@ -290,6 +296,10 @@ def _start_control_plane(fleet, c, bins, etcd_url):
         "--allow-privileged=true", "--endpoint-reconciler-type=none",
         "--audit-policy-file=" + j("audit-policy.yaml"), "--audit-log-path=" + c["audit_log"],
         "--audit-log-maxsize=200", "--audit-log-format=json",
+        # exec/logs go to kwok's server: nodes carry InternalDNS "localhost" and kwok's port as
+        # their kubelet endpoint; its certificate is checked against the cluster CA.
+        "--kubelet-preferred-address-types=InternalDNS,InternalIP",
+        "--kubelet-certificate-authority=" + j("ca.crt"),
         "--profiling=false", "--v=1",
     ], cluster=name)
 
@@ -318,10 +328,14 @@ def _start_components(fleet, c, bins):
         "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=%d" % ports["scheduler"],
         "--profiling=false", "--v=1",
     ], cluster=name)
+    # kwok's server listens on loopback only: its exec runs the requested command on this host
+    # (the ClusterExec in kwok-stages.yaml), with the agent stand-ins first on PATH.
     fleet.spawn(name + "-kwok", [
         bins["kwok"], "--kubeconfig=" + j("kubeconfig-fleet-kwok"), "--config=" + j("kwok-stages.yaml"),
         "--manage-all-nodes=true", "--node-lease-duration-seconds=40",
-    ], cluster=name)
+        "--server-address=127.0.0.1:%d" % ports["kubelet"],
+        "--tls-cert-file=" + j("kubelet.crt"), "--tls-private-key-file=" + j("kubelet.key"),
+    ], cluster=name, env=dict(os.environ, PATH=agent_standin.bin_dir(FLEET_DIR) + os.pathsep + os.environ.get("PATH", "")))
 
 
 def _create_nodes(c):
@@ -346,9 +360,13 @@ def _create_nodes(c):
         except client.ApiException as e:
             if e.status != 409:
                 raise
-        api.patch_node_status(node_name, {"status": {"addresses": [
-            {"type": "InternalIP", "address": net["node_ips"][n]},
-            {"type": "Hostname", "address": node_name}]}})
+        api.patch_node_status(node_name, {"status": {
+            "addresses": [
+                {"type": "InternalIP", "address": net["node_ips"][n]},
+                {"type": "Hostname", "address": node_name},
+                # how kube-apiserver reaches this node's "kubelet" (kwok's server) for exec
+                {"type": "InternalDNS", "address": "localhost"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": c["ports"]["kubelet"]}}}})
     return api
 
 
@@ -428,6 +446,7 @@ def up(clusters):
         "--listen-metrics-urls=http://127.0.0.1:%d" % (etcd_port + 2),
         "--unsafe-no-fsync=true", "--quota-backend-bytes=4294967296", "--log-level=warn",
     ])
+    agent_standin.write_shims(FLEET_DIR, sys.executable)
     for i in range(1, clusters + 1):
         c = _prepare_cluster(i)
         fleet.state["clusters"].append(c)

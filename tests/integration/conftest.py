@@ -75,8 +75,22 @@ class Cluster(object):
         return len(self.audit_events())
 
     def mutations_since(self, mark):
+        """Requests that change API objects. An exec into a pod (``create`` on ``pods/exec``, what
+        clustermesh_status does to read agent status) changes none: see ``execs_since``."""
         return [e for e in self.audit_events()[mark:]
-                if e.get("verb") in MUTATING and e.get("stage") == "ResponseComplete"]
+                if e.get("verb") in MUTATING and e.get("stage") == "ResponseComplete"
+                and (e.get("objectRef") or {}).get("subresource") != "exec"]
+
+    def execs_since(self, mark):
+        """``(pod, container)`` of every exec since ``mark``, as the audit log records it."""
+        out = []
+        for e in self.audit_events()[mark:]:
+            ref = e.get("objectRef") or {}
+            if ref.get("subresource") == "exec" and e.get("stage") == "ResponseComplete":
+                query = e.get("requestURI", "").split("?", 1)[-1]
+                container = [q.split("=", 1)[1] for q in query.split("&") if q.startswith("container=")]
+                out.append((ref.get("name"), container[0] if container else None))
+        return out
 
 
 class FleetHandle(object):

@@ -1,0 +1,317 @@
+"""Stand-ins for `cilium-dbg status -o json` and `clustermesh-apiserver kvstoremesh-dbg status
+-o json` on the simulated fleet, where no Cilium container runs.
+
+How it is reached: kube-apiserver sends `kubectl exec` to each node's "kubelet", which on the
+fleet is kwok's server; a ClusterExec in that cluster's kwok config (cluster_exec_yaml) makes
+kwok run the requested command on this host, with the shims of write_shims first on kwok's
+PATH and MESHOPS_FLEET_CLUSTER naming the cluster. kwok passes neither the pod nor the node,
+so every agent of a cluster reports the same view.
+
+What it reports is computed from the fleet's real objects, the way an agent would find it:
+
+* the remote clusters are the keys of Secret `cilium-clustermesh` (agents) or
+  `cilium-kvstoremesh` (KVStoreMesh) whose value holds an etcd configuration;
+* an endpoint `https://<name>.mesh.cilium.io:<port>` resolves through the hostAliases of the
+  pod template that mounts it (DaemonSet `cilium`, or Deployment `clustermesh-apiserver` with
+  KVStoreMesh); an endpoint `https://clustermesh-apiserver.<ns>.svc:<port>` is the LOCAL
+  KVStoreMesh, which then decides readiness;
+* a remote cluster is connected when one resolved address and port is what the peer's Service
+  `clustermesh-apiserver` really exposes (LoadBalancer ingress IP and port, or a node
+  InternalIP and the nodePort), the peer's Deployment has a Ready replica, and both clusters'
+  Secret `cilium-ca` hold the same certificate (else TLS fails);
+* counts: nodes (Nodes of the peer), endpoints (its pods that are not hostNetwork), shared
+  services (its Services annotated service.cilium.io/global, not shared=false). Identities are
+  not simulated and left out (the real field is omitted when 0).
+
+Field names and shapes follow cilium's api/v1 models (StatusResponse.cluster-mesh ->
+ClusterMeshStatus{clusters[], num-global-services}, RemoteCluster, RemoteClusterConfig,
+RemoteClusterSynced): false booleans and zero numbers are omitted as the real JSON does.
+Standard library only: it starts once per exec.
+"""
+import base64
+import datetime
+import json
+import os
+import http.client
+import ssl
+import sys
+import urllib.parse
+
+NS = "kube-system"
+SHIMS = {
+    "cilium-dbg": "agent",
+    "clustermesh-apiserver": "kvstoremesh",
+}
+
+
+# --------------------------------------------------------------------------- fleet plumbing
+def bin_dir(fleet_dir):
+    return os.path.join(fleet_dir, "agent-bin")
+
+
+def write_shims(fleet_dir, python):
+    """Executables named like the real binaries, run by kwok's exec."""
+    d = bin_dir(fleet_dir)
+    os.makedirs(d, exist_ok=True)
+    here = os.path.abspath(__file__)
+    for name, role in SHIMS.items():
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write('#!/bin/sh\nexec "%s" "%s" %s "$@"\n' % (python, here, role))
+        os.chmod(path, 0o755)
+    return d
+
+
+def cluster_exec_yaml(cluster, state_file):
+    """kwok ClusterExec: exec into the Cilium containers of kube-system runs the stand-in."""
+    envs = [{"name": "MESHOPS_FLEET_CLUSTER", "value": cluster},
+            {"name": "MESHOPS_FLEET_STATE", "value": state_file}]
+    doc = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec",
+        "metadata": {"name": "meshops-cilium-standin"},
+        "spec": {"selector": {"matchNamespaces": [NS]},
+                 "execs": [{"containers": ["cilium-agent", "kvstoremesh"],
+                            "local": {"envs": envs}}]},
+    }
+    return "---\n" + json.dumps(doc, indent=1) + "\n"
+
+
+class Api(object):
+    """Cached GETs against one fleet cluster with its admin token (the fleet's own machinery),
+    over one kept-alive connection."""
+
+    def __init__(self, cluster):
+        url = urllib.parse.urlsplit(cluster["server"])
+        ctx = ssl.create_default_context(cafile=cluster["ca_file"])
+        self.conn = http.client.HTTPSConnection(url.hostname, url.port, context=ctx, timeout=10)
+        with open(cluster["admin_token_file"]) as f:
+            self.token = [ln.split(",")[0] for ln in f if ln.split(",")[1] == "admin"][0]
+        self.cache = {}
+
+    def get(self, path):
+        if path not in self.cache:
+            self.conn.request("GET", path, headers={"Authorization": "Bearer " + self.token})
+            r = self.conn.getresponse()
+            body = r.read()
+            if r.status == 404:
+                self.cache[path] = None
+            elif r.status != 200:
+                raise OSError("GET %s: HTTP %d" % (path, r.status))
+            else:
+                self.cache[path] = json.loads(body.decode())
+        return self.cache[path]
+
+    def obj(self, kind, name, ns=NS):
+        group = "apis/apps/v1" if kind in ("deployments", "daemonsets") else "api/v1"
+        return self.get("/%s/namespaces/%s/%s/%s" % (group, ns, kind, name))
+
+    def items(self, path):
+        return (self.get(path) or {}).get("items") or []
+
+
+def _secret_text(secret, key):
+    try:
+        return base64.b64decode(((secret or {}).get("data") or {}).get(key) or "").decode()
+    except (ValueError, TypeError):
+        return ""
+
+
+def etcd_configs(secret):
+    """{key: endpoint URL} for the keys holding an etcd configuration."""
+    out = {}
+    for key in sorted(((secret or {}).get("data") or {})):
+        text = _secret_text(secret, key)
+        if "endpoints:" not in text:
+            continue
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("- ") and "://" in line:
+                out[key] = line[2:].strip()
+                break
+    return out
+
+
+def host_aliases(workload):
+    spec = ((((workload or {}).get("spec") or {}).get("template") or {}).get("spec") or {})
+    aliases = {}
+    for a in spec.get("hostAliases") or []:
+        for h in a.get("hostnames") or []:
+            aliases.setdefault(h, []).append(a.get("ip"))
+    return aliases
+
+
+def ready_replicas(deployment):
+    return int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+
+
+# --------------------------------------------------------------------------- the model
+class Fleet(object):
+    def __init__(self, state, local):
+        self.clusters = dict((c["name"], c) for c in state["clusters"])
+        self.local = local
+        self._apis = {}
+        self._by_cilium_name = None
+
+    def api(self, fleet_name):
+        if fleet_name not in self._apis:
+            self._apis[fleet_name] = Api(self.clusters[fleet_name])
+        return self._apis[fleet_name]
+
+    def by_cilium_name(self, name):
+        """The fleet cluster whose cilium-config says cluster-name: name."""
+        if self._by_cilium_name is None:
+            self._by_cilium_name = {}
+            for fleet_name in self.clusters:
+                try:
+                    cm = self.api(fleet_name).obj("configmaps", "cilium-config")
+                except (OSError, ValueError):
+                    continue
+                cn = ((cm or {}).get("data") or {}).get("cluster-name")
+                if cn:
+                    self._by_cilium_name[cn] = fleet_name
+        return self._by_cilium_name.get(name)
+
+
+def failed_entry(name, why):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return {"name": name, "status": why, "num-failures": 1, "last-failure": now,
+            "config": {"required": True}, "synced": {}}
+
+
+def remote_view(fleet, name, url, aliases, local_ca):
+    """One RemoteCluster entry for remote ``name`` reached at ``url`` (a remote endpoint)."""
+    parsed = urllib.parse.urlsplit(url)
+    host, port = parsed.hostname, parsed.port or 2379
+    entry = {"name": name}
+
+    def failed(why):
+        return failed_entry(name, why)
+
+    ips = aliases.get(host) or ([host] if host and host.replace(".", "").isdigit() else [])
+    if not ips:
+        return failed("failed to connect to etcd: dial tcp: lookup %s: no such host" % host)
+    peer = fleet.by_cilium_name(name)
+    if peer is None:
+        return failed("failed to connect to etcd %s: no cluster named %s answers there" % (url, name))
+    api = fleet.api(peer)
+    svc = api.obj("services", "clustermesh-apiserver")
+    exposed = set()
+    if svc:
+        spec = svc.get("spec") or {}
+        p0 = (spec.get("ports") or [{}])[0]
+        if spec.get("type") == "LoadBalancer":
+            for ing in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+                if ing.get("ip"):
+                    exposed.add((ing["ip"], int(p0.get("port") or 0)))
+        if spec.get("type") in ("NodePort", "LoadBalancer") and p0.get("nodePort"):
+            for node in api.items("/api/v1/nodes"):
+                for a in (node.get("status") or {}).get("addresses") or []:
+                    if a.get("type") in ("InternalIP", "ExternalIP"):
+                        exposed.add((a["address"], int(p0["nodePort"])))
+    targets = [(ip, port) for ip in ips]
+    if not exposed.intersection(targets):
+        return failed("failed to connect to etcd %s: dial tcp %s:%d: connect: connection refused"
+                      % (url, ips[0], port))
+    if ready_replicas(api.obj("deployments", "clustermesh-apiserver")) < 1:
+        return failed("failed to connect to etcd %s: dial tcp %s:%d: connect: connection refused "
+                      "(no Ready clustermesh-apiserver in %s)" % (url, ips[0], port, name))
+    if _secret_text(api.obj("secrets", "cilium-ca"), "ca.crt") != local_ca:
+        return failed("failed to connect to etcd %s: remote error: tls: bad certificate" % url)
+    cfg = ((api.obj("configmaps", "cilium-config") or {}).get("data") or {})
+    pods = api.items("/api/v1/pods")
+    services = api.items("/api/v1/services")
+    shared = [s for s in services
+              if ((s.get("metadata") or {}).get("annotations") or {}).get("service.cilium.io/global") == "true"
+              and ((s.get("metadata") or {}).get("annotations") or {}).get("service.cilium.io/shared") != "false"]
+    entry.update({
+        "connected": True, "ready": True,
+        "status": "etcd: 1/1 connected, leases=0, lock leases=0, has-quorum=true: "
+                  "%s - 3.6.0 (Leader)" % url,
+        "num-nodes": len(api.items("/api/v1/nodes")),
+        "num-endpoints": len([p for p in pods if not (p.get("spec") or {}).get("hostNetwork")]),
+        "num-shared-services": len(shared),
+        "config": {"required": True, "retrieved": True, "sync-canaries": True,
+                   "cluster-id": int(cfg.get("cluster-id") or 0)},
+        "synced": {"nodes": True, "services": True, "identities": True, "endpoints": True},
+    })
+    return _omit_empty(entry)
+
+
+def _omit_empty(entry):
+    out = dict((k, v) for k, v in entry.items() if v not in (False, 0, "", None))
+    for sub in ("config", "synced"):
+        if sub in entry:
+            out[sub] = dict((k, v) for k, v in entry[sub].items() if v not in (False, 0, "", None))
+    return out
+
+
+def kvstoremesh_clusters(fleet):
+    api = fleet.api(fleet.local)
+    deploy = api.obj("deployments", "clustermesh-apiserver")
+    local_ca = _secret_text(api.obj("secrets", "cilium-ca"), "ca.crt")
+    aliases = host_aliases(deploy)
+    secret = api.obj("secrets", "cilium-kvstoremesh")
+    return [remote_view(fleet, name, url, aliases, local_ca) for name, url in etcd_configs(secret).items()]
+
+
+def agent_status(fleet):
+    api = fleet.api(fleet.local)
+    cfg = ((api.obj("configmaps", "cilium-config") or {}).get("data") or {})
+    local_name = cfg.get("cluster-name")
+    local_ca = _secret_text(api.obj("secrets", "cilium-ca"), "ca.crt")
+    configs = etcd_configs(api.obj("secrets", "cilium-clustermesh"))
+    configs.pop(local_name, None)
+    deploy = api.obj("deployments", "clustermesh-apiserver")
+    ds_aliases = host_aliases(api.obj("daemonsets", "cilium"))
+    kvsm = None
+    clusters = []
+    for name, url in configs.items():
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if host.startswith("clustermesh-apiserver.") and host.endswith(".svc"):
+            # through the local KVStoreMesh: connected to it, ready when it is
+            if ready_replicas(deploy) < 1:
+                clusters.append(failed_entry(name, "failed to connect to etcd %s: connection refused "
+                                                   "(no Ready local clustermesh-apiserver)" % url))
+                continue
+            if kvsm is None:
+                kvsm = dict((c["name"], c) for c in kvstoremesh_clusters(fleet))
+            remote = dict(kvsm.get(name) or {"name": name, "status": "remote cluster %s not cached by "
+                                             "KVStoreMesh" % name, "config": {"required": True}})
+            remote["connected"] = True
+            remote["config"] = dict(remote.get("config") or {}, kvstoremesh=True)
+            if not remote.get("ready"):
+                remote["status"] = "kvstoremesh: " + remote.get("status", "")
+            clusters.append(_omit_empty(remote))
+        else:
+            clusters.append(remote_view(fleet, name, url, ds_aliases, local_ca))
+    services = api.items("/api/v1/services")
+    n_global = len([s for s in services
+                    if ((s.get("metadata") or {}).get("annotations") or {}).get("service.cilium.io/global") == "true"])
+    out = {"cilium": {"state": "Ok", "msg": "meshops fleet stand-in: no datapath, computed from the cluster's objects"}}
+    if configs:
+        out["cluster-mesh"] = _omit_empty({"clusters": clusters, "num-global-services": n_global})
+    return out
+
+
+def main(argv):
+    role, args = (argv[1] if len(argv) > 1 else ""), argv[2:]
+    wanted = {"agent": ["status"], "kvstoremesh": ["kvstoremesh-dbg", "status"]}.get(role)
+    words = [a for a in args if not a.startswith("-") and a != "json"]
+    if wanted is None or words != wanted or "json" not in args:
+        sys.stderr.write("meshops fleet stand-in: only '%s -o json' is simulated, not %s\n"
+                         % (" ".join(wanted or ["?"]), " ".join(args)))
+        return 2
+    try:
+        with open(os.environ["MESHOPS_FLEET_STATE"]) as f:
+            state = json.load(f)
+        fleet = Fleet(state, os.environ["MESHOPS_FLEET_CLUSTER"])
+        out = agent_status(fleet) if role == "agent" else kvstoremesh_clusters(fleet)
+    except (KeyError, OSError, ValueError) as e:
+        sys.stderr.write("meshops fleet stand-in: %s: %s\n" % (type(e).__name__, e))
+        return 1
+    sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

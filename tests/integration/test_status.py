@@ -1,0 +1,140 @@
+"""clustermesh_status through the exec path on the fleet.
+
+kwok answers an exec into the agents (`cilium-dbg status -o json`, container cilium-agent) and
+KVStoreMesh (`clustermesh-apiserver kvstoremesh-dbg status -o json`) with the fleet's stand-in
+(hack/fleet/agent_standin.py), which computes each remote cluster's state from the clusters'
+real objects. These tests check that the module's per-peer counts follow the mesh: every agent
+configured/connected/ready for every peer of a converged mesh, and a peer whose
+clustermesh-apiserver has no Ready replica reported not ready, by name, by `wait`.
+
+A converged 3-cluster mesh (site.yml with the local inventory) is reused when present.
+"""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, ansible_env, wait_for
+
+NS = "kube-system"
+HOSTS = ["mesh-1", "mesh-2", "mesh-3"]
+BIN = os.path.dirname(sys.executable)
+
+
+def _peers_in_secret(c):
+    try:
+        s = c.core().read_namespaced_secret("cilium-clustermesh", NS)
+    except Exception:  # noqa: BLE001 - not installed yet
+        return None
+    return sorted(k for k, v in (s.data or {}).items() if b"endpoints:" in base64.b64decode(v))
+
+
+def _meshed(clusters):
+    return all(_peers_in_secret(c) == sorted(h for h in HOSTS if h != c.name) for c in clusters)
+
+
+@pytest.fixture(scope="module")
+def mesh(fleet, collections_path, tmp_path_factory):
+    clusters = [c for c in fleet.clusters if c.name in HOSTS]
+    if len(clusters) < 3:
+        pytest.fail("needs 3 fleet clusters")
+    if not _meshed(clusters):
+        inv = tmp_path_factory.mktemp("inv-status")
+        (inv / "group_vars").mkdir()
+        shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
+        (inv / "hosts.yml").write_text("mesh:\n  hosts:\n" + "".join(
+            "    %s:\n      cilium_cluster_id: %s\n" % (h, h.split("-")[1]) for h in HOSTS))
+        proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(inv),
+                               os.path.join(REPO, "playbooks", "site.yml")], env=ansible_env(fleet, collections_path),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=1500, check=False)
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        assert _meshed(clusters)
+    return dict((c.name, c) for c in clusters)
+
+
+@pytest.fixture(scope="module")
+def status(fleet, collections_path):
+    env = ansible_env(fleet, collections_path)
+
+    def run(cluster, **args):
+        args = dict(args, kubeconfig=cluster.kubeconfig)
+        argv = [os.path.join(BIN, "ansible"), "localhost", "-o", "-m", "meshops.cilium.clustermesh_status",
+                "-a", json.dumps(args)]
+        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=300, check=False)
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("localhost | ") and " => " in ln]
+        assert line, proc.stdout + proc.stderr
+        result = json.loads(line[0].split(" => ", 1)[1])
+        result["_rc"] = proc.returncode
+        return result
+    return run
+
+
+def _pods(c, selector):
+    return sorted(p.metadata.name for p in c.core().list_namespaced_pod(NS, label_selector=selector).items)
+
+
+def test_counts_per_peer_follow_a_converged_mesh(mesh, status):
+    for name, c in sorted(mesh.items()):
+        agents = _pods(c, "k8s-app=cilium")
+        kvsm = _pods(c, "k8s-app=clustermesh-apiserver")
+        assert agents and kvsm
+        mark = c.audit_mark()
+        r = status(c, agent_status="require")
+        assert r["_rc"] == 0, r
+        peers = sorted(h for h in HOSTS if h != name)
+        assert r["ready"] is True, r["not_ready"]
+        assert r["expected_peers"] == peers
+        assert r["verified"] == {"apiserver": True, "agents": True, "kvstoremesh": True}
+        # every agent pod was exec'd into and answered; nothing was written
+        assert r["agents"]["total"] == r["agents"]["available"] == len(agents)
+        assert r["agents"]["unavailable"] == {}
+        execs = c.execs_since(mark)
+        assert sorted(p for p, ctr in execs if ctr == "cilium-agent") == agents
+        # KVStoreMesh: /usr/bin/clustermesh-apiserver is tried first, then the name on PATH
+        assert sorted(set(p for p, ctr in execs if ctr == "kvstoremesh")) == kvsm
+        assert c.mutations_since(mark) == []
+        n = len(agents)
+        assert sorted(r["agents"]["peers"]) == peers
+        for peer in peers:
+            p = r["agents"]["peers"][peer]
+            assert (p["configured"], p["connected"], p["ready"]) == (n, n, n), p
+            assert p["summary"] == "%d/%d configured, %d/%d connected, %d/%d ready" % (n, n, n, n, n, n)
+            k = r["kvstoremesh"]["peers"][peer]
+            assert (k["configured"], k["connected"], k["ready"]) == (len(kvsm),) * 3, k
+
+
+def test_wait_names_the_peer_whose_apiserver_is_down(mesh, status):
+    down, c1, c2 = mesh["mesh-3"], mesh["mesh-1"], mesh["mesh-2"]
+    down.kubectl("-n", NS, "scale", "deployment/clustermesh-apiserver", "--replicas=0")
+    try:
+        wait_for(lambda: not _pods(down, "k8s-app=clustermesh-apiserver"), 60, "mesh-3 apiserver pods gone")
+        r = status(c1, agent_status="require", wait=True, wait_timeout=5, wait_interval=2)
+        assert r["_rc"] != 0 and r["ready"] is False
+        assert "ClusterMesh not ready after 5s" in r["msg"]
+        assert "peer mesh-3 not ready on agent" in r["msg"]
+        assert "peer mesh-3 not ready on KVStoreMesh" in r["msg"]
+        assert "peer mesh-2" not in r["msg"], "mesh-2 is healthy and must not be named"
+        n = r["agents"]["available"]
+        a3, a2 = r["agents"]["peers"]["mesh-3"], r["agents"]["peers"]["mesh-2"]
+        # agents reach mesh-3 through the local KVStoreMesh: configured and connected, not ready
+        assert (a3["configured"], a3["connected"], a3["ready"]) == (n, n, 0), a3
+        assert (a2["configured"], a2["connected"], a2["ready"]) == (n, n, n), a2
+        k3 = r["kvstoremesh"]["peers"]["mesh-3"]
+        assert (k3["connected"], k3["ready"]) == (0, 0)
+        assert "connection refused" in " ".join(k3["problems"].values())
+        # mesh-3 itself: its own control plane is what is down
+        r3 = status(down, agent_status="require")
+        assert r3["ready"] is False
+        assert any("Deployment clustermesh-apiserver not Ready" in s for s in r3["not_ready"]), r3["not_ready"]
+        r2 = status(c2, agent_status="require")
+        assert r2["agents"]["peers"]["mesh-3"]["ready"] == 0 and r2["agents"]["peers"]["mesh-1"]["ok"] is True
+    finally:
+        down.kubectl("-n", NS, "scale", "deployment/clustermesh-apiserver", "--replicas=1")
+    r = status(c1, agent_status="require", wait=True, wait_timeout=90, wait_interval=2)
+    assert r["_rc"] == 0 and r["ready"] is True, r.get("msg")
+    assert r["agents"]["peers"]["mesh-3"]["ready"] == r["agents"]["available"]
