@@ -321,9 +321,9 @@ def check_max_connected(members, problems):
     for m in valid:
         if m.mcc != common:
             others = [o.host for o in valid if o.mcc == common]
-            problems.append(problem(m.host, 'max_connected_clusters', 'maxConnectedClusters %d differs from %d in %s; '
+            problems.append(problem(m.host, 'max_connected_clusters', 'maxConnectedClusters %s differs from %s in %s; '
                                     'clusters with different values cannot connect' % (m.mcc, common, _join(others)),
-                                    'set cilium_max_connected_clusters once in group_vars (%d), the same for every '
+                                    'set cilium_max_connected_clusters once in group_vars (%s), the same for every '
                                     'cluster' % common))
 
 
@@ -628,8 +628,8 @@ def check_versions(members, problems):
             if t[0] != newest[0] or newest[1] - t[1] > 1:
                 problems.append(problem(
                     m.host, 'chart_version', 'chart %s is more than one minor version behind %d.%d elsewhere in the '
-                    'mesh; ClusterMesh supports a skew of one minor version' % (m.d.get('chart_version'),
-                                                                              newest[0], newest[1]),
+                    'mesh; ClusterMesh supports a skew of one minor version'
+                    % (m.d.get('chart_version'), newest[0], newest[1]),
                     'pin one cilium_chart_version mesh-wide (upgrade one minor at a time)'))
             elif newest[1] - t[1] == 1:
                 problems.append(problem(

@@ -126,7 +126,7 @@ def _failure(out):
     """The JSON result of the failed preflight task."""
     for m in re.finditer(r"FAILED! => ", out):
         try:
-            res, _ = json.JSONDecoder().raw_decode(out[m.end():])
+            res = json.JSONDecoder().raw_decode(out[m.end():])[0]
         except ValueError:
             continue
         if "problems" in res:
@@ -214,8 +214,8 @@ def preflight(fleet, collections_path, tmp_path_factory):
 
 def test_a_good_inventory_passes_without_writes(fleet, preflight):
     hosts = {c.name: {"cilium_cluster_id": i} for i, c in enumerate(fleet.clusters[:4], 1)}
-    rc, out, writes = _run(fleet, preflight.env, _inventory(preflight.root, "good", {}, hosts), "preflight.yml",
-                              ["-v"])
+    inv = _inventory(preflight.root, "good", {}, hosts)
+    rc, out, writes = _run(fleet, preflight.env, inv, "preflight.yml", ["-v"])
     assert rc == 0, out[-6000:]
     assert "preflight passed for 4 clusters" in out
     assert "Traceback" not in out
@@ -239,9 +239,9 @@ def test_bad_input(fleet, preflight, scenario, cluster, field, text, fix, severi
 
 
 def test_site_stopped_before_any_write_and_limit_still_reads_every_member(preflight):
-    rc, out, result, _ = preflight("identity")
+    rc, out, result = preflight("identity")[:3]
     assert "preflight found" in result["msg"] and "nothing was changed" in result["msg"]
     assert "TASK [meshops.cilium.cilium" not in out  # site.yml never reached the install
     assert out.count("TASK [meshops.cilium.preflight : Check the whole mesh") == 1  # run once, not again by install
-    rc, out, result, _ = preflight("mesh")
+    result = preflight("mesh")[2]
     assert {p["cluster"] for p in result["problems"]} >= {"mesh-2", "mesh-3", "mesh-4"}  # outside --limit mesh-1
