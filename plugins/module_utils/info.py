@@ -174,6 +174,26 @@ def parse_cilium_config(config_map):
     }
 
 
+def parse_datapath(config_map):
+    """IPAM and datapath settings of ConfigMap ``cilium-config`` that a mesh preflight compares.
+
+    ``cluster_pool_cidrs`` is ``cluster-pool-ipv4-cidr`` (the chart writes
+    ``ipam.operator.clusterPoolIPv4PodCIDRList`` there, space separated).
+    """
+    config_map = config_map or {}
+    data = (config_map.get('data') if 'data' in config_map or 'metadata' in config_map else config_map) or {}
+    kpr = data.get('kube-proxy-replacement')
+    if isinstance(kpr, str) and kpr.lower() in ('true', 'false'):
+        kpr = kpr.lower() == 'true'
+    return {
+        'ipam': data.get('ipam'),
+        'cluster_pool_cidrs': [c for c in re.split(r'[\s,]+', data.get('cluster-pool-ipv4-cidr') or '') if c],
+        'kube_proxy_replacement': kpr,
+        'native_routing_cidr': data.get('ipv4-native-routing-cidr') or None,
+        'chaining_mode': data.get('cni-chaining-mode') or None,
+    }
+
+
 # ---------------------------------------------------------------------------
 # CA
 # ---------------------------------------------------------------------------
@@ -428,6 +448,7 @@ def build_descriptor(config_map=None, release=None, ca_secret=None, service=None
         'nodes': node_summary,
         'pod_cidrs': pod_cidrs,
         'peers': parse_peers(dig(values, 'clustermesh.config.clusters')),
+        'datapath': parse_datapath(config_map) if config_map else None,
         'warnings': warnings,
     })
     return desc

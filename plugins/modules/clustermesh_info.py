@@ -281,6 +281,34 @@ peers:
     enabled:
       description: Whether the entry is enabled.
       type: bool
+datapath:
+  description:
+    - IPAM and datapath settings of C(cilium-config) that the mesh preflight compares, V(null) when Cilium
+      is not installed.
+  returned: always
+  type: dict
+  contains:
+    ipam:
+      description: C(ipam) (IPAM mode).
+      type: str
+      sample: kubernetes
+    cluster_pool_cidrs:
+      description: C(cluster-pool-ipv4-cidr) (the chart's C(ipam.operator.clusterPoolIPv4PodCIDRList)).
+      type: list
+      elements: str
+      sample: [10.0.0.0/8]
+    kube_proxy_replacement:
+      description: C(kube-proxy-replacement).
+      type: bool
+      sample: false
+    native_routing_cidr:
+      description: C(ipv4-native-routing-cidr).
+      type: str
+      sample: null
+    chaining_mode:
+      description: C(cni-chaining-mode).
+      type: str
+      sample: null
 warnings_detail:
   description: Non-fatal findings (also emitted as Ansible warnings).
   returned: always
