@@ -9,7 +9,7 @@ __metaclass__ = type
 class ModuleDocFragment(object):
     """The ``source`` option of modules that copy a secret from another cluster inside the module.
 
-    The argument spec is plugins/module_utils/ipsec.py source_argument_spec(); keep them in step.
+    The argument spec is SOURCE_ARGUMENT_SPEC in plugins/module_utils/base.py; keep them in step.
     """
 
     DOCUMENTATION = r'''

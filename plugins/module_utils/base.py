@@ -65,6 +65,19 @@ CLUSTERMESH_APISERVER_ARGUMENT_SPEC = dict(
 )
 
 
+def _source_options():
+    spec = copy.deepcopy(CLUSTER_ARGUMENT_SPEC)
+    for opt in spec.values():
+        opt.pop('fallback', None)  # the source never comes from the target's environment
+    spec['namespace'] = dict(type='str')
+    return spec
+
+
+# Another cluster to copy a Secret from inside the module (documented by doc fragment
+# meshops.cilium.source): the connection options without environment fallbacks, and namespace.
+SOURCE_ARGUMENT_SPEC = dict(source=dict(type='dict', options=_source_options()))
+
+
 def merged_spec(*specs, **options):
     """One argument spec from ``specs`` (later ones win) and ``options``; deep copies."""
     out = {}
@@ -121,7 +134,10 @@ class ClusterModule(object):
         # An inline kubeconfig: hide its credentials, keep names readable.
         if isinstance(self.params.get('kubeconfig'), dict):
             self.module.no_log_values.update(kubeconfig_secret_values(self.params['kubeconfig']))
-        elif self.params.get('kubeconfig') is not None and not isinstance(self.params['kubeconfig'], str):
+        source = self.params.get('source')
+        if isinstance(source, dict) and isinstance(source.get('kubeconfig'), dict):
+            self.module.no_log_values.update(kubeconfig_secret_values(source['kubeconfig']))
+        if self.params.get('kubeconfig') is not None and not isinstance(self.params['kubeconfig'], (str, dict)):
             self.module.fail_json(msg='kubeconfig must be a path or a dictionary, got %s'
                                   % type(self.params['kubeconfig']).__name__)
         self._cluster = None

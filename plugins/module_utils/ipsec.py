@@ -26,13 +26,11 @@ __metaclass__ = type
 
 import base64
 import binascii
-import copy
 import hashlib
 import re
 import secrets
 
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
-    CLUSTER_ARGUMENT_SPEC,
     CONNECTION_OPTIONS,
     Cluster,
     ClusterError,
@@ -458,16 +456,6 @@ def write(cluster, namespace, key, current_secret, name=SECRET_NAME, key_name=SE
 def delete(cluster, namespace, name=SECRET_NAME):
     cluster.call('delete Secret %s/%s' % (namespace, name), cluster.core.delete_namespaced_secret, name,
                  namespace, missing_ok=True)
-
-
-def source_argument_spec():
-    """The ``source`` option's suboptions: the connection options without environment fallbacks (the source
-    never comes from the target's environment) and ``namespace``."""
-    spec = copy.deepcopy(CLUSTER_ARGUMENT_SPEC)
-    for opt in spec.values():
-        opt.pop('fallback', None)
-    spec['namespace'] = dict(type='str')
-    return spec
 
 
 def source_params(source):

@@ -39,67 +39,6 @@ options:
       - Name of the Cilium Helm release that will own the Secret.
     type: str
     default: cilium
-  source:
-    description:
-      - A cluster to copy Secret C(cilium-ca) from, given by the same connection options as the target
-        (environment variables are not used for it).
-      - When absent, the existing CA is kept or a new one is generated.
-    type: dict
-    suboptions:
-      namespace:
-        description:
-          - Namespace of Secret C(cilium-ca) in the source cluster. Defaults to O(namespace).
-        type: str
-      kubeconfig:
-        description:
-          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-        type: raw
-      context:
-        description:
-          - The kubeconfig context of the source cluster.
-        type: str
-      host:
-        description:
-          - URL of the source cluster's API server.
-        type: str
-      api_key:
-        description:
-          - Bearer token for the source cluster.
-        type: str
-      ca_cert:
-        description:
-          - CA bundle to verify the source API server's certificate.
-        type: path
-        aliases: [ssl_ca_cert]
-      client_cert:
-        description:
-          - Client certificate for the source cluster.
-        type: path
-        aliases: [cert_file]
-      client_key:
-        description:
-          - Key of O(source.client_cert).
-        type: path
-        aliases: [key_file]
-      validate_certs:
-        description:
-          - Whether to verify the source API server's certificate.
-        type: bool
-        aliases: [verify_ssl]
-      proxy:
-        description:
-          - HTTP(S) proxy to reach the source API server.
-        type: str
-      connect_timeout:
-        description:
-          - Seconds to wait for a connection to the source API server.
-        type: int
-        default: 10
-      request_timeout:
-        description:
-          - Seconds to wait for one answer of the source API server.
-        type: int
-        default: 30
   force:
     description:
       - Replace a different (or unusable) existing CA, or take over a C(cilium-ca) owned by another Helm release.
@@ -120,6 +59,7 @@ options:
     default: 1095
 extends_documentation_fragment:
   - meshops.cilium.cluster
+  - meshops.cilium.source
   - meshops.cilium.attributes
   - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
@@ -190,12 +130,11 @@ action:
   sample: copied
 '''
 
-import copy
-
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     RELEASE_ARGUMENT_SPEC,
+    SOURCE_ARGUMENT_SPEC,
     ClusterModule,
     merged_spec,
 )
@@ -212,20 +151,10 @@ from ansible_collections.meshops.cilium.plugins.module_utils.ca import (
     source_material,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
-    CLUSTER_ARGUMENT_SPEC,
     CONNECTION_OPTIONS,
     Cluster,
     ClusterError,
-    kubeconfig_secret_values,
 )
-
-
-def _source_spec():
-    spec = copy.deepcopy(CLUSTER_ARGUMENT_SPEC)
-    for opt in spec.values():
-        opt.pop('fallback', None)  # the source never comes from the target's environment
-    spec['namespace'] = dict(type='str')
-    return spec
 
 
 def _state(secret, namespace):
@@ -283,16 +212,13 @@ def main():
     m = ClusterModule(
         argument_spec=merged_spec(
             RELEASE_ARGUMENT_SPEC,
-            source=dict(type='dict', options=_source_spec()),
+            SOURCE_ARGUMENT_SPEC,
             force=dict(type='bool', default=False),
             key_type=dict(type='str', choices=['ecdsa', 'rsa'], default='ecdsa'),
             validity_days=dict(type='int', default=1095),
         ),
         supports_check_mode=True,
     )
-    src = m.params.get('source') or {}
-    if isinstance(src.get('kubeconfig'), dict):
-        m.module.no_log_values.update(kubeconfig_secret_values(src['kubeconfig']))
     m.run(run)
 
 

@@ -140,13 +140,11 @@ seealso:
 
 EXAMPLES = r'''
 # The usual way: playbooks/preflight.yml (site.yml and install.yml run it first), i.e. the role
-# meshops.cilium.preflight, which maps every host's inventory variables to one entry of clusters.
+# meshops.cilium.preflight in a play over the mesh group with any_errors_fatal, which maps every
+# host's inventory variables to one entry of clusters.
 - name: Preflight the mesh
-  hosts: mesh
-  gather_facts: false
-  any_errors_fatal: true
-  roles:
-    - role: meshops.cilium.preflight
+  ansible.builtin.import_role:
+    name: meshops.cilium.preflight
 
 # By hand: describe, then check.
 - name: Describe two clusters

@@ -197,12 +197,12 @@ source:
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     RELEASE_ARGUMENT_SPEC,
+    SOURCE_ARGUMENT_SPEC,
     ClusterModule,
     merged_spec,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     ClusterError,
-    kubeconfig_secret_values,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     SECRET_KEY,
@@ -218,7 +218,6 @@ from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     read,
     read_source_key,
     rollout_problems,
-    source_argument_spec,
     write,
 )
 
@@ -303,11 +302,11 @@ def main():
     m = ClusterModule(
         argument_spec=merged_spec(
             RELEASE_ARGUMENT_SPEC,
+            SOURCE_ARGUMENT_SPEC,
             state=dict(type='str', choices=['present', 'rotated', 'absent'], default='present'),
             secret_name=dict(type='str', default='cilium-ipsec-keys'),
             key=dict(type='str', no_log=True),
             icv=dict(type='int', choices=[96, 128, 256], default=128),
-            source=dict(type='dict', options=source_argument_spec()),
             from_spi=dict(type='int'),
             from_fingerprint=dict(type='str'),
             reconcile=dict(type='bool', default=False),
@@ -317,9 +316,6 @@ def main():
         mutually_exclusive=[('key', 'source')],
         supports_check_mode=True,
     )
-    src = m.params.get('source') or {}
-    if isinstance(src.get('kubeconfig'), dict):
-        m.module.no_log_values.update(kubeconfig_secret_values(src['kubeconfig']))
     m.run(run)
 
 

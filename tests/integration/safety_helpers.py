@@ -1,12 +1,10 @@
 """Shared by test_rbac.py and test_faults.py: inventories with per-host variables, playbook runs."""
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 
-from conftest import REPO, ansible_env
+from conftest import REPO, Playbook, ansible_env, run_ansible
 
 NS = "kube-system"
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -34,17 +32,14 @@ def command(fleet, collections_path, inv, playbook, *args):
 
 def run(fleet, collections_path, inv, playbook, *args, expect_rc=0):
     argv, env = command(fleet, collections_path, inv, playbook, *args)
-    proc = subprocess.run(argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=1500)
+    proc = run_ansible("ansible-playbook", argv[1:], env)
     if expect_rc is not None and proc.returncode != expect_rc:
         raise AssertionError("%s exited %d (expected %d):\n%s" % (playbook, proc.returncode, expect_rc,
                                                                   proc.stdout[-8000:]))
     return proc.stdout
 
 
-def recap(out):
-    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-            for m in re.finditer(r"^(mesh-\d+)\s+:\s+(.*)$", out, re.M)}
+recap = Playbook.recap
 
 
 def listed(c):

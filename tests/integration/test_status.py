@@ -10,19 +10,13 @@ clustermesh-apiserver has no Ready replica reported not ready, by name, by `wait
 A converged 3-cluster mesh (site.yml with the local inventory) is reused when present.
 """
 import base64
-import json
-import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, ansible_env, wait_for
+from conftest import Playbook, wait_for
 
 NS = "kube-system"
 HOSTS = ["mesh-1", "mesh-2", "mesh-3"]
-BIN = os.path.dirname(sys.executable)
 
 
 def _peers_in_secret(c):
@@ -43,34 +37,15 @@ def mesh(fleet, collections_path, tmp_path_factory):
     if len(clusters) < 3:
         pytest.fail("needs 3 fleet clusters")
     if not _meshed(clusters):
-        inv = tmp_path_factory.mktemp("inv-status")
-        (inv / "group_vars").mkdir()
-        shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
-        (inv / "hosts.yml").write_text("mesh:\n  hosts:\n" + "".join(
-            "    %s:\n      cilium_cluster_id: %s\n" % (h, h.split("-")[1]) for h in HOSTS))
-        proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(inv),
-                               os.path.join(REPO, "playbooks", "site.yml")], env=ansible_env(fleet, collections_path),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=1500, check=False)
-        assert proc.returncode == 0, proc.stdout[-6000:]
+        Playbook(fleet, collections_path, tmp_path_factory.mktemp("inv-status"))("site.yml", HOSTS)
         assert _meshed(clusters)
     return dict((c.name, c) for c in clusters)
 
 
 @pytest.fixture(scope="module")
-def status(fleet, collections_path):
-    env = ansible_env(fleet, collections_path)
-
+def status(run_module):
     def run(cluster, **args):
-        args = dict(args, kubeconfig=cluster.kubeconfig)
-        argv = [os.path.join(BIN, "ansible"), "localhost", "-o", "-m", "meshops.cilium.clustermesh_status",
-                "-a", json.dumps(args)]
-        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=300, check=False)
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("localhost | ") and " => " in ln]
-        assert line, proc.stdout + proc.stderr
-        result = json.loads(line[0].split(" => ", 1)[1])
-        result["_rc"] = proc.returncode
-        return result
+        return run_module("clustermesh_status", cluster, **args)
     return run
 
 

@@ -6,14 +6,8 @@ the objects (Namespace, per-cluster Deployment, global Service), the client Job'
 check mode, idempotence and the cleanup.
 """
 import concurrent.futures
-import json
-import os
-import subprocess
-import sys
 
 import pytest
-
-from conftest import ansible_env
 
 HOSTS = ["mesh-1", "mesh-2", "mesh-3"]
 NS = "meshops-traffic-check"
@@ -31,20 +25,9 @@ def clusters(fleet):
 
 
 @pytest.fixture(scope="module")
-def check(fleet, collections_path):
-    env = ansible_env(fleet, collections_path)
-
-    def run(cluster, *flags, **args):
-        args = dict(args, kubeconfig=cluster.kubeconfig, context=cluster.name)
-        argv = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-o", "-m",
-                "meshops.cilium.clustermesh_traffic_check", "-a", json.dumps(args)] + list(flags)
-        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=300, check=False)
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("localhost | ") and " => " in ln]
-        assert line, proc.stdout + proc.stderr
-        result = json.loads(line[0].split(" => ", 1)[1])
-        result["_rc"] = proc.returncode
-        return result
+def check(run_module):
+    def run(cluster, check_mode=False, **args):
+        return run_module("clustermesh_traffic_check", cluster, check=check_mode, context=cluster.name, **args)
     return run
 
 
@@ -72,7 +55,7 @@ def test_objects_answers_and_cleanup(clusters, check):
         assert _leftovers(c) == []
     # check mode: reports the three objects, writes nothing
     marks = dict((c.name, c.audit_mark()) for c in clusters)
-    r = check(clusters[0], "--check", state="present")
+    r = check(clusters[0], check_mode=True, state="present")
     assert r["_rc"] == 0 and r["changed"] is True
     assert [x["action"] for x in r["changes"]] == ["create"] * 3
     assert _writes(clusters[0], marks["mesh-1"]) == []
