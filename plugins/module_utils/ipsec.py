@@ -83,8 +83,8 @@ def _parse_spi(text):
         raise IPsecKeyError('the SPI (field 1) must be 1..15, got %d' % spi)
     if not m.group(2):
         raise IPsecKeyError('the SPI (field 1) is %d without "+": global keys (one key and IV space shared by every '
-                        'node pair) are insecure (GHSA-pwqm-x5x6-5586). Write it as "%d+" so the agents derive '
-                        'per-tunnel keys (changing an existing key\'s form needs a rotation)' % (spi, spi))
+                            'node pair) are insecure (GHSA-pwqm-x5x6-5586). Write it as "%d+" so the agents derive '
+                            'per-tunnel keys (changing an existing key\'s form needs a rotation)' % (spi, spi))
     return spi
 
 
@@ -174,7 +174,7 @@ def parse_key(value):
         if algo not in AEAD_KEY_BYTES:
             if algo in ENC_KEY_BYTES or algo in AUTH_KEY_BYTES:
                 raise IPsecKeyError('%s (field 2) is not an AEAD algorithm; the 4-field form is "SPI+ %s HEXKEY ICV", '
-                                'the auth+enc form has 5 fields' % (algo, AEAD_ALGO))
+                                    'the auth+enc form has 5 fields' % (algo, AEAD_ALGO))
             raise IPsecKeyError('unknown algorithm %r (field 2); the AEAD form supports %s' % (
                 algo, ', '.join(sorted(AEAD_KEY_BYTES))))
         key = _parse_hex(fields[2], 'the key (field 3)', AEAD_KEY_BYTES[algo])
@@ -195,7 +195,7 @@ def parse_key(value):
         ekey = _parse_hex(fields[4], 'the encryption key (field 5)', ENC_KEY_BYTES[enc])
         return IPsecKey(spi, auth, akey, enc_algo=enc, enc_key=ekey)
     raise IPsecKeyError('a key has 4 fields ("SPI+ %s HEXKEY ICV") or 5 fields ("SPI+ AUTHALGO AUTHKEY ENCALGO '
-                    'ENCKEY"), got %d' % (AEAD_ALGO, len(fields)))
+                        'ENCKEY"), got %d' % (AEAD_ALGO, len(fields)))
 
 
 def generate(spi=1, like=None, icv=DEFAULT_ICV, randbytes=secrets.token_bytes):
@@ -318,7 +318,7 @@ def plan_present(current, wanted=None, source_name=None, reconcile=False, genera
     if current.exists and current.error:
         if not reconcile:
             raise IPsecKeyError('Secret %s exists but its key is unusable: %s. Fix it, or set reconcile=true to '
-                            'replace it' % (SECRET_NAME, current.error))
+                                'replace it' % (SECRET_NAME, current.error))
         new = wanted if wanted is not None else generate_key()
         return Plan('replaced', 'put', new)
     if wanted is not None:
@@ -369,10 +369,10 @@ def plan_rotated(current, source=None, source_name=None, from_spi=None, from_fin
                 # the source is rotated by the same run, which check mode only previews
                 return Plan('rotated', 'put', None, spi=nxt)
             raise IPsecKeyError('the source cluster %s still holds %s: rotate it first, then copy from it'
-                            % (source_name, describe(source)))
+                                % (source_name, describe(source)))
         if source.spi != nxt:
             raise IPsecKeyError('the source cluster %s holds %s, but this cluster\'s next SPI is %d (it holds %s): '
-                            'they are not one rotation apart' % (source_name, describe(source), nxt, describe(cur)))
+                                'they are not one rotation apart' % (source_name, describe(source), nxt, describe(cur)))
         new = source
     elif wanted is not None:
         if wanted.spi != nxt:

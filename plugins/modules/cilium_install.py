@@ -418,7 +418,7 @@ def main():
             ipv4_native_routing_cidr=dict(type='str'),
             max_connected_clusters=dict(type='int', choices=[255, 511]),
             encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard'], aliases=['encryption']),
-            ipsec_key_rotation_duration=dict(type='str'),
+            ipsec_key_rotation_duration=dict(type='str', no_log=False),
             clustermesh_apiserver=dict(type='dict', options=merged_spec(
                 CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
                 enabled=dict(type='bool'),

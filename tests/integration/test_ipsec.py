@@ -49,7 +49,7 @@ class Runner(object):
         (inv / "group_vars").mkdir(parents=True)
         shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
         (inv / "hosts.yml").write_text("mesh:\n  hosts:\n" + "".join(
-            "    %s:\n      cilium_cluster_id: %s\n" % (h, h.split("-")[-1]) for h in HOSTS))
+            "    %s:\n      cilium_cluster_id: %s\n" % (h, h.rsplit("-", maxsplit=1)[-1]) for h in HOSTS))
         self.inventory = str(inv)
 
     def __call__(self, what, playbook, *args, expect_rc=0):
