@@ -294,6 +294,9 @@ def _start_control_plane(fleet, c, bins, etcd_url):
         "--service-account-signing-key-file=" + j("sa.key"),
         "--service-cluster-ip-range=" + net["service_cidr"],
         "--allow-privileged=true", "--endpoint-reconciler-type=none",
+        # The node-lifecycle-controller is off (see kube-controller-manager below), so nothing would
+        # lift the not-ready taint this admission plugin puts on every new Node: do not add it.
+        "--disable-admission-plugins=TaintNodesByCondition",
         "--audit-policy-file=" + j("audit-policy.yaml"), "--audit-log-path=" + c["audit_log"],
         "--audit-log-maxsize=200", "--audit-log-format=json",
         # exec/logs go to kwok's server: nodes carry InternalDNS "localhost" and kwok's port as
