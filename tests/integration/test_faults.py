@@ -67,7 +67,13 @@ def test_limit_with_an_unreachable_member_never_prunes_and_writes_nothing(fleet,
     runner.stop_apiserver("mesh-3")
     try:
         mark = marks(three)
-        out = run(fleet, collections_path, _inv(tmp_path, three), "site.yml", "--limit", "mesh-1")
+        # site.yml stops in its preflight, which reads every member and names the one it cannot read
+        out = run(fleet, collections_path, _inv(tmp_path, three), "site.yml", "--limit", "mesh-1", expect_rc=2)
+        assert "cannot read the cluster: mesh-3" in out, out[-3000:]
+        assert "Traceback" not in out
+        assert writes(three, mark) == {c.name: [] for c in three}
+        # mesh.yml alone (no preflight): the clustermesh role refuses to prune what it cannot see
+        out = run(fleet, collections_path, _inv(tmp_path, three), "mesh.yml", "--limit", "mesh-1")
         assert sorted(recap(out)) == ["mesh-1"]
         assert "Exact pruning refused: this run cannot see mesh-3" in out
         assert listed(three[0]) == {"mesh-2", "mesh-3"}

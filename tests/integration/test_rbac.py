@@ -54,11 +54,15 @@ def test_a_removed_permission_gives_the_403_message(fleet, automation, collectio
     c.kubectl("-n", NS, "patch", "role", USER, "--type=json",
               "-p", json.dumps([{"op": "replace", "path": "/rules/0/verbs", "value": verbs}]))
     mark = marks(fleet.clusters)
-    out = run(fleet, collections_path, _inv(tmp_path, automation), "site.yml", expect_rc=2)
+    try:
+        out = run(fleet, collections_path, _inv(tmp_path, automation), "site.yml", expect_rc=2)
+        written = writes(fleet.clusters, mark)  # before the manifest is applied again below
+    finally:
+        c.kubectl("apply", "-f", MANIFEST)  # the next test starts with every permission
     assert ('%s: permission denied (403) while trying to read Secret kube-system/cilium-ca: user "%s" is missing '
             'the permission to get "secrets" in the core API group in namespace "kube-system"' % (c.name, USER)) in out
     assert "Traceback" not in out
-    assert writes(fleet.clusters, mark) == {x.name: [] for x in fleet.clusters}
+    assert written == {x.name: [] for x in fleet.clusters}
 
 
 def test_a_permission_helm_needs_gives_the_403_message(fleet, automation, collections_path, tmp_path):
@@ -69,8 +73,11 @@ def test_a_permission_helm_needs_gives_the_403_message(fleet, automation, collec
     c.kubectl("-n", NS, "patch", "role", USER, "--type=json",
               "-p", json.dumps([{"op": "replace", "path": "/rules/1/verbs", "value": verbs}]))
     # a changed agent value makes helm patch ConfigMap cilium-config
-    out = run(fleet, collections_path, _inv(tmp_path, automation), "install.yml", "--limit", c.name,
-              "-e", json.dumps({"cilium_values": {"debug": {"enabled": True}}}), expect_rc=2)
+    try:
+        out = run(fleet, collections_path, _inv(tmp_path, automation), "install.yml", "--limit", c.name,
+                  "-e", json.dumps({"cilium_values": {"debug": {"enabled": True}}}), expect_rc=2)
+    finally:
+        c.kubectl("apply", "-f", MANIFEST)
     assert ('%s: permission denied (403): user "%s" is missing the permission to patch "configmaps" in the core '
             'API group in namespace "kube-system"; helm failed to' % (c.name, USER)) in out, out[-3000:]
     assert "Traceback" not in out
