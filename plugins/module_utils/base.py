@@ -22,8 +22,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     KUBERNETES_IMPORT_ERROR,
     Cluster,
     ClusterError,
-    describe_params,
     kubeconfig_secret_values,
+    resolve_connection,
     translate_error,
 )
 
@@ -141,16 +141,36 @@ class ClusterModule(object):
             self.module.fail_json(msg='kubeconfig must be a path or a dictionary, got %s'
                                   % type(self.params['kubeconfig']).__name__)
         self._cluster = None
-        self._name = None
+        self._connection = None
+        self._connection_error = None
 
     # -- identity --------------------------------------------------------
+    def _set_connection(self, connection):
+        self._connection = connection
+        # Credentials that came from the kubeconfig or the environment never show either.
+        self.module.no_log_values.update(connection.secrets())
+
+    @property
+    def connection(self):
+        """The resolved ``Connection`` (built once; fails the module with one message)."""
+        if self._connection is None:
+            try:
+                self._set_connection(resolve_connection(self.params))
+            except ClusterError as e:
+                self._connection_error = e
+                self.module.fail_json(msg=str(e), cluster=e.cluster or self.name)
+        return self._connection
+
     @property
     def name(self):
-        if self._cluster is not None:
-            return self._cluster.name
-        if self._name is None:
-            self._name = describe_params(self.params)
-        return self._name
+        if self._connection is None and self._connection_error is None:
+            try:
+                self._set_connection(resolve_connection(self.params))
+            except ClusterError as e:
+                self._connection_error = e
+        if self._connection is not None:
+            return self._connection.name
+        return self.params.get('context') or self.params.get('host') or 'cluster'
 
     @property
     def cluster(self):
@@ -158,11 +178,20 @@ class ClusterModule(object):
             if not HAS_KUBERNETES:
                 self.module.fail_json(msg=missing_required_lib('kubernetes'),
                                       exception=KUBERNETES_IMPORT_ERROR)
+            connection = self.connection
             try:
-                self._cluster = Cluster(self.params)
+                self._cluster = Cluster(self.params, connection=connection)
             except ClusterError as e:
-                self.module.fail_json(msg=str(e), cluster=e.cluster or self.name)
+                self.fail_from(e)
         return self._cluster
+
+    def _where(self, kwargs):
+        """Every result names the cluster and the API server it talked to."""
+        kwargs.setdefault('cluster', self.name)
+        if self._connection is not None:
+            kwargs.setdefault('api_server', self._connection.server)
+            kwargs.setdefault('connection', self._connection.describe())
+        return kwargs
 
     # -- modes -----------------------------------------------------------
     @property
@@ -182,21 +211,19 @@ class ClusterModule(object):
         prefix = '%s: ' % self.name
         if not msg.startswith(prefix):
             msg = prefix + msg
-        kwargs.setdefault('cluster', self.name)
-        self.module.fail_json(msg=msg, **kwargs)
+        self.module.fail_json(msg=msg, **self._where(kwargs))
 
     def fail_from(self, exc, action=None):
         """Fail with the translated message for ``exc``."""
         if isinstance(exc, ClusterError):
-            self.module.fail_json(msg=str(exc), cluster=exc.cluster or self.name)
+            self.module.fail_json(msg=str(exc), **self._where({'cluster': exc.cluster or self.name}))
         self.fail(translate_error(exc, action=action))
 
     def exit(self, changed=False, before=None, after=None, secret_keys=SECRET_KEYS, **kwargs):
         """Exit; adds ``diff`` (secrets masked) only in diff mode and when given."""
         if self.diff_mode and (before is not None or after is not None):
             kwargs['diff'] = build_diff(before, after, secret_keys)
-        kwargs.setdefault('cluster', self.name)
-        self.module.exit_json(changed=changed, **kwargs)
+        self.module.exit_json(changed=changed, **self._where(kwargs))
 
     def run(self, func):
         """Call ``func(self)``; any ClusterError (or other error) becomes one failure."""

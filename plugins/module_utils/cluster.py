@@ -17,13 +17,12 @@ that a missing library gives a clear ``missing_required_lib`` message.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import copy
 import json
 import os
 import re
 import ssl
 import traceback
-
-from ansible.module_utils.basic import env_fallback
 
 try:
     import yaml
@@ -57,19 +56,15 @@ except ImportError:  # pragma: no cover - kubernetes depends on urllib3
 
 
 CLUSTER_ARGUMENT_SPEC = dict(
-    kubeconfig=dict(type='raw', fallback=(env_fallback, ['K8S_AUTH_KUBECONFIG'])),
-    context=dict(type='str', fallback=(env_fallback, ['K8S_AUTH_CONTEXT'])),
-    host=dict(type='str', fallback=(env_fallback, ['K8S_AUTH_HOST'])),
-    api_key=dict(type='str', no_log=True, fallback=(env_fallback, ['K8S_AUTH_API_KEY'])),
-    ca_cert=dict(type='path', aliases=['ssl_ca_cert'], no_log=False,
-                 fallback=(env_fallback, ['K8S_AUTH_SSL_CA_CERT'])),
-    client_cert=dict(type='path', aliases=['cert_file'], no_log=False,
-                     fallback=(env_fallback, ['K8S_AUTH_CERT_FILE'])),
-    client_key=dict(type='path', aliases=['key_file'], no_log=True,
-                    fallback=(env_fallback, ['K8S_AUTH_KEY_FILE'])),
-    validate_certs=dict(type='bool', aliases=['verify_ssl'],
-                        fallback=(env_fallback, ['K8S_AUTH_VERIFY_SSL'])),
-    proxy=dict(type='str', fallback=(env_fallback, ['K8S_AUTH_PROXY'])),
+    kubeconfig=dict(type='raw'),
+    context=dict(type='str'),
+    host=dict(type='str'),
+    api_key=dict(type='str', no_log=True),
+    ca_cert=dict(type='path', aliases=['ssl_ca_cert'], no_log=False),
+    client_cert=dict(type='path', aliases=['cert_file'], no_log=False),
+    client_key=dict(type='path', aliases=['key_file'], no_log=True),
+    validate_certs=dict(type='bool', aliases=['verify_ssl']),
+    proxy=dict(type='str'),
     connect_timeout=dict(type='int', default=10),
     request_timeout=dict(type='int', default=30),
 )
@@ -177,23 +172,13 @@ def context_not_found_msg(context, available, source=None):
     return 'context "%s" not found%s; the kubeconfig defines no contexts' % (context, where)
 
 
-def describe_params(params):
-    """A short name for the cluster the options point at.
-
-    The context name if one was given, else the kubeconfig's current-context
-    (best effort, only when no host was given), else the host, else "cluster".
-    """
-    if params.get('context'):
-        return params['context']
-    if params.get('host'):
-        return params['host']
+def describe_params(params, environ=None):
+    """A short name for the cluster the options point at: the context (given, or the
+    kubeconfig's current-context), else the host, else "cluster"."""
     try:
-        dummy, current = kubeconfig_contexts(load_kubeconfig_dicts(params.get('kubeconfig')))
-        if current:
-            return current
+        return resolve_connection(params, environ).name
     except Exception:
-        pass
-    return 'cluster'
+        return params.get('context') or params.get('host') or 'cluster'
 
 
 # ---------------------------------------------------------------------------
@@ -367,13 +352,255 @@ def translate_error(exc, cluster=None, action=None, host=None, contexts=None, ti
 
 
 # ---------------------------------------------------------------------------
-# The client
+# The one resolved connection
 # ---------------------------------------------------------------------------
 
-def _bearer(token):
-    token = token.strip()
-    return token if token.lower().startswith('bearer ') else 'Bearer %s' % token
+# The environment variable of each connection option (AWX's Kubernetes credential sets the
+# K8S_AUTH_* variables). They are NOT argument-spec fallbacks: resolve_connection decides
+# when the environment may be used at all.
+ENVIRONMENT = (
+    ('kubeconfig', 'K8S_AUTH_KUBECONFIG'),
+    ('context', 'K8S_AUTH_CONTEXT'),
+    ('host', 'K8S_AUTH_HOST'),
+    ('api_key', 'K8S_AUTH_API_KEY'),
+    ('ca_cert', 'K8S_AUTH_SSL_CA_CERT'),
+    ('client_cert', 'K8S_AUTH_CERT_FILE'),
+    ('client_key', 'K8S_AUTH_KEY_FILE'),
+    ('validate_certs', 'K8S_AUTH_VERIFY_SSL'),
+    ('proxy', 'K8S_AUTH_PROXY'),
+)
 
+# Options that select WHICH cluster: when a task sets any of them, the environment is ignored.
+TARGET_OPTIONS = ('kubeconfig', 'context', 'host')
+
+_TRUE = ('1', 'true', 'yes', 'on', 'y', 't')
+_FALSE = ('0', 'false', 'no', 'off', 'n', 'f')
+
+
+def _env_bool(name, text):
+    low = str(text).strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ClusterError('environment variable %s=%r is not a boolean (use true or false)' % (name, text))
+
+
+def connection_settings(params, environ=None):
+    """``(settings, origin, ignored)``: the connection options that apply, by one precedence.
+
+    1. Options set in the task (module parameters) always win.
+    2. The environment (``K8S_AUTH_*``) fills in ONLY when the task selects no cluster itself
+       (none of ``kubeconfig``, ``context``, ``host``); otherwise every ``K8S_AUTH_*`` variable
+       is ignored and listed in ``ignored`` so that an AWX credential never redirects a task
+       that names its cluster.
+    3. Without either, ``~/.kube/config`` and its current-context.
+
+    ``origin`` is ``task``, ``environment`` or ``default kubeconfig``.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = dict((k, params.get(k)) for k, dummy in ENVIRONMENT if params.get(k) not in (None, ''))
+    env = dict((k, environ.get(var)) for k, var in ENVIRONMENT if environ.get(var) not in (None, ''))
+    if any(k in explicit for k in TARGET_OPTIONS):
+        ignored = sorted(var for k, var in ENVIRONMENT if k in env)
+        return explicit, 'task', ignored
+    settings = dict(env)
+    if 'validate_certs' in settings:
+        settings['validate_certs'] = _env_bool('K8S_AUTH_VERIFY_SSL', settings['validate_certs'])
+    settings.update(explicit)
+    if any(k in env and k not in explicit for k in TARGET_OPTIONS):
+        return settings, 'environment', []
+    return settings, 'default kubeconfig' if 'host' not in settings else 'task', []
+
+
+def _auth_form(user):
+    user = user or {}
+    if user.get('exec'):
+        return 'exec plugin'
+    if user.get('auth-provider'):
+        return 'auth provider'
+    if user.get('token') or user.get('tokenFile'):
+        return 'token'
+    if user.get('client-certificate') or user.get('client-certificate-data'):
+        return 'client certificate'
+    if user.get('username'):
+        return 'basic'
+    return 'none'
+
+
+def _same_server(a, b):
+    return (a or '').rstrip('/').lower() == (b or '').rstrip('/').lower()
+
+
+class Connection(object):
+    """Where and how to reach ONE cluster, resolved once from the options, the kubeconfig,
+    the context and the environment.
+
+    Both the Python client (``Cluster``) and helm (``HelmRunner``) are made from the same
+    one-context kubeconfig (``kubeconfig``), so they cannot talk to different API servers.
+
+    * ``name``: what messages call the cluster (the context, else the host);
+    * ``server``: the API server URL every request goes to;
+    * ``context``: the context name inside ``kubeconfig``;
+    * ``auth``: token, client certificate, exec plugin, auth provider, basic or none;
+    * ``origin``: task, environment or default kubeconfig;
+    * ``ignored_environment``: K8S_AUTH_* variables set but ignored (the task named its cluster).
+    """
+
+    def __init__(self, kubeconfig, name, origin, ignored_environment, proxy=None):
+        self.kubeconfig = kubeconfig
+        self.context = kubeconfig['current-context']
+        cluster = kubeconfig['clusters'][0]['cluster']
+        self.server = cluster['server']
+        self.auth = _auth_form(kubeconfig['users'][0]['user'])
+        self.name = name
+        self.origin = origin
+        self.ignored_environment = list(ignored_environment)
+        self.proxy = proxy
+
+    def secrets(self):
+        """Credential strings inside the resolved kubeconfig (to mask in any output)."""
+        return kubeconfig_secret_values(self.kubeconfig)
+
+    def describe(self):
+        """What module results say about the connection (no credentials)."""
+        return {
+            'api_server': self.server,
+            'context': self.context,
+            'auth': self.auth,
+            'origin': self.origin,
+            'ignored_environment': self.ignored_environment,
+        }
+
+
+def _named(items, name):
+    for item in items or []:
+        if (item or {}).get('name') == name:
+            return copy.deepcopy(item)
+    return None
+
+
+def _absolutize(entry, keys, base):
+    for k in keys:
+        v = entry.get(k)
+        if v and isinstance(v, str) and not os.path.isabs(v) and base:
+            entry[k] = os.path.join(base, os.path.expanduser(v))
+
+
+def _context_entries(configs, context):
+    """``(context, cluster, user)`` dicts of ``context`` across the kubeconfig files (first wins)."""
+    ctx = cl = us = None
+    for source, cfg in configs:
+        base = os.path.dirname(source) if source != 'inline kubeconfig' else None
+        if ctx is None:
+            found = _named(cfg.get('contexts'), context)
+            if found:
+                ctx = found.get('context') or {}
+        if ctx is None:
+            continue
+        if cl is None:
+            found = _named(cfg.get('clusters'), ctx.get('cluster'))
+            if found:
+                cl = found.get('cluster') or {}
+                _absolutize(cl, ('certificate-authority',), base)
+        if us is None and ctx.get('user'):
+            found = _named(cfg.get('users'), ctx.get('user'))
+            if found:
+                us = found.get('user') or {}
+                _absolutize(us, ('client-certificate', 'client-key', 'tokenFile'), base)
+                if isinstance(us.get('exec'), dict) and base:
+                    cmd = us['exec'].get('command')
+                    if isinstance(cmd, str) and os.sep in cmd and not os.path.isabs(cmd):
+                        us['exec']['command'] = os.path.join(base, cmd)
+    return ctx, cl, us
+
+
+def resolve_connection(params, environ=None):
+    """The ``Connection`` for the connection options ``params`` (see ``connection_settings``).
+
+    Raises ClusterError (naming the cluster) for a missing kubeconfig or context, for options
+    that contradict each other, and for an explicit ``host`` that would send a kubeconfig
+    context's credentials to a different API server.
+    """
+    s, origin, ignored = connection_settings(params, environ)
+    name = s.get('context') or s.get('host')
+    if s.get('client_cert') and not s.get('client_key') or s.get('client_key') and not s.get('client_cert'):
+        raise ClusterError('client_cert and client_key must be given together', cluster=name or 'cluster')
+    if s.get('api_key') and s.get('client_cert'):
+        raise ClusterError('api_key and client_cert/client_key are two different identities; give only one',
+                           cluster=name or 'cluster')
+    kc_name = 'meshops'
+    cluster, user, namespace = {}, {}, None
+    if s.get('kubeconfig') is not None or s.get('context') or not s.get('host'):
+        try:
+            configs = load_kubeconfig_dicts(s.get('kubeconfig'))
+        except ClusterError as e:
+            raise ClusterError(e.detail, cluster=name or 'cluster')
+        names, current = kubeconfig_contexts(configs)
+        context = s.get('context') or current
+        name = name or context
+        if not context:
+            raise ClusterError('the kubeconfig has no current-context; set the context option (available '
+                               'contexts: %s)' % (', '.join(names) or 'none'), cluster=name or 'cluster')
+        ctx, cl, us = _context_entries(configs, context)
+        if ctx is None:
+            source = configs[0][0] if len(configs) == 1 else 'kubeconfig'
+            raise ClusterError(context_not_found_msg(context, names, source), cluster=name)
+        if cl is None:
+            raise ClusterError('context "%s" names cluster "%s", which the kubeconfig does not define'
+                               % (context, ctx.get('cluster')), cluster=name)
+        cluster, user, namespace, kc_name = cl, us or {}, ctx.get('namespace'), context
+        if s.get('host') and not _same_server(s['host'], cluster.get('server')) and \
+                not (s.get('api_key') or s.get('client_cert')):
+            raise ClusterError(
+                'host %s differs from the server %s of context "%s": the context\'s credentials would be '
+                'sent to another API server. Drop host to use the context, or give host with its own '
+                'api_key or client_cert/client_key' % (s['host'], cluster.get('server'), context), cluster=name)
+    if s.get('host'):
+        cluster['server'] = s['host'].rstrip('/')
+    if s.get('api_key'):
+        token = s['api_key'].strip()
+        if token.lower().startswith('bearer '):
+            token = token[7:].strip()
+        user = {'token': token}
+    for opt, entry, key, data_key in (('ca_cert', cluster, 'certificate-authority', 'certificate-authority-data'),
+                                      ('client_cert', user, 'client-certificate', 'client-certificate-data'),
+                                      ('client_key', user, 'client-key', 'client-key-data')):
+        if s.get(opt):
+            path = os.path.abspath(os.path.expanduser(s[opt]))
+            if not os.path.exists(path):
+                raise ClusterError('%s file %s does not exist' % (opt, path), cluster=name)
+            entry.pop(data_key, None)
+            entry[key] = path
+    if s.get('client_cert'):
+        for k in ('token', 'tokenFile', 'exec', 'auth-provider', 'username', 'password'):
+            user.pop(k, None)
+    if s.get('validate_certs') is not None:
+        if s['validate_certs']:
+            cluster.pop('insecure-skip-tls-verify', None)
+        else:
+            cluster['insecure-skip-tls-verify'] = True
+            cluster.pop('certificate-authority', None)
+            cluster.pop('certificate-authority-data', None)
+    if s.get('proxy'):
+        cluster['proxy-url'] = s['proxy']
+    if not cluster.get('server'):
+        raise ClusterError('no API server: set host or kubeconfig', cluster=name or 'cluster')
+    context = {'cluster': kc_name, 'user': kc_name}
+    if namespace:
+        context['namespace'] = namespace
+    kubeconfig = {
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': kc_name, 'preferences': {},
+        'clusters': [{'name': kc_name, 'cluster': cluster}],
+        'users': [{'name': kc_name, 'user': user}],
+        'contexts': [{'name': kc_name, 'context': context}],
+    }
+    return Connection(kubeconfig, name or cluster['server'], origin, ignored, proxy=cluster.get('proxy-url'))
+
+
+# ---------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------
 
 class Cluster(object):
     """An API client for one cluster, built from the connection options.
@@ -381,14 +608,15 @@ class Cluster(object):
     Build errors are raised as ``ClusterError`` with the cluster named.
     """
 
-    def __init__(self, params):
+    def __init__(self, params, connection=None, environ=None):
         if not HAS_KUBERNETES:
             raise ClusterError('the Python library "kubernetes" is required (pip install kubernetes)')
         self.params = dict((k, params.get(k)) for k in CONNECTION_OPTIONS)
         self.connect_timeout = self.params.get('connect_timeout') or 10
         self.request_timeout = self.params.get('request_timeout') or 30
+        self.connection = connection or resolve_connection(self.params, environ)
+        self.name = self.connection.name
         self.contexts = []
-        self.name = describe_params(self.params)
         self.configuration = self._configuration()
         self.host = self.configuration.host
         self.api_client = k8s_client.ApiClient(configuration=self.configuration)
@@ -397,61 +625,24 @@ class Cluster(object):
 
     # -- building --------------------------------------------------------
     def _configuration(self):
-        p = self.params
+        """The client configuration, made from the connection's one-context kubeconfig (the
+        same one helm gets), so every request goes to ``connection.server``."""
+        conn = self.connection
         configuration = k8s_client.Configuration()
-        use_kubeconfig = p.get('kubeconfig') is not None or not p.get('host')
-        if use_kubeconfig:
-            self._load_kubeconfig(configuration)
-        if p.get('host'):
-            configuration.host = p['host'].rstrip('/')
-        if p.get('api_key'):
-            configuration.api_key = {'authorization': _bearer(p['api_key'])}
-            configuration.refresh_api_key_hook = None
-        if p.get('ca_cert'):
-            configuration.ssl_ca_cert = p['ca_cert']
-        if p.get('client_cert'):
-            configuration.cert_file = p['client_cert']
-        if p.get('client_key'):
-            configuration.key_file = p['client_key']
-        if p.get('validate_certs') is not None:
-            configuration.verify_ssl = bool(p['validate_certs'])
-        if p.get('proxy'):
-            configuration.proxy = p['proxy']
-        for path_opt in ('ca_cert', 'client_cert', 'client_key'):
-            if p.get(path_opt) and not os.path.exists(p[path_opt]):
-                raise ClusterError('%s file %s does not exist' % (path_opt, p[path_opt]), cluster=self.name)
+        try:
+            kube_config.load_kube_config_from_dict(
+                copy.deepcopy(conn.kubeconfig), context=conn.context, client_configuration=configuration,
+                persist_config=False)
+        except Exception as e:
+            raise ClusterError(translate_error(e), cluster=self.name, cause=e)
+        if conn.proxy:
+            configuration.proxy = conn.proxy
         # One attempt per request: fail fast on an unreachable cluster.
         configuration.retries = 0
-        if not configuration.host or configuration.host == 'http://localhost':
-            if not use_kubeconfig:
-                raise ClusterError('no API server: set host or kubeconfig', cluster=self.name)
+        if not _same_server(configuration.host, conn.server):
+            raise ClusterError('the client would talk to %s instead of %s; refusing' % (
+                configuration.host, conn.server), cluster=self.name)
         return configuration
-
-    def _load_kubeconfig(self, configuration):
-        p = self.params
-        try:
-            configs = load_kubeconfig_dicts(p.get('kubeconfig'))
-        except ClusterError as e:
-            raise ClusterError(e.detail, cluster=self.name)
-        self.contexts, current = kubeconfig_contexts(configs)
-        context = p.get('context')
-        source = configs[0][0] if len(configs) == 1 else 'kubeconfig'
-        if context and context not in self.contexts:
-            raise ClusterError(context_not_found_msg(context, self.contexts, source), cluster=self.name)
-        if not context and not current:
-            raise ClusterError('the kubeconfig has no current-context; set the context option (available '
-                               'contexts: %s)' % (', '.join(self.contexts) or 'none'), cluster=self.name)
-        try:
-            if isinstance(p.get('kubeconfig'), dict):
-                kube_config.load_kube_config_from_dict(
-                    p['kubeconfig'], context=context, client_configuration=configuration,
-                    persist_config=False)
-            else:
-                kube_config.load_kube_config(
-                    config_file=os.pathsep.join(_kubeconfig_paths(p.get('kubeconfig') or DEFAULT_KUBECONFIG)),
-                    context=context, client_configuration=configuration, persist_config=False)
-        except Exception as e:
-            raise ClusterError(translate_error(e, contexts=self.contexts), cluster=self.name, cause=e)
 
     # -- calls -----------------------------------------------------------
     @property

@@ -26,7 +26,6 @@ __metaclass__ = type
 import base64
 import binascii
 import contextlib
-import copy
 import json
 import os
 import re
@@ -37,14 +36,11 @@ import tempfile
 import time
 
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
-    CONNECTION_OPTIONS,
+    Connection,
     ClusterError,
     forbidden_summary,
-    _kubeconfig_paths,
-    describe_params,
-    kubeconfig_contexts,
     kubeconfig_secret_values,
-    load_kubeconfig_dicts,
+    resolve_connection,
 )
 try:
     import yaml
@@ -62,8 +58,19 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
 MIN_HELM_VERSION = (3, 14, 0)
 MASK = '********'
 
-# Options that, when set, cannot be expressed by passing a kubeconfig path as is.
-_OVERRIDE_OPTIONS = ('host', 'api_key', 'ca_cert', 'client_cert', 'client_key', 'validate_certs', 'proxy')
+# Environment variables through which helm would pick another cluster or identity than the
+# kubeconfig it is given: removed from helm's environment.
+_HELM_TARGET_ENV = ('KUBECONFIG', 'HELM_KUBECONTEXT', 'HELM_KUBEAPISERVER', 'HELM_KUBETOKEN', 'HELM_KUBEASUSER',
+                    'HELM_KUBEASGROUPS', 'HELM_KUBECAFILE', 'HELM_KUBEINSECURE_SKIP_TLS_VERIFY',
+                    'HELM_KUBETLS_SERVER_NAME', 'HELM_NAMESPACE')
+
+# Time limit of a helm call that has no --timeout of its own (version, template, uninstall).
+DEFAULT_HELM_TIMEOUT = 300
+
+# Helm's release name rule (a DNS-1123 subdomain of at most 53 characters) and a namespace
+# (a DNS-1123 label of at most 63).
+_RELEASE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
+_NAMESPACE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')
 
 # Keys of values whose content is secret (masked in helm's messages).
 _SECRET_VALUE_KEYS = frozenset(['key', 'ca.key', 'tls.key', 'keys', 'token', 'password', 'caKey'])
@@ -115,23 +122,60 @@ def parse_helm_version(text):
     return tuple(int(i) for i in m.groups())
 
 
+def helm_environment(extra=None):
+    """The environment helm runs with: ours, without the variables that would make helm pick
+    another cluster than the kubeconfig it is given, updated with ``extra``."""
+    environ = dict((k, v) for k, v in os.environ.items() if k not in _HELM_TARGET_ENV)
+    environ.update(extra or {})
+    return environ
+
+
 def run_command(argv, module=None, env=None, timeout=None):
-    """``(rc, stdout, stderr)``: through ``module.run_command`` inside a module, else
-    a plain subprocess (tests, scripts). ``env`` updates the environment."""
-    if module is not None:
-        return module.run_command(argv, environ_update=env or {}, check_rc=False)
-    environ = dict(os.environ)
-    environ.update(env or {})
-    # Outside a module there is no run_command; this path serves tests and scripts.
+    """``(rc, stdout, stderr)`` of ``argv``, run directly (no shell, no ``$VAR``/``~`` expansion
+    of any argument), with the environment of ``helm_environment(env)`` and a time limit
+    (``timeout`` seconds, default DEFAULT_HELM_TIMEOUT): a stuck helm is killed, never waited
+    for forever. ``module`` is accepted for callers' convenience and not used."""
+    # AnsibleModule.run_command has no time limit and expands arguments, so helm runs here.
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # pylint: disable=ansible-bad-function
-                          universal_newlines=True, env=environ, timeout=timeout, check=False)
+                          stdin=subprocess.DEVNULL, universal_newlines=True, env=helm_environment(env),
+                          timeout=timeout or DEFAULT_HELM_TIMEOUT, check=False)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def release_problems(release_name, namespace):
+    """Messages for a release name or namespace helm would refuse or read as a flag."""
+    out = []
+    if not isinstance(release_name, str) or len(release_name) > 53 or not _RELEASE_RE.fullmatch(release_name):
+        out.append('release_name %r is not a valid Helm release name: lower case letters, digits, "-" and '
+                   '".", starting and ending with a letter or digit, at most 53 characters' % (release_name,))
+    if not isinstance(namespace, str) or len(namespace) > 63 or not _NAMESPACE_RE.fullmatch(namespace):
+        out.append('namespace %r is not a valid Kubernetes namespace name: lower case letters, digits and "-", '
+                   'starting and ending with a letter or digit, at most 63 characters' % (namespace,))
+    return out
+
+
+def chart_problems(chart_ref=None, chart_version=None, chart_repo_url=None):
+    """Messages for chart options helm would read as flags."""
+    out = []
+    for opt, value in (('chart_ref', chart_ref), ('chart_version', chart_version),
+                       ('chart_repo_url', chart_repo_url)):
+        if value is not None and (not str(value).strip() or str(value).startswith('-') or '\n' in str(value)):
+            out.append('%s %r is not a chart reference: it is empty, spans lines or starts with "-"'
+                       % (opt, value))
+    return out
+
+
+def check_release_args(release_name, namespace, chart_ref=None, chart_version=None, chart_repo_url=None):
+    """Raise HelmError listing every problem of ``release_problems`` and ``chart_problems``."""
+    problems = release_problems(release_name, namespace) + chart_problems(chart_ref, chart_version, chart_repo_url)
+    if problems:
+        raise HelmError('; '.join(problems))
 
 
 def helm_version(binary, module=None):
     """``(major, minor, patch)`` of ``binary``."""
     try:
-        rc, out, err = run_command([binary, 'version', '--short'], module=module, timeout=60)
+        rc, out, err = run_command([binary, 'version', '--short'], timeout=60)
     except (OSError, subprocess.SubprocessError) as e:
         raise HelmError('cannot run %s version: %s' % (binary, e))
     if rc != 0:
@@ -294,105 +338,8 @@ def write_chart(chart, directory):
 
 
 # ---------------------------------------------------------------------------
-# kubeconfig for helm
+# Running helm
 # ---------------------------------------------------------------------------
-
-def _named(items, name):
-    for item in items or []:
-        if (item or {}).get('name') == name:
-            return copy.deepcopy(item)
-    return None
-
-
-def _absolutize(entry, keys, base):
-    for k in keys:
-        v = entry.get(k)
-        if v and isinstance(v, str) and not os.path.isabs(v) and base:
-            entry[k] = os.path.join(base, os.path.expanduser(v))
-
-
-def flatten_kubeconfig(params):
-    """A one-context kubeconfig dict for helm, from the connection options.
-
-    The context of ``params['context']`` (else current-context) of the given
-    kubeconfig (path or inline), with ``host``, ``api_key``, ``ca_cert``,
-    ``client_cert``, ``client_key``, ``validate_certs`` and ``proxy`` applied
-    on top; or, with only ``host``, a kubeconfig built from the options.
-    Relative file paths of a kubeconfig file are made absolute.
-    """
-    p = params
-    name = 'meshops'
-    cluster = {}
-    user = {}
-    namespace = None
-    if p.get('kubeconfig') is not None or not p.get('host'):
-        configs = load_kubeconfig_dicts(p.get('kubeconfig'))
-        names, current = kubeconfig_contexts(configs)
-        context = p.get('context') or current
-        if not context:
-            raise ClusterError('the kubeconfig has no current-context; set the context option')
-        ctx = cl = us = None
-        for source, cfg in configs:
-            base = os.path.dirname(source) if source != 'inline kubeconfig' else None
-            if ctx is None:
-                found = _named(cfg.get('contexts'), context)
-                if found:
-                    ctx = found.get('context') or {}
-            if ctx is not None:
-                if cl is None:
-                    found = _named(cfg.get('clusters'), ctx.get('cluster'))
-                    if found:
-                        cl = found.get('cluster') or {}
-                        _absolutize(cl, ('certificate-authority',), base)
-                if us is None and ctx.get('user'):
-                    found = _named(cfg.get('users'), ctx.get('user'))
-                    if found:
-                        us = found.get('user') or {}
-                        _absolutize(us, ('client-certificate', 'client-key', 'tokenFile'), base)
-        if ctx is None:
-            raise ClusterError('context "%s" not found; available contexts: %s'
-                               % (context, ', '.join(names) or 'none'))
-        cluster = cl or {}
-        user = us or {}
-        namespace = ctx.get('namespace')
-        name = context
-    if p.get('host'):
-        cluster['server'] = p['host'].rstrip('/')
-    if p.get('api_key'):
-        token = p['api_key'].strip()
-        if token.lower().startswith('bearer '):
-            token = token[7:].strip()
-        user = {'token': token}
-    if p.get('ca_cert'):
-        cluster.pop('certificate-authority-data', None)
-        cluster['certificate-authority'] = os.path.abspath(os.path.expanduser(p['ca_cert']))
-    if p.get('client_cert'):
-        user.pop('client-certificate-data', None)
-        user['client-certificate'] = os.path.abspath(os.path.expanduser(p['client_cert']))
-    if p.get('client_key'):
-        user.pop('client-key-data', None)
-        user['client-key'] = os.path.abspath(os.path.expanduser(p['client_key']))
-    if p.get('validate_certs') is not None:
-        if p['validate_certs']:
-            cluster.pop('insecure-skip-tls-verify', None)
-        else:
-            cluster['insecure-skip-tls-verify'] = True
-            cluster.pop('certificate-authority', None)
-            cluster.pop('certificate-authority-data', None)
-    if p.get('proxy'):
-        cluster['proxy-url'] = p['proxy']
-    if not cluster.get('server'):
-        raise ClusterError('no API server: set host or kubeconfig')
-    context = {'cluster': name, 'user': name}
-    if namespace:
-        context['namespace'] = namespace
-    return {
-        'apiVersion': 'v1', 'kind': 'Config', 'current-context': name, 'preferences': {},
-        'clusters': [{'name': name, 'cluster': cluster}],
-        'users': [{'name': name, 'user': user}],
-        'contexts': [{'name': name, 'context': context}],
-    }
-
 
 def _write_private(path, data):
     if isinstance(data, str):
@@ -438,60 +385,45 @@ def mask_text(text, secrets):
 
 
 class HelmRunner(object):
-    """Runs helm for one cluster described by the connection options."""
+    """Runs helm for one cluster.
 
-    def __init__(self, binary, cluster_params, module=None):
+    ``connection`` is the cluster's resolved ``cluster.Connection`` (the same object the
+    Python client was made from) or connection options to resolve. Helm always gets that
+    connection's one-context kubeconfig as a private temporary file (directory 0700, file
+    0600, removed when the call ends) and ``--kube-context`` naming it; the variables through
+    which helm could pick another cluster are removed from its environment. Arguments come
+    after ``--`` and are never expanded; every call has a time limit.
+    """
+
+    def __init__(self, binary, connection, module=None):
         self.binary = binary
-        self.params = dict((k, (cluster_params or {}).get(k)) for k in CONNECTION_OPTIONS)
+        if not isinstance(connection, Connection):
+            connection = resolve_connection(connection or {})
+        self.connection = connection
         self.module = module
-        self.name = describe_params(self.params)
-        self.secrets = set()
-        if self.params.get('api_key'):
-            self.secrets.add(self.params['api_key'])
-        if isinstance(self.params.get('kubeconfig'), dict):
-            self.secrets.update(kubeconfig_secret_values(self.params['kubeconfig']))
+        self.name = connection.name
+        self.secrets = set(connection.secrets())
         self.commands = []  # argv of every helm run (no secrets in them), for tests and debugging
 
     # -- connection ------------------------------------------------------
-    def _passes_path(self):
-        kc = self.params.get('kubeconfig')
-        if kc is not None and not isinstance(kc, str):
-            return False
-        return not any(self.params.get(o) is not None for o in _OVERRIDE_OPTIONS)
-
     def connection_args(self, tmpdir):
-        """helm arguments (and extra environment) selecting the cluster."""
-        env = {}
-        if self._passes_path():
-            paths = _kubeconfig_paths(self.params.get('kubeconfig') or '~/.kube/config')
-            if len(paths) == 1:
-                args = ['--kubeconfig', paths[0]]
-            else:  # helm's --kubeconfig takes one file; KUBECONFIG merges several.
-                args = []
-                env['KUBECONFIG'] = os.pathsep.join(paths)
-            if self.params.get('context'):
-                args += ['--kube-context', self.params['context']]
-            return args, env
-        try:
-            config = flatten_kubeconfig(self.params)
-        except ClusterError as e:
-            raise HelmError(e.detail, cluster=self.name)
-        self.secrets.update(kubeconfig_secret_values(config))
-        path = _write_private(os.path.join(tmpdir, 'kubeconfig'), json.dumps(config))
-        return ['--kubeconfig', path], env
+        """helm flags selecting the cluster (and extra environment)."""
+        path = _write_private(os.path.join(tmpdir, 'kubeconfig'), json.dumps(self.connection.kubeconfig))
+        return ['--kubeconfig', path, '--kube-context', self.connection.context], {}
 
     # -- running ---------------------------------------------------------
-    def _run(self, args, action, tmpdir, timeout=None, extra_secrets=()):
+    def _run(self, flags, positional, action, tmpdir, timeout=None, extra_secrets=()):
         conn, env = self.connection_args(tmpdir)
-        argv = [self.binary] + list(args) + conn
+        argv = [self.binary] + list(flags) + conn + ['--'] + list(positional)
         self.commands.append(list(argv))
         secrets = set(self.secrets) | set(extra_secrets)
         # The process gets its own deadline a little after helm's --timeout.
-        proc_timeout = (timeout or 300) + 120
+        proc_timeout = (timeout or DEFAULT_HELM_TIMEOUT) + 120
         try:
-            rc, out, err = run_command(argv, module=self.module, env=env, timeout=proc_timeout)
+            rc, out, err = run_command(argv, env=env, timeout=proc_timeout)
         except subprocess.TimeoutExpired:
-            raise HelmError('helm did not finish %s within %ss' % (action, proc_timeout), cluster=self.name)
+            raise HelmError('helm did not finish %s within %ss and was stopped' % (action, proc_timeout),
+                            cluster=self.name)
         except OSError as e:
             raise HelmError('cannot run %s: %s' % (self.binary, e), cluster=self.name)
         if rc != 0:
@@ -503,17 +435,24 @@ class HelmRunner(object):
 
     # -- commands --------------------------------------------------------
     def _chart_args(self, tmpdir, chart_ref, chart_version, chart_repo_url, current):
+        """``(flags, chart)``: the chart to use and the flags that go with it."""
         if chart_ref:
-            args = [chart_ref]
+            flags = []
             if chart_version:
-                args += ['--version', str(chart_version)]
+                flags += ['--version', str(chart_version)]
             if chart_repo_url:
-                args += ['--repo', chart_repo_url]
-            return args
+                flags += ['--repo', chart_repo_url]
+            return flags, chart_ref
         if current is None:
             raise HelmError('no chart_ref given and no deployed release to take the chart from',
                             cluster=self.name)
-        return [write_chart(current.chart, os.path.join(tmpdir, 'chart'))]
+        return [], write_chart(current.chart, os.path.join(tmpdir, 'chart'))
+
+    def _check(self, release, namespace, chart_ref=None, chart_version=None, chart_repo_url=None):
+        try:
+            check_release_args(release, namespace, chart_ref, chart_version, chart_repo_url)
+        except HelmError as e:
+            raise HelmError(e.detail, cluster=self.name)
 
     def upgrade(self, release, namespace, values, chart_ref=None, chart_version=None, install=False,
                 reset_then_reuse=False, wait=False, timeout=None, current=None, chart_repo_url=None,
@@ -528,42 +467,47 @@ class HelmRunner(object):
         version is kept. Returns helm's output (text); read the new revision with
         ``read_release`` (helm's JSON output would carry the whole chart).
         """
+        self._check(release, namespace, chart_ref, chart_version, chart_repo_url)
+        timeout = int(timeout or DEFAULT_HELM_TIMEOUT)
         with private_dir() as tmpdir:
-            chart = self._chart_args(tmpdir, chart_ref, chart_version, chart_repo_url, current)
+            flags, chart = self._chart_args(tmpdir, chart_ref, chart_version, chart_repo_url, current)
             values_file = _write_private(os.path.join(tmpdir, 'values.yaml'),
                                          json.dumps(values or {}, indent=1, sort_keys=True))
-            args = ['upgrade', release] + chart + ['--namespace', namespace, '-f', values_file]
-            args.append('--reset-then-reuse-values' if reset_then_reuse else '--reset-values')
+            flags = ['upgrade'] + flags + ['--namespace', namespace, '-f', values_file]
+            flags.append('--reset-then-reuse-values' if reset_then_reuse else '--reset-values')
             if install:
-                args.append('--install')
+                flags.append('--install')
                 if create_namespace:
-                    args.append('--create-namespace')
+                    flags.append('--create-namespace')
             if wait:
-                args.append('--wait')
-            if timeout:
-                args += ['--timeout', '%ss' % int(timeout)]
+                flags.append('--wait')
+            flags += ['--timeout', '%ss' % timeout]
             action = '%s release %s/%s' % ('install or upgrade' if install else 'upgrade', namespace, release)
-            out = self._run(args, action, tmpdir, timeout=timeout, extra_secrets=_secret_strings(values))
+            out = self._run(flags, [release, chart], action, tmpdir, timeout=timeout,
+                            extra_secrets=_secret_strings(values))
         return out
 
     def uninstall(self, release, namespace, wait=False, timeout=None):
+        self._check(release, namespace)
+        timeout = int(timeout or DEFAULT_HELM_TIMEOUT)
         with private_dir() as tmpdir:
-            args = ['uninstall', release, '--namespace', namespace]
+            flags = ['uninstall', '--namespace', namespace]
             if wait:
-                args.append('--wait')
-            if timeout:
-                args += ['--timeout', '%ss' % int(timeout)]
-            return self._run(args, 'uninstall release %s/%s' % (namespace, release), tmpdir, timeout=timeout)
+                flags.append('--wait')
+            flags += ['--timeout', '%ss' % timeout]
+            return self._run(flags, [release], 'uninstall release %s/%s' % (namespace, release), tmpdir,
+                             timeout=timeout)
 
     def template(self, release, namespace, values, chart_ref=None, chart_version=None, current=None,
                  chart_repo_url=None):
         """The manifests ``helm template`` renders (str). No write to the cluster."""
+        self._check(release, namespace, chart_ref, chart_version, chart_repo_url)
         with private_dir() as tmpdir:
-            chart = self._chart_args(tmpdir, chart_ref, chart_version, chart_repo_url, current)
+            flags, chart = self._chart_args(tmpdir, chart_ref, chart_version, chart_repo_url, current)
             values_file = _write_private(os.path.join(tmpdir, 'values.yaml'),
                                          json.dumps(values or {}, indent=1, sort_keys=True))
-            args = ['template', release] + chart + ['--namespace', namespace, '-f', values_file]
-            return self._run(args, 'render release %s/%s' % (namespace, release), tmpdir,
+            flags = ['template'] + flags + ['--namespace', namespace, '-f', values_file]
+            return self._run(flags, [release, chart], 'render release %s/%s' % (namespace, release), tmpdir,
                              extra_secrets=_secret_strings(values))
 
 

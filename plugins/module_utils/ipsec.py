@@ -464,7 +464,7 @@ def source_params(source):
 
 def read_source_key(source, namespace, name=SECRET_NAME, key_name=SECRET_KEY):
     """``(cluster name, IPsecKey)`` from the ``source`` option (connection options of another cluster)."""
-    src = Cluster(source_params(source))
+    src = Cluster(source_params(source), environ={})  # never the target's environment
     try:
         return src.name, source_key(src, source.get('namespace') or namespace, name, key_name)
     finally:

@@ -182,7 +182,7 @@ def run(m):
         src_params = dict((k, p['source'].get(k)) for k in CONNECTION_OPTIONS)
         src = None
         try:
-            src = Cluster(src_params)
+            src = Cluster(src_params, environ={})  # never the target's environment
             material = source_material(src, p['source'].get('namespace') or ns)
         except ClusterError as e:
             m.fail('source cluster %s' % e)

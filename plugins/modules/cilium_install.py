@@ -333,7 +333,7 @@ def _runner(m):
         binary, dummy = require_helm(m.params['helm_binary'], module=m.module)
     except HelmError as e:
         m.fail(e.detail)
-    return HelmRunner(binary, m.params, module=m.module)
+    return HelmRunner(binary, m.connection)
 
 
 def absent(m, current):

@@ -237,11 +237,11 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     ClusterModule,
     merged_spec,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.cluster import ClusterError
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
+    HelmError,
     HelmRunner,
-    find_helm,
     read_release,
+    require_helm,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     CILIUM_CA,
@@ -360,10 +360,10 @@ def run(m):
         set_path(new_values, 'clustermesh.config.enabled', True)
         set_path(new_values, 'clustermesh.config.clusters', desired_value)
         try:
-            binary = find_helm(p['helm_binary'])
-        except ClusterError as e:
+            binary, dummy = require_helm(p['helm_binary'])
+        except HelmError as e:
             m.fail(e.detail)
-        runner = HelmRunner(binary, p, module=m.module)
+        runner = HelmRunner(binary, m.connection)
         runner.upgrade(rel_name, ns, new_values, chart_ref=p['chart_ref'],
                        chart_version=release.chart_version if p['chart_ref'] else None,
                        wait=p['wait'], timeout=p['wait_timeout'] if p['wait'] else None, current=release)

@@ -172,7 +172,7 @@ def run(m):
         except HelmError as e:
             m.fail(e.detail)
         version = p['chart_version'] or (current.chart_version if p['chart_ref'] else None)
-        HelmRunner(binary, p, module=m.module).upgrade(
+        HelmRunner(binary, m.connection).upgrade(
             name, ns, desired, chart_ref=p['chart_ref'], chart_version=version, chart_repo_url=p['chart_repo_url'],
             timeout=p['wait_timeout'], current=current)
         release = read_release(m.cluster, ns, name)

@@ -241,7 +241,7 @@ def test_connection_refused_end_to_end(closed_port):
 def test_missing_client_key_file(tmp_path):
     with pytest.raises(ClusterError) as ei:
         Cluster(params(host='https://10.0.0.1:6443', client_cert=str(tmp_path / 'c.crt'),
-                       context='x'))
+                       client_key=str(tmp_path / 'c.key')))
     assert 'client_cert file' in str(ei.value)
 
 

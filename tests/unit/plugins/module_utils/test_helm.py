@@ -25,7 +25,6 @@ from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     chart_files,
     check_helm_version,
     find_helm,
-    flatten_kubeconfig,
     helm_version,
     mask_text,
     parse_helm_version,
@@ -40,7 +39,9 @@ FAKE_HELM = textwrap.dedent('''\
     if args[:1] == ["version"]:
         print(os.environ.get("FAKE_HELM_VERSION", "v3.20.2+gabc"))
         sys.exit(0)
-    rec = {{"argv": args, "env_kubeconfig": os.environ.get("KUBECONFIG"), "files": {{}}, "modes": {{}}}}
+    pos = args[args.index("--") + 1:] if "--" in args else []
+    rec = {{"argv": args, "positional": pos, "env_kubeconfig": os.environ.get("KUBECONFIG"),
+            "env_apiserver": os.environ.get("HELM_KUBEAPISERVER"), "files": {{}}, "modes": {{}}}}
     for flag in ("-f", "--kubeconfig"):
         if flag in args:
             path = args[args.index(flag) + 1]
@@ -48,12 +49,12 @@ FAKE_HELM = textwrap.dedent('''\
             rec["modes"][flag] = oct(stat.S_IMODE(os.stat(path).st_mode))
             rec["modes"][flag + " dir"] = oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode))
             rec.setdefault("paths", {{}})[flag] = path
-    if len(args) > 2 and args[0] in ("upgrade", "template") and os.path.isdir(args[2]):
+    if len(pos) > 1 and args[0] in ("upgrade", "template") and os.path.isdir(pos[1]):
         tree = {{}}
-        for root, dirs, files in os.walk(args[2]):
+        for root, dirs, files in os.walk(pos[1]):
             for f in files:
                 p = os.path.join(root, f)
-                tree[os.path.relpath(p, args[2])] = open(p, "rb").read().decode("latin-1")
+                tree[os.path.relpath(p, pos[1])] = open(p, "rb").read().decode("latin-1")
         rec["chart_tree"] = tree
     with open(log, "a") as f:
         f.write(json.dumps(rec) + "\\n")
@@ -260,43 +261,24 @@ def _kubeconfig(tmp_path):
     return cfg, path
 
 
-def test_flatten_picks_context_and_absolutizes(tmp_path):
-    cfg, path = _kubeconfig(tmp_path)
-    out = flatten_kubeconfig({'kubeconfig': str(path), 'context': 'mesh-1'})
-    assert out['current-context'] == 'mesh-1'
-    assert out['clusters'][0]['cluster'] == {'server': 'https://127.0.0.1:6443',
-                                             'certificate-authority': str(tmp_path / 'ca.crt')}
-    assert out['users'][0]['user'] == {'token': 'tok-1-secret'}
-    out = flatten_kubeconfig({'kubeconfig': cfg, 'context': 'mesh-2', 'validate_certs': False,
-                              'host': 'https://10.0.0.1:443', 'api_key': 'Bearer over'})
-    assert out['clusters'][0]['cluster'] == {'server': 'https://10.0.0.1:443', 'insecure-skip-tls-verify': True}
-    assert out['users'][0]['user'] == {'token': 'over'}
-    assert out['contexts'][0]['context']['namespace'] == 'x'
-
-
-def test_flatten_host_only():
-    out = flatten_kubeconfig({'host': 'https://h:6443/', 'api_key': 't', 'ca_cert': '/tmp/ca.pem'})
-    assert out['clusters'][0]['cluster'] == {'server': 'https://h:6443', 'certificate-authority': '/tmp/ca.pem'}
-
-
-def test_flatten_unknown_context(tmp_path):
-    cfg, dummy = _kubeconfig(tmp_path)
-    with pytest.raises(Exception, match='context "nope" not found.*mesh-1, mesh-2'):
-        flatten_kubeconfig({'kubeconfig': cfg, 'context': 'nope'})
-
-
 # -- running --------------------------------------------------------------------------
 
-def test_upgrade_with_kubeconfig_path_passes_it_as_is(fake_helm, tmp_path):
+def test_upgrade_gets_the_resolved_one_context_kubeconfig(fake_helm, tmp_path, monkeypatch):
     dummy, path = _kubeconfig(tmp_path)
+    # variables through which helm could pick another cluster are not passed on
+    monkeypatch.setenv('HELM_KUBEAPISERVER', 'https://elsewhere:6443')
+    monkeypatch.setenv('KUBECONFIG', '/elsewhere/kubeconfig')
     runner = HelmRunner(str(fake_helm), {'kubeconfig': str(path), 'context': 'mesh-2'})
     runner.upgrade('cilium', 'kube-system', {'cluster': {'name': 'mesh-2'}}, chart_ref='/charts/cilium.tgz',
                    chart_version='1.19.2', install=True, create_namespace=True, timeout=120)
     call, = fake_helm.calls()
     argv = call['argv']
-    assert argv[:3] == ['upgrade', 'cilium', '/charts/cilium.tgz']
-    assert argv[argv.index('--kubeconfig') + 1] == str(path)
-    assert argv[argv.index('--kube-context') + 1] == 'mesh-2'
+    assert argv[0] == 'upgrade' and call['positional'] == ['cilium', '/charts/cilium.tgz']
+    assert argv[-3:] == ['--', 'cilium', '/charts/cilium.tgz']
+    given = json.loads(call['files']['--kubeconfig'])
+    assert given['clusters'][0]['cluster']['server'] == 'https://127.0.0.2:6443'
+    assert argv[argv.index('--kube-context') + 1] == 'mesh-2' == given['current-context']
+    assert call['env_apiserver'] is None and call['env_kubeconfig'] is None
     assert argv[argv.index('--version') + 1] == '1.19.2'
     assert '--install' in argv and '--reset-values' in argv and '--create-namespace' in argv
     assert argv[argv.index('--timeout') + 1] == '120s'
@@ -325,7 +307,7 @@ def test_host_and_token_never_on_command_line(fake_helm):
     runner.uninstall('cilium', 'kube-system', wait=True, timeout=60)
     call, = fake_helm.calls()
     assert 'super-secret-token' not in ' '.join(call['argv'])
-    assert call['argv'][:4] == ['uninstall', 'cilium', '--namespace', 'kube-system']
+    assert call['argv'][:3] == ['uninstall', '--namespace', 'kube-system'] and call['positional'] == ['cilium']
     assert '--wait' in call['argv']
     assert 'super-secret-token' in call['files']['--kubeconfig']
 
@@ -351,8 +333,11 @@ def test_upgrade_without_chart_or_release_fails(fake_helm):
 
 def test_failure_names_cluster_and_masks_secrets(fake_helm, tmp_path, monkeypatch):
     monkeypatch.setenv('FAKE_HELM_FAIL', 'Error: bad value ca.key=SECRETKEYMATERIAL token=super-secret-token')
-    runner = HelmRunner(str(fake_helm), {'host': 'https://10.1.1.1:6443', 'api_key': 'super-secret-token',
-                                         'context': 'mesh-3'})
+    cfg = {'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'mesh-3',
+           'clusters': [{'name': 'c', 'cluster': {'server': 'https://10.1.1.1:6443'}}],
+           'users': [{'name': 'u', 'user': {'token': 'super-secret-token'}}],
+           'contexts': [{'name': 'mesh-3', 'context': {'cluster': 'c', 'user': 'u'}}]}
+    runner = HelmRunner(str(fake_helm), {'kubeconfig': cfg, 'context': 'mesh-3'})
     with pytest.raises(HelmError) as e:
         runner.upgrade('cilium', 'kube-system', {'tls': {'ca': {'key': 'SECRETKEYMATERIAL'}}}, chart_ref='x')
     text = str(e.value)
@@ -379,13 +364,72 @@ def test_private_dir_mode_and_cleanup():
     assert not os.path.exists(d)
 
 
-def test_a_refused_permission_in_helm_is_summarised_first(fake_helm, monkeypatch):
+def test_a_refused_permission_in_helm_is_summarised_first(fake_helm, monkeypatch, tmp_path):
     monkeypatch.setenv('FAKE_HELM_FAIL', 'Error: UPGRADE FAILED: configmaps "cilium-config" is forbidden: User '
                        '"meshops-automation" cannot patch resource "configmaps" in API group "" in the namespace '
                        '"kube-system"')
-    runner = HelmRunner(str(fake_helm), {'host': 'https://10.1.1.1:6443', 'api_key': 'tok', 'context': 'mesh-2'})
+    runner = HelmRunner(str(fake_helm), {'kubeconfig': _kubeconfig(tmp_path)[0], 'context': 'mesh-2'})
     with pytest.raises(HelmError) as e:
         runner.upgrade('cilium', 'kube-system', {}, chart_ref='x')
     assert str(e.value).startswith('mesh-2: permission denied (403): user "meshops-automation" is missing the '
                                    'permission to patch "configmaps" in the core API group in namespace '
                                    '"kube-system"; helm failed to upgrade release kube-system/cilium (exit 1)')
+
+
+@pytest.mark.parametrize('release,namespace,bad', [
+    ('--dry-run', 'kube-system', 'release_name'),
+    ('cilium\n', 'kube-system', 'release_name'),
+    ('Cilium', 'kube-system', 'release_name'),
+    ('x' * 54, 'kube-system', 'release_name'),
+    ('cilium', '-n', 'namespace'),
+    ('cilium', 'kube-system\n', 'namespace'),
+    ('cilium', 'a.b', 'namespace'),
+])
+def test_bad_release_or_namespace_never_reaches_helm(fake_helm, release, namespace, bad):
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'})
+    with pytest.raises(HelmError) as e:
+        runner.upgrade(release, namespace, {}, chart_ref='c.tgz')
+    assert bad in str(e.value) and str(e.value).startswith('https://h: ')
+    with pytest.raises(HelmError):
+        runner.uninstall(release, namespace)
+    assert fake_helm.calls() == []
+
+
+@pytest.mark.parametrize('opt,value', [('chart_ref', '--post-renderer=/bin/sh'), ('chart_version', '-1'),
+                                       ('chart_repo_url', '--insecure-skip-tls-verify'), ('chart_ref', 'a\nb')])
+def test_chart_options_that_look_like_flags_are_refused(fake_helm, opt, value):
+    kwargs = {'chart_ref': 'c.tgz'}
+    kwargs[opt] = value
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'})
+    with pytest.raises(HelmError, match=opt):
+        runner.upgrade('cilium', 'kube-system', {}, **kwargs)
+    assert fake_helm.calls() == []
+
+
+def test_arguments_are_not_expanded(fake_helm, monkeypatch):
+    monkeypatch.setenv('HOME', '/home/nobody')
+    monkeypatch.setenv('SECRETVAR', 'expanded')
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'})
+    runner.upgrade('cilium', 'kube-system', {}, chart_ref='~/charts/$SECRETVAR.tgz')
+    call, = fake_helm.calls()
+    assert call['positional'] == ['cilium', '~/charts/$SECRETVAR.tgz']
+
+
+def test_every_helm_call_has_a_time_limit(tmp_path, monkeypatch):
+    slow = tmp_path / 'helm'
+    slow.write_text('#!/bin/sh\nsleep 30\n')
+    slow.chmod(0o755)
+    with pytest.raises(helm.subprocess.TimeoutExpired):
+        helm.run_command([str(slow)], timeout=1)
+    seen = []
+
+    def stuck(argv, env=None, timeout=None, module=None):
+        seen.append(timeout)
+        raise helm.subprocess.TimeoutExpired(argv, timeout)
+    monkeypatch.setattr(helm, 'run_command', stuck)
+    runner = HelmRunner(str(slow), {'host': 'https://h', 'api_key': 'x'})
+    with pytest.raises(HelmError, match='did not finish render release kube-system/cilium within 420s'):
+        runner.template('cilium', 'kube-system', {}, chart_ref='c.tgz')
+    with pytest.raises(HelmError, match='within 180s and was stopped'):
+        runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', timeout=60)
+    assert seen == [420, 180]

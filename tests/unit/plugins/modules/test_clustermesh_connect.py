@@ -35,7 +35,7 @@ def upgrades(monkeypatch):
         calls.append({'release': release, 'namespace': namespace, 'values': copy.deepcopy(values), 'kw': kw})
         return ''
     monkeypatch.setattr(helm.HelmRunner, 'upgrade', upgrade)
-    monkeypatch.setattr(clustermesh_connect, 'find_helm', lambda path: '/usr/bin/helm')
+    monkeypatch.setattr(clustermesh_connect, 'require_helm', lambda path: ('/usr/bin/helm', (3, 20, 2)))
     return calls
 
 
