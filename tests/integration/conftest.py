@@ -236,12 +236,15 @@ class ModuleRunner(object):
         self.fleet = fleet
         self.env = ansible_env(fleet, collections_path)
 
-    def __call__(self, module, cluster, check=False, diff=False, **args):
-        args = dict(args, kubeconfig=cluster.kubeconfig)
+    def __call__(self, module, cluster, check=False, diff=False, env=None, **args):
+        """``cluster``: the fleet cluster whose admin kubeconfig is used, unless ``args`` name the
+        connection themselves (``cluster=None``); ``env``: extra environment for the run."""
+        if cluster is not None:
+            args = dict(args, kubeconfig=cluster.kubeconfig)
         argv = ["localhost", "-o", "-m", "meshops.cilium." + module, "-a", json.dumps(args)]
         argv += ["--check"] if check else []
         argv += ["--diff"] if diff else []
-        proc = run_ansible("ansible", argv, self.env, timeout=600)
+        proc = run_ansible("ansible", argv, dict(self.env, **(env or {})), timeout=600)
         # one-line output: "localhost | SUCCESS|CHANGED|FAILED! => {json}"
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("localhost | ") and " => " in ln]
         assert line, "no result from %s:\n%s" % (module, proc.stdout)
