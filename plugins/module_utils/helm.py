@@ -39,7 +39,6 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     Connection,
     ClusterError,
     forbidden_summary,
-    kubeconfig_secret_values,
     resolve_connection,
 )
 try:
