@@ -186,6 +186,7 @@ class ClusterModule(object):
             **kwargs)
         self.params = self.module.params
         self._writes = []
+        self._finishing = False
         if self.params.get('kubeconfig') is not None and not isinstance(self.params['kubeconfig'], (str, dict)):
             self.module.fail_json(msg='kubeconfig must be a path or a dictionary, got %s'
                                   % type(self.params['kubeconfig']).__name__)
@@ -281,6 +282,7 @@ class ClusterModule(object):
     # -- results ---------------------------------------------------------
     def _fail_json(self, msg, **kwargs):
         msg = self._after_writes(msg, kwargs)
+        self._finishing = True
         self.module.fail_json(msg=msg, **kwargs)
 
     def fail(self, msg, **kwargs):
@@ -302,6 +304,7 @@ class ClusterModule(object):
         if self.diff_mode and (before is not None or after is not None):
             kwargs['diff'] = build_diff(before, after)
         kwargs.setdefault('cluster', self.name)
+        self._finishing = True
         self.module.exit_json(changed=changed, **kwargs)
 
     def run(self, func):
@@ -312,7 +315,7 @@ class ClusterModule(object):
         except ClusterError as e:
             self.fail_from(e)
         except Exception as e:  # pylint: disable=broad-except
-            if not self._writes:
+            if not self._writes or self._finishing:  # nothing written, or raised by exit_json/fail_json
                 raise
             self._fail_json('%s: unexpected error: %s: %s' % (self.name, type(e).__name__, e),
                             cluster=self.name, exception=traceback.format_exc())

@@ -128,6 +128,15 @@ action:
   returned: always
   type: str
   sample: copied
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example Secret C(cilium-ca), then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Secret kube-system/cilium-ca (create, CA fingerprint 3A:1F:...:9C)"]
 '''
 
 from ansible.module_utils.basic import missing_required_lib
@@ -155,6 +164,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     Cluster,
     ClusterError,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.info import CILIUM_CA
 
 
 def _state(secret, namespace):
@@ -201,6 +211,8 @@ def run(m):
     ident = identity(material[0])
     if write and not m.check_mode:
         apply(m.cluster, ns, write, material, p['release_name'], ns, current=current)
+        m.wrote('Secret %s/%s (%s, CA fingerprint %s)' % (ns, CILIUM_CA, write, ident['fingerprint']),
+                recover='re-run the task once the cause is fixed (the Secret is kept as written)')
     before = _state(current, ns)
     after = {'exists': True, 'fingerprint': ident['fingerprint'], 'subject_key_id': ident['subject_key_id'],
              'helm_release': '%s/%s' % (ns, p['release_name'])}

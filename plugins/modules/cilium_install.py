@@ -295,6 +295,15 @@ warnings_detail:
   returned: always
   type: list
   elements: str
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example a Helm release revision, then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Helm release kube-system/cilium revision 4 (chart 1.18.2, status deployed)"]
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
@@ -343,6 +352,8 @@ def absent(m, current):
                warnings_detail=[])
     if not m.check_mode:
         _runner(m).uninstall(p['release_name'], p['namespace'], wait=p['wait'], timeout=p['wait_timeout'])
+        m.wrote('uninstalled Helm release %s/%s (was revision %s)' % (p['namespace'], p['release_name'],
+                                                                      current.revision))
     m.exit(changed=True, action='uninstalled', release=_summary(current), changed_keys=[], chart_change=None,
            warnings_detail=[], before={'release': _summary(current)}, after={'release': None})
 
@@ -388,10 +399,11 @@ def run(m):
         chart_ref, chart_version = p['chart_ref'], p['chart_version']
         if installed and chart_ref and not target:
             chart_version = current.chart_version  # a repo/OCI chart without version: keep the deployed one
-        runner.upgrade(name, ns, plan['desired'], chart_ref=chart_ref, chart_version=chart_version,
-                       chart_repo_url=p['chart_repo_url'], install=not installed, timeout=p['wait_timeout'],
-                       current=current, create_namespace=not installed)
-        release = read_release(m.cluster, ns, name)
+        release = m.write_release(
+            lambda: runner.upgrade(name, ns, plan['desired'], chart_ref=chart_ref, chart_version=chart_version,
+                                   chart_repo_url=p['chart_repo_url'], install=not installed,
+                                   timeout=p['wait_timeout'], current=current, create_namespace=not installed),
+            lambda: read_release(m.cluster, ns, name), current)
     result = dict(changed=needs_helm, action=action, release=_summary(release), changed_keys=plan['changed_keys'],
                   chart_change=list(plan['chart_change']) if plan['chart_change'] else None,
                   warnings_detail=plan['warnings'])

@@ -228,6 +228,15 @@ problems:
     message:
       description: The problem in words.
       type: str
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example a Helm release revision, then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Helm release kube-system/cilium revision 6 (chart 1.18.2, status failed)"]
 '''
 
 import copy
@@ -364,10 +373,11 @@ def run(m):
         except ClusterError as e:
             m.fail(e.detail)
         runner = HelmRunner(binary, p, module=m.module)
-        runner.upgrade(rel_name, ns, new_values, chart_ref=p['chart_ref'],
-                       chart_version=release.chart_version if p['chart_ref'] else None,
-                       wait=p['wait'], timeout=p['wait_timeout'] if p['wait'] else None, current=release)
-        updated = read_release(cluster, ns, rel_name)
+        updated = m.write_release(
+            lambda: runner.upgrade(rel_name, ns, new_values, chart_ref=p['chart_ref'],
+                                   chart_version=release.chart_version if p['chart_ref'] else None,
+                                   wait=p['wait'], timeout=p['wait_timeout'] if p['wait'] else None, current=release),
+            lambda: read_release(cluster, ns, rel_name), release)
         if updated is not None:
             result['revision'] = updated.revision
     m.exit(changed=bool(needs_upgrade), before=before, after=after, **result)

@@ -125,6 +125,15 @@ ready:
   returned: when O(wait=true) and O(enabled=true)
   type: dict
   sample: {"Deployment/clustermesh-apiserver": "1/1 ready", "Service/clustermesh-apiserver": "172.18.255.1"}
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example a Helm release revision, then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Helm release kube-system/cilium revision 5 (chart 1.18.2, status deployed)"]
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
@@ -172,10 +181,11 @@ def run(m):
         except HelmError as e:
             m.fail(e.detail)
         version = p['chart_version'] or (current.chart_version if p['chart_ref'] else None)
-        HelmRunner(binary, p, module=m.module).upgrade(
-            name, ns, desired, chart_ref=p['chart_ref'], chart_version=version, chart_repo_url=p['chart_repo_url'],
-            timeout=p['wait_timeout'], current=current)
-        release = read_release(m.cluster, ns, name)
+        runner = HelmRunner(binary, p, module=m.module)
+        release = m.write_release(
+            lambda: runner.upgrade(name, ns, desired, chart_ref=p['chart_ref'], chart_version=version,
+                                   chart_repo_url=p['chart_repo_url'], timeout=p['wait_timeout'], current=current),
+            lambda: read_release(m.cluster, ns, name), current)
     result = dict(changed=changed, changed_keys=changed_keys, release=_summary(release))
     if p['wait'] and p['enabled'] and not m.check_mode:
         comps = [('Deployment', 'clustermesh-apiserver')]

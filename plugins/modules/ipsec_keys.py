@@ -193,6 +193,15 @@ source:
   returned: when O(source) is given
   type: dict
   sample: {"cluster": "mesh-1", "spi": 3, "fingerprint": "9f2c4e1a7b3d5f60"}
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example the IPsec Secret, then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Secret kube-system/cilium-ipsec-keys (SPI 2, fingerprint 0f1e2d3c4b5a6978)"]
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
@@ -245,6 +254,7 @@ def run(m):
                        'force=true' % (ns, p['release_name'], name))
         if plan.write and not m.check_mode:
             delete(m.cluster, ns, name)
+            m.wrote('deleted Secret %s/%s' % (ns, name))
         m.exit(changed=plan.write is not None, action=plan.action, spi=None, fingerprint=None,
                previous=current.state, before=current.state, after={'exists': False})
         return
@@ -290,6 +300,8 @@ def run(m):
         m.warn(w)
     if plan.write and not m.check_mode:
         write(m.cluster, ns, plan.key, secret, name, SECRET_KEY)
+        m.wrote('Secret %s/%s (SPI %s, fingerprint %s)' % (ns, name, plan.key.spi, plan.key.fingerprint),
+                recover='re-run the task once the cause is fixed (the Secret is kept as written)')
     # a key generated in check mode is thrown away: its fingerprint would name a key that never exists
     shown = None if (m.check_mode and plan.key is not None and plan.key in generated) else plan.key
     after = _state(shown, plan.spi)
