@@ -101,7 +101,8 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize('value,match', MALFORMED, ids=['malformed-%d' % i for i in range(len(MALFORMED))])  # no key in test ids
+@pytest.mark.parametrize('value,match', MALFORMED,
+                         ids=['malformed-%d' % i for i in range(len(MALFORMED))])  # no key in test ids
 def test_malformed_keys_refused_without_echoing_the_key(value, match):
     with pytest.raises(IPsecKeyError, match=match) as ei:
         parse_key(value)

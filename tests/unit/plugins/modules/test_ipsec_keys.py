@@ -203,7 +203,8 @@ def _leaks(res):
     return [s[:6] + '...' for s in (HEX, HEX[:-1], HEX[:32], HEX.upper(), DIGITS) if s in text]
 
 
-@pytest.mark.parametrize('value', MALFORMED_SECRETS, ids=['malformed-%d' % i for i in range(len(MALFORMED_SECRETS))])
+@pytest.mark.parametrize('value', MALFORMED_SECRETS,
+                         ids=['malformed-%d' % i for i in range(len(MALFORMED_SECRETS))])  # no key in test ids
 def test_malformed_secret_never_echoed(cluster, monkeypatch, value):
     _put_key(cluster, value)
     ok, res = module_runner(monkeypatch, ipsec_keys_info.main)(_args(cluster))
