@@ -106,6 +106,26 @@ def build_diff(before, after):
     return {'before': mask_secrets(before), 'after': mask_secrets(after)}
 
 
+def chart_repo_url_problem(url):
+    """Why ``url`` (option ``chart_repo_url``) is refused, or None.
+
+    Credentials in the URL (``https://user:password@host``) would reach helm's command line
+    (``--repo``), visible to every local user in the process list. The message shows the URL
+    with its user information masked.
+    """
+    if not url or '://' not in url:
+        return None
+    scheme, rest = url.split('://', 1)
+    netloc, sep, path = rest.partition('/')
+    if '@' not in netloc:
+        return None
+    masked = '%s://%s@%s%s%s' % (scheme, MASK, netloc.rsplit('@', 1)[1], sep, path)
+    return ('chart_repo_url %s holds credentials (user:password@), which would be passed to helm on its command '
+            'line. Add the repository once with "helm repo add NAME URL --username USER --password-stdin" '
+            '(helm keeps the credentials in its repository config file), then set chart_ref to NAME/CHART '
+            '(e.g. NAME/cilium) and leave chart_repo_url unset' % masked)
+
+
 def option_secret_values(params):
     """The secret strings inside module options, whatever their type.
 
@@ -187,6 +207,9 @@ class ClusterModule(object):
         self.params = self.module.params
         self._writes = []
         self._finishing = False
+        problem = chart_repo_url_problem(self.params.get('chart_repo_url'))
+        if problem:
+            self.module.fail_json(msg=problem)
         if self.params.get('kubeconfig') is not None and not isinstance(self.params['kubeconfig'], (str, dict)):
             self.module.fail_json(msg='kubeconfig must be a path or a dictionary, got %s'
                                   % type(self.params['kubeconfig']).__name__)

@@ -136,3 +136,13 @@ def test_preflight_secrets_in_info_hidden(monkeypatch, capsys, logged):
     assert logged and 'Invoked' in logged[0]
     assert _absent(out) == []
     assert _absent('\n'.join(logged)) == []
+
+
+def test_chart_repo_url_with_credentials_refused_before_connecting(monkeypatch, capsys, logged):
+    """Refused before anything runs: the kubeconfig path does not exist and is never read."""
+    out, res = _run(cilium_install.main, monkeypatch, capsys, {
+        'kubeconfig': '/nonexistent/kubeconfig', 'chart_ref': 'cilium', 'cluster_name': 'mesh-1', 'cluster_id': 1,
+        'chart_repo_url': 'https://me:%s@charts.invalid/cilium' % REPO_PW})
+    assert res['failed'] is True
+    assert 'helm repo add' in res['msg'] and 'kubeconfig' not in res['msg']
+    assert _absent(out) == [] and _absent('\n'.join(logged)) == []
