@@ -54,7 +54,7 @@ options:
     default: ecdsa
   validity_days:
     description:
-      - Validity of a generated CA in days.
+      - Validity of a generated CA in days, from V(1) to V(36500).
     type: int
     default: 1095
 extends_documentation_fragment:
@@ -158,6 +158,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.ca import (
     plan,
     read_ca_secret,
     source_material,
+    validate_options,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CONNECTION_OPTIONS,
@@ -186,6 +187,10 @@ def run(m):
     if not HAS_CRYPTOGRAPHY:
         m.module.fail_json(msg=missing_required_lib('cryptography'))
     ns = p['namespace']
+    try:
+        validate_options(p['key_type'], p['validity_days'])  # before connecting
+    except CAError as e:
+        m.fail(str(e))
     current = read_ca_secret(m.cluster, ns)
     copied = False
     if p['source']:

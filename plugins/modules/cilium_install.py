@@ -327,7 +327,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     encryption_settings,
     read as read_ipsec_secret,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install
+from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install, validate_install_options
 
 
 def _summary(release):
@@ -361,6 +361,11 @@ def absent(m, current):
 def run(m):
     p = m.params
     ns, name = p['namespace'], p['release_name']
+    if p['state'] == 'present':
+        try:
+            validate_install_options(p)  # before connecting
+        except ValueError as e:
+            m.fail(str(e))
     current = read_release(m.cluster, ns, name)
     if p['state'] == 'absent':
         absent(m, current)

@@ -264,6 +264,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
 from ansible_collections.meshops.cilium.plugins.module_utils.mesh import (
     normalize_entries,
     normalize_peer,
+    peer_identity_problems,
     peer_summary,
     plan_peers,
     remove_conflicts,
@@ -318,6 +319,11 @@ def render_clusters(plan, chart_version):
 def run(m):
     p = m.params
     ns, rel_name = p['namespace'], p['release_name']
+    peers = [normalize_peer(d) for d in p['peers'] if isinstance(d, dict)]
+    problems = peer_identity_problems(m.name, peers)  # before connecting
+    if problems:
+        m.fail('refusing to connect (nothing was changed): %s' % '; '.join(x['message'] for x in problems),
+               problems=problems)
     cluster = m.cluster
     local = read_local(cluster, ns)
     if local is None:
@@ -330,7 +336,6 @@ def run(m):
         m.fail('Helm release %s/%s is %s (another Helm operation is running or was interrupted); '
                'refusing to upgrade it' % (ns, rel_name, release.status))
 
-    peers = [normalize_peer(d) for d in p['peers'] if isinstance(d, dict)]
     peers, skipped = split_self(local, peers)
     problems = validate_peers(local, peers)
     for name in remove_conflicts(peers, p['remove']):

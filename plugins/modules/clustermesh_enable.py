@@ -150,7 +150,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     require_helm,
     wait_ready,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import get_path, plan_enable
+from ansible_collections.meshops.cilium.plugins.module_utils.values import get_path, plan_enable, validate_apiserver_params
 
 API_OPTIONS = ('enabled', 'service_type', 'node_port', 'annotations', 'kvstoremesh', 'tls_auto_method')
 
@@ -163,6 +163,11 @@ def _summary(release):
 def run(m):
     p = m.params
     ns, name = p['namespace'], p['release_name']
+    api = dict((k, p[k]) for k in API_OPTIONS)
+    try:
+        validate_apiserver_params(api)  # before connecting
+    except ValueError as e:
+        m.fail(str(e))
     current = read_release(m.cluster, ns, name)
     if current is None:
         m.fail('Helm release %s/%s not found: install Cilium first (meshops.cilium.cilium_install)' % (ns, name))
@@ -170,7 +175,7 @@ def run(m):
         m.fail('Helm release %s/%s is %s: another helm operation is running or was interrupted'
                % (ns, name, current.status))
     try:
-        desired, changed_keys = plan_enable(current.values, dict((k, p[k]) for k in API_OPTIONS))
+        desired, changed_keys = plan_enable(current.values, api)
     except ValueError as e:
         m.fail(str(e))
     changed = bool(changed_keys) or not current.deployed

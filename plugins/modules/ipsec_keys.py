@@ -215,6 +215,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     SECRET_KEY,
+    SPI_MAX,
+    SPI_MIN,
     IPsecKeyError,
     current_of,
     delete,
@@ -240,6 +242,18 @@ def _state(key, spi=None):
 def run(m):
     p = m.params
     ns, name = p['namespace'], p['secret_name']
+    # the options first, before connecting
+    wanted = None
+    if p['key'] is not None:
+        try:
+            wanted = parse_key(p['key'])
+        except IPsecKeyError as e:
+            m.fail('the key option is not a usable IPsec key: %s' % e)
+    if p['state'] == 'rotated':
+        if p['from_fingerprint'] is not None and p['from_spi'] is None:
+            m.fail('from_fingerprint needs from_spi (the SPI of the key the rotation starts from)')
+        if p['from_spi'] is not None and not SPI_MIN <= p['from_spi'] <= SPI_MAX:
+            m.fail('from_spi must be %d..%d, got %d' % (SPI_MIN, SPI_MAX, p['from_spi']))
     secret = read(m.cluster, ns, name)
     current = current_of(secret, SECRET_KEY)
     extra = {}
@@ -259,12 +273,6 @@ def run(m):
                previous=current.state, before=current.state, after={'exists': False})
         return
 
-    wanted = None
-    if p['key'] is not None:
-        try:
-            wanted = parse_key(p['key'])
-        except IPsecKeyError as e:
-            m.fail('the key option is not a usable IPsec key: %s' % e)
     source_name = source = None
     if p['source']:
         try:
@@ -285,8 +293,6 @@ def run(m):
             plan = plan_present(current, wanted if wanted is not None else source, source_name,
                                 p['reconcile'], generate_key=new_key)
         else:
-            if p['from_fingerprint'] is not None and p['from_spi'] is None:
-                m.fail('from_fingerprint needs from_spi (the SPI of the key the rotation starts from)')
             if not p['ignore_rollout']:
                 problems, dummy = rollout_problems(m.cluster, ns, p['release_name'])
                 if problems:
