@@ -37,6 +37,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.redact import (  # 
     MASK,
     SECRET_KEYS,
     mask_secrets,
+    mask_text,
     secret_values,
     url_password,
 )
@@ -163,7 +164,8 @@ class MaskingModule(AnsibleModule):
     ``ANSIBLE_INJECT_INVOCATION`` (always on ansible-core 2.18) every result carries the
     options too. This class registers ``option_secret_values(params)`` first: in
     ``_log_invocation`` (before anything is logged), and again before any result
-    (``exit_json``/``fail_json``, also a failure of the option validation itself).
+    (``exit_json``/``fail_json``, also a failure of the option validation itself). Warnings
+    are masked when given (ansible-core 2.19+ keeps them out of exit_json's masking).
     """
 
     def _register_option_secrets(self):
@@ -174,6 +176,11 @@ class MaskingModule(AnsibleModule):
     def _log_invocation(self):
         self._register_option_secrets()
         super(MaskingModule, self)._log_invocation()
+
+    def warn(self, warning):
+        # ansible-core >= 2.19 keeps warnings as objects that exit_json's no_log masking does not reach
+        self._register_option_secrets()
+        super(MaskingModule, self).warn(mask_text(warning, self.no_log_values) if isinstance(warning, str) else warning)
 
     def exit_json(self, *args, **kwargs):
         self._register_option_secrets()

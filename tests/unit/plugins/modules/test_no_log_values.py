@@ -146,3 +146,20 @@ def test_chart_repo_url_with_credentials_refused_before_connecting(monkeypatch, 
     assert res['failed'] is True
     assert 'helm repo add' in res['msg'] and 'kubeconfig' not in res['msg']
     assert _absent(out) == [] and _absent('\n'.join(logged)) == []
+
+
+def test_warnings_errors_and_diffs_masked(apiserver, monkeypatch, capsys, logged):
+    """A secret of the options echoed by a warning or a diff (even under a harmless key) is masked."""
+    def main():
+        m = ClusterModule(dict(values=dict(type='dict')))
+        m.warn('value was %s' % CA_KEY)
+        m.exit(changed=True, before={'copy': SRV_KEY}, after=m.params['values'], note='token %s' % TOKEN)
+    out, res = _run(main, monkeypatch, capsys, {'kubeconfig': _kubeconfig(apiserver), 'values': _values()})
+    assert res['changed'] is True and 'diff' in res and res['warnings']
+    assert _absent(out) == []
+
+    def failing():
+        m = ClusterModule(dict(values=dict(type='dict')))
+        m.fail('cannot use %s' % PASSWORD)
+    out, res = _run(failing, monkeypatch, capsys, {'kubeconfig': _kubeconfig(apiserver), 'values': _values()})
+    assert res['failed'] is True and _absent(out) == []
