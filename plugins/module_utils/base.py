@@ -33,9 +33,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     kubeconfig_secret_values,
     translate_error,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.redact import (  # noqa: F401 (re-exported)
+from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     MASK,
-    SECRET_KEYS,
     mask_secrets,
     mask_text,
     secret_values,

@@ -60,8 +60,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
 )
 
 # Secrets in helm's messages are masked with the collection's one list of secret keys.
-from ansible_collections.meshops.cilium.plugins.module_utils.redact import (  # noqa: F401 (MASK re-exported)
-    MASK,
+from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     mask_text,
     secret_values as _secret_strings,
 )
