@@ -155,6 +155,11 @@ options:
     description:
       - Further chart values, merged under the module's. A value that contradicts one set by an option is
         an error naming the key and both values.
+      - The strings under secret key names at any depth (for example C(tls.ca.key),
+        C(clustermesh.apiserver.tls.server.key), C(caKey), C(password), C(token), C(key)) are treated as
+        C(no_log) values from the start of the module, so they never appear in its logged invocation, its
+        result, warnings, errors or the diff. A C(key) beside C(operator) or C(effect) (tolerations, label
+        selectors) or under C(secretKeyRef)/C(configMapKeyRef) names something and stays visible.
     type: dict
     default: {}
   allow_identity_change:
