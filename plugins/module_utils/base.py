@@ -39,6 +39,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     mask_text,
     secret_values,
     url_password,
+    worth_masking,
 )
 
 
@@ -150,7 +151,7 @@ def option_secret_values(params):
         elif isinstance(node, str):
             password = url_password(node)
             if password:
-                found.update([password, unquote(password)])
+                found.update(p for p in (password, unquote(password)) if worth_masking(p))
     walk(params)
     return found
 

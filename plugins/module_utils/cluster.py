@@ -26,7 +26,12 @@ from urllib.parse import unquote
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.meshops.cilium.plugins.module_utils.redact import SECRET_KEYS, secret_values, url_password
+from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
+    SECRET_KEYS,
+    secret_values,
+    url_password,
+    worth_masking,
+)
 
 try:
     import yaml
@@ -114,7 +119,9 @@ def kubeconfig_secret_values(config):
     are the values of the secret keys (``redact.SECRET_KEYS``: token, password,
     client-key-data, ...) at any depth, every value of an exec plugin's ``env``
     (``users[].user.exec.env[].value``), every value of an ``auth-provider``'s
-    ``config`` and the password of a ``proxy-url`` (``http://user:password@proxy``).
+    ``config`` and the password of a ``proxy-url`` (``http://user:password@proxy``);
+    but for values not ``redact.worth_masking`` (``1``, ``true``: masking them would
+    mask every such string of the result).
     """
     found = secret_values(config)
 
@@ -122,18 +129,13 @@ def kubeconfig_secret_values(config):
         if isinstance(node, dict):
             for k, v in node.items():
                 if k == 'exec' and isinstance(v, dict) and isinstance(v.get('env'), list):
-                    for entry in v['env']:
-                        if isinstance(entry, dict) and isinstance(entry.get('value'), str) and entry['value']:
-                            found.add(entry['value'])
+                    found.update(e['value'] for e in v['env'] if isinstance(e, dict) and worth_masking(e.get('value')))
                 if k == 'auth-provider' and isinstance(v, dict) and isinstance(v.get('config'), dict):
-                    for value in v['config'].values():
-                        if isinstance(value, str) and value:
-                            found.add(value)
+                    found.update(value for value in v['config'].values() if worth_masking(value))
                 if k == 'proxy-url':
                     password = url_password(v)
                     if password:
-                        found.add(password)
-                        found.add(unquote(password))
+                        found.update(p for p in (password, unquote(password)) if worth_masking(p))
                 walk(v)
         elif isinstance(node, list):
             for item in node:

@@ -58,13 +58,23 @@ def is_secret_key(name, siblings=None, parent=None):
     return True
 
 
+# Shorter strings and these words are never registered as no_log values: Ansible masks every
+# occurrence of a no_log value in the whole result, so "1" or "true" would mask IDs and flags.
+MIN_SECRET_LENGTH = 4
+_NOT_SECRETS = frozenset(['true', 'false', 'yes', 'no', 'null', 'none'])
+
+
+def worth_masking(value):
+    """Whether ``value`` (str) can be a credential worth registering as a no_log value."""
+    return isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and value.lower() not in _NOT_SECRETS
+
+
 def _strings(value, out):
+    if isinstance(value, bytes):
+        value = value.decode('utf-8', 'replace')
     if isinstance(value, str):
-        if value:
+        if worth_masking(value):
             out.add(value)
-    elif isinstance(value, bytes):
-        if value:
-            out.add(value.decode('utf-8', 'replace'))
     elif isinstance(value, dict):
         for v in value.values():
             _strings(v, out)
@@ -74,7 +84,8 @@ def _strings(value, out):
 
 
 def secret_values(data, out=None, parent=None):
-    """Every non-empty string under a secret key of ``data`` (dicts and lists at any depth).
+    """Every string under a secret key of ``data`` (dicts and lists at any depth), but for
+    strings not ``worth_masking`` (shorter than 4 characters, true/false/yes/no/null/none).
 
     A secret key holding a list or a dict (``keys: [...]``) makes every string in it secret.
     """

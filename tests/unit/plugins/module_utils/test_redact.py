@@ -48,13 +48,13 @@ def test_secret_values_any_depth_and_form():
         'clustermesh': {'apiserver': {'tls': {'server': {'cert': 'C', 'key': 'SRV-KEY'}}},
                         'config': {'clusters': [{'name': 'mesh-2', 'tls': {'key': 'CLIENT-KEY'}}]}},
         'caKey': 'CA-KEY-3',
-        'extra': [{'password': 'PW'}, {'token': 'TOK'}],
-        'keys': ['K1', {'nested': 'K2'}],
+        'extra': [{'password': 'PW-1'}, {'token': 'TOK-1'}],
+        'keys': ['KEY-1', {'nested': 'KEY-2'}],
         'empty': {'key': ''},
         'number': {'key': 5},
     }
     found = secret_values(values)
-    assert found == {'CA-KEY-1', 'CA-KEY-2', 'SRV-KEY', 'CLIENT-KEY', 'CA-KEY-3', 'PW', 'TOK', 'K1', 'K2'}
+    assert found == {'CA-KEY-1', 'CA-KEY-2', 'SRV-KEY', 'CLIENT-KEY', 'CA-KEY-3', 'PW-1', 'TOK-1', 'KEY-1', 'KEY-2'}
 
 
 def test_key_of_toleration_selector_and_secret_ref_is_public():
@@ -110,11 +110,22 @@ def test_option_secret_values_covers_values_kubeconfigs_and_urls():
         'values': {'tls': {'ca': {'key': 'VALUES-CA-KEY'}}},
         'kubeconfig': {'users': [{'name': 'u', 'user': {'exec': {'env': [{'name': 'E', 'value': 'ENV-V'}]}}}]},
         'source': {'kubeconfig': {'users': [{'name': 'u', 'user': {'token': 'SRC-TOK'}}]}},
-        'clusters': [{'name': 'm', 'kubeconfig': {'users': [{'user': {'auth-provider': {'config': {'a': 'AP'}}}}]}}],
+        'clusters': [{'name': 'm', 'kubeconfig': {'users': [{'user': {'auth-provider': {'config': {'a': 'AP-1'}}}}]}}],
         'chart_repo_url': 'https://me:REPO-PW@charts.example.com',
         'release_name': 'cilium',
         'namespace': 'kube-system',
     }
     found = option_secret_values(params)
-    assert {'VALUES-CA-KEY', 'ENV-V', 'SRC-TOK', 'AP', 'REPO-PW'} <= found
+    assert {'VALUES-CA-KEY', 'ENV-V', 'SRC-TOK', 'AP-1', 'REPO-PW'} <= found
     assert not {'cilium', 'kube-system', 'me', 'm', 'u', 'E'} & found
+
+
+def test_short_strings_and_flags_are_not_registered():
+    """Ansible masks every occurrence of a no_log value: "1" would mask cluster IDs everywhere."""
+    data = {'password': 'abc', 'token': 'true', 'keys': ['1', 'No'], 'caKey': 'abcd'}
+    assert secret_values(data) == {'abcd'}
+    cfg = {'users': [{'user': {'exec': {'env': [{'name': 'A', 'value': '1'}, {'name': 'B', 'value': 'false'},
+                                                {'name': 'C', 'value': 'long-enough'}]}}}]}
+    assert kubeconfig_secret_values(cfg) == {'long-enough'}
+    # diffs still mask by key name, whatever the length
+    assert mask_secrets({'password': 'abc'}) == {'password': MASK}
