@@ -122,7 +122,7 @@ def inline_kubeconfig(cluster):
             "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "false",
             "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": EXEC_ENV}]}}},
         {"name": "planted-oidc", "user": {"auth-provider": {"name": "oidc", "config": {
-            "client-id": "meshops", "client-secret": AUTH_PROVIDER}}}},
+            "client-id": "leaktest-client", "client-secret": AUTH_PROVIDER}}}},
     ]
     return cfg
 
