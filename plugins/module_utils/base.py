@@ -304,7 +304,10 @@ class ClusterModule(object):
         kwargs['changed'] = True
         kwargs['written'] = self.written
         msg = '%s. This run had already written %s' % (msg.rstrip('.'), '; '.join(self.written))
-        recover = [w['recover'] for w in self._writes if w['recover']]
+        recover = []
+        for w in self._writes:
+            if w['recover'] and w['recover'] not in recover:
+                recover.append(w['recover'])
         if recover:
             msg += '. To recover: %s' % '; '.join(recover)
         return msg

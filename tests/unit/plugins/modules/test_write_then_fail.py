@@ -144,3 +144,18 @@ def test_unexpected_error_before_a_write_is_raised(apiserver, monkeypatch):
     m = ClusterModule({})
     with pytest.raises(KeyError):
         m.run(lambda m: {}['x'])
+
+
+def test_traffic_check_fails_after_creating_its_objects(apiserver, monkeypatch):
+    from ansible_collections.meshops.cilium.plugins.modules import clustermesh_traffic_check as mod
+    created = [('Namespace meshops-traffic', 'create'), ('Deployment meshops-traffic/meshops-traffic-mesh-1', 'create')]
+    monkeypatch.setattr(mod.traffic, 'ensure', lambda cluster, objects, check_mode: (created, {}, {}))
+    monkeypatch.setattr(mod.traffic, 'wait_deployment', lambda *a, **kw: False)
+    ok, res = module_runner(monkeypatch, mod.main)({
+        'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'clusters': ['mesh-1'],
+        'wait_timeout': 1})
+    assert not ok and 'not Ready' in res['msg']
+    assert res['changed'] is True
+    assert res['written'] == ['Namespace meshops-traffic (create)',
+                              'Deployment meshops-traffic/meshops-traffic-mesh-1 (create)']
+    assert res['msg'].count('state=absent removes Namespace meshops-traffic') == 1
