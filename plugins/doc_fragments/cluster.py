@@ -21,7 +21,9 @@ options:
       - A path may list several files separated by C(:), as C(KUBECONFIG) does.
       - When neither O(kubeconfig) nor O(host) is given, C(~/.kube/config) is used.
       - Leaf values of an inline kubeconfig that hold credentials (C(token), C(password),
-        C(client-key-data), C(client-certificate-data)) are hidden from the module's output.
+        C(client-key-data), C(client-certificate-data), every value of an exec plugin's C(env) and of an
+        C(auth-provider)'s C(config), the password of a C(proxy-url)) are hidden from the module's output
+        and its logged invocation.
       - Can also come from the E(K8S_AUTH_KUBECONFIG) environment variable; see the notes for when the environment applies.
     type: raw
   context:

@@ -20,6 +20,10 @@ options:
   chart_repo_url:
     description:
       - Chart repository URL (C(--repo)), for example C(https://helm.cilium.io), with O(chart_ref=cilium).
+      - A URL with credentials (C(https://user:password@host/...)) is refused before anything runs, since helm
+        would get them on its command line. Add such a repository once with
+        C(helm repo add NAME URL --username USER --password-stdin) (helm keeps the credentials in its
+        repository config file) and set O(chart_ref=NAME/cilium) without O(chart_repo_url).
     type: str
   helm_binary:
     description:

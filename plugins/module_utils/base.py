@@ -6,13 +6,20 @@
 * merges the shared connection options with the module's own,
 * builds the cluster client once (``module.cluster``),
 * ``fail(msg, **kw)`` prefixes the cluster's name,
-* check mode / diff helpers, with secrets masked in diffs.
+* check mode / diff helpers, with secrets masked in diffs,
+* secret strings inside free-form options (``values``, inline kubeconfigs, ``peers``,
+  URLs with a password) are registered as ``no_log_values`` before AnsibleModule logs
+  its invocation (``MaskingModule``),
+* writes are recorded (``wrote``, ``write_release``) so that a failure after a write
+  returns ``changed: true``, says what was written and how to recover.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import traceback
+from urllib.parse import unquote
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -26,14 +33,14 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     resolve_connection,
     translate_error,
 )
-
-MASK = '********'
-
-# Keys whose values are secret wherever they appear in a diff or a result.
-SECRET_KEYS = frozenset([
-    'ca.key', 'tls.key', 'key', 'keys', 'token', 'password', 'api_key',
-    'client-key-data', 'private_key', 'privateKey',
-])
+from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
+    MASK,
+    mask_secrets,
+    mask_text,
+    secret_values,
+    url_password,
+    worth_masking,
+)
 
 
 # Options shared by several modules. Pass them through cluster_argument_spec()
@@ -95,48 +102,121 @@ def cluster_argument_spec(extra=None):
     return spec
 
 
-def mask_secrets(data, secret_keys=SECRET_KEYS):
-    """A copy of ``data`` with the value of every key in ``secret_keys`` replaced by MASK.
-
-    Kubernetes Secret objects (``kind: Secret``) also get every value of
-    ``data`` and ``stringData`` masked, whatever the key is called.
-    """
-    if isinstance(data, dict):
-        out = {}
-        is_secret_object = data.get('kind') == 'Secret'
-        for k, v in data.items():
-            if is_secret_object and k in ('data', 'stringData') and isinstance(v, dict):
-                out[k] = dict((dk, MASK) for dk in v)
-            elif k in secret_keys and v not in (None, '', {}, []):
-                out[k] = MASK
-            else:
-                out[k] = mask_secrets(v, secret_keys)
-        return out
-    if isinstance(data, list):
-        return [mask_secrets(i, secret_keys) for i in data]
-    return data
-
-
-def build_diff(before, after, secret_keys=SECRET_KEYS):
+def build_diff(before, after):
     """``{'before': ..., 'after': ...}`` with secrets masked."""
-    return {'before': mask_secrets(before, secret_keys), 'after': mask_secrets(after, secret_keys)}
+    return {'before': mask_secrets(before), 'after': mask_secrets(after)}
+
+
+def chart_repo_url_problem(url):
+    """Why ``url`` (option ``chart_repo_url``) is refused, or None.
+
+    Credentials in the URL (``https://user:password@host``) would reach helm's command line
+    (``--repo``), visible to every local user in the process list. The message shows the URL
+    with its user information masked.
+    """
+    if not url or '://' not in url:
+        return None
+    scheme, rest = url.split('://', 1)
+    netloc, sep, path = rest.partition('/')
+    if '@' not in netloc:
+        return None
+    masked = '%s://%s@%s%s%s' % (scheme, MASK, netloc.rsplit('@', 1)[1], sep, path)
+    return ('chart_repo_url %s holds credentials (user:password@), which would be passed to helm on its command '
+            'line. Add the repository once with "helm repo add NAME URL --username USER --password-stdin" '
+            '(helm keeps the credentials in its repository config file), then set chart_ref to NAME/CHART '
+            '(e.g. NAME/cilium) and leave chart_repo_url unset' % masked)
+
+
+def option_secret_values(params):
+    """The secret strings inside module options, whatever their type.
+
+    * every string under a secret key name (``redact.SECRET_KEYS``) at any depth, e.g.
+      ``values.tls.ca.key``, ``values.clustermesh.apiserver.tls.server.key``, ``caKey``,
+      ``password`` or ``token`` anywhere in a dict or list option;
+    * the credentials of every inline kubeconfig (a dict under a ``kubeconfig`` key, at
+      any depth: ``kubeconfig``, ``source.kubeconfig``, ``clusters[].kubeconfig``);
+    * the password of every URL with credentials (``https://user:password@host``).
+    """
+    found = secret_values(params)
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == 'kubeconfig' and isinstance(v, dict):
+                    found.update(kubeconfig_secret_values(v))
+                walk(v)
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item)
+        elif isinstance(node, str):
+            password = url_password(node)
+            if password:
+                found.update(p for p in (password, unquote(password)) if worth_masking(p))
+    walk(params)
+    return found
+
+
+class MaskingModule(AnsibleModule):
+    """AnsibleModule that hides the secrets inside free-form options.
+
+    AnsibleModule registers ``no_log_values`` only for options declared ``no_log``,
+    then logs its invocation (syslog/journal) at the end of ``__init__``; with
+    ``ANSIBLE_INJECT_INVOCATION`` (always on ansible-core 2.18) every result carries the
+    options too. This class registers ``option_secret_values(params)`` first: in
+    ``_log_invocation`` (before anything is logged), and again before any result
+    (``exit_json``/``fail_json``, also a failure of the option validation itself). Warnings
+    are masked when given (ansible-core 2.19+ keeps them out of exit_json's masking).
+    """
+
+    def _register_option_secrets(self):
+        params = getattr(self, 'params', None)
+        if isinstance(params, dict):
+            self.no_log_values.update(option_secret_values(params))
+
+    def _log_invocation(self):
+        self._register_option_secrets()
+        super(MaskingModule, self)._log_invocation()
+
+    def warn(self, warning):
+        # ansible-core >= 2.19 keeps warnings as objects that exit_json's no_log masking does not reach
+        self._register_option_secrets()
+        super(MaskingModule, self).warn(mask_text(warning, self.no_log_values) if isinstance(warning, str) else warning)
+
+    def exit_json(self, *args, **kwargs):
+        self._register_option_secrets()
+        super(MaskingModule, self).exit_json(*args, **kwargs)
+
+    def fail_json(self, *args, **kwargs):
+        self._register_option_secrets()
+        super(MaskingModule, self).fail_json(*args, **kwargs)
+
+
+def recovery_of_release(release, previous):
+    """How to undo or retry a written Helm revision (one sentence)."""
+    rerun = 're-run the task once the cause is fixed (it converges from what is deployed now)'
+    if previous is not None:
+        return '%s, or roll back with: helm rollback %s %s --namespace %s' % (
+            rerun, release.name, previous.revision, release.namespace)
+    return '%s, or remove the release with: helm uninstall %s --namespace %s' % (
+        rerun, release.name, release.namespace)
 
 
 class ClusterModule(object):
     """Wraps AnsibleModule for modules that talk to one cluster."""
 
     def __init__(self, argument_spec=None, supports_check_mode=True, **kwargs):
-        self.module = AnsibleModule(
+        # MaskingModule: inline kubeconfigs' credentials and secrets in free-form options
+        # are no_log before the invocation is logged; names stay readable.
+        self.module = MaskingModule(
             argument_spec=cluster_argument_spec(argument_spec),
             supports_check_mode=supports_check_mode,
             **kwargs)
         self.params = self.module.params
-        # An inline kubeconfig: hide its credentials, keep names readable.
-        if isinstance(self.params.get('kubeconfig'), dict):
-            self.module.no_log_values.update(kubeconfig_secret_values(self.params['kubeconfig']))
-        source = self.params.get('source')
-        if isinstance(source, dict) and isinstance(source.get('kubeconfig'), dict):
-            self.module.no_log_values.update(kubeconfig_secret_values(source['kubeconfig']))
+        self._writes = []
+        self._finishing = False
+        problem = chart_repo_url_problem(self.params.get('chart_repo_url'))
+        if problem:
+            self.module.fail_json(msg=problem)
         if self.params.get('kubeconfig') is not None and not isinstance(self.params['kubeconfig'], (str, dict)):
             self.module.fail_json(msg='kubeconfig must be a path or a dictionary, got %s'
                                   % type(self.params['kubeconfig']).__name__)
@@ -205,32 +285,100 @@ class ClusterModule(object):
     def warn(self, msg):
         self.module.warn('%s: %s' % (self.name, msg))
 
+    # -- writes ----------------------------------------------------------
+    def wrote(self, what, recover=None):
+        """Record a write to the cluster that has happened.
+
+        ``what`` names it (``"Secret kube-system/cilium-ca (created)"``), ``recover`` says
+        how to undo or retry it. Every later failure returns ``changed: true``,
+        ``written: [what, ...]`` and a message that ends with both.
+        """
+        self._writes.append({'what': what, 'recover': recover})
+
+    @property
+    def written(self):
+        """What this run wrote so far (list of str)."""
+        return [w['what'] for w in self._writes]
+
+    def write_release(self, upgrade, read, previous):
+        """Run ``upgrade()`` (a helm call that stores a release revision) and return ``read()``
+        (the release after it), recording the revision written.
+
+        When ``upgrade()`` raises, the release is read again: helm may have stored a new
+        (failed) revision before failing; that is recorded too, then the error goes on.
+        """
+        try:
+            upgrade()
+        except Exception:
+            try:
+                self._note_release(read(), previous)
+            except Exception:  # pylint: disable=broad-except
+                pass  # the upgrade's own error is the one to report
+            raise
+        release = read()
+        self._note_release(release, previous)
+        return release
+
+    def _note_release(self, release, previous):
+        if release is None or (previous is not None and release.revision == previous.revision):
+            return
+        self.wrote('Helm release %s/%s revision %s (chart %s, status %s)' % (
+            release.namespace, release.name, release.revision, release.chart_version, release.status),
+            recover=recovery_of_release(release, previous))
+
+    def _after_writes(self, msg, kwargs):
+        """``msg`` and ``kwargs`` of a failure, completed with what was written before it."""
+        if not self._writes:
+            return msg
+        kwargs['changed'] = True
+        kwargs['written'] = self.written
+        msg = '%s. This run had already written %s' % (msg.rstrip('.'), '; '.join(self.written))
+        recover = []
+        for w in self._writes:
+            if w['recover'] and w['recover'] not in recover:
+                recover.append(w['recover'])
+        if recover:
+            msg += '. To recover: %s' % '; '.join(recover)
+        return msg
+
     # -- results ---------------------------------------------------------
+    def _fail_json(self, msg, **kwargs):
+        msg = self._after_writes(msg, kwargs)
+        self._finishing = True
+        self.module.fail_json(msg=msg, **kwargs)
+
     def fail(self, msg, **kwargs):
-        """Fail with ``<cluster>: msg``."""
+        """Fail with ``<cluster>: msg`` (and what this run wrote before, see ``wrote``)."""
         prefix = '%s: ' % self.name
         if not msg.startswith(prefix):
             msg = prefix + msg
-        self.module.fail_json(msg=msg, **self._where(kwargs))
+        self._fail_json(msg, **self._where(kwargs))
 
     def fail_from(self, exc, action=None):
         """Fail with the translated message for ``exc``."""
         if isinstance(exc, ClusterError):
-            self.module.fail_json(msg=str(exc), **self._where({'cluster': exc.cluster or self.name}))
+            self._fail_json(str(exc), **self._where({'cluster': exc.cluster or self.name}))
         self.fail(translate_error(exc, action=action))
 
-    def exit(self, changed=False, before=None, after=None, secret_keys=SECRET_KEYS, **kwargs):
+    def exit(self, changed=False, before=None, after=None, **kwargs):
         """Exit; adds ``diff`` (secrets masked) only in diff mode and when given."""
         if self.diff_mode and (before is not None or after is not None):
-            kwargs['diff'] = build_diff(before, after, secret_keys)
+            kwargs['diff'] = build_diff(before, after)
+        self._finishing = True
         self.module.exit_json(changed=changed, **self._where(kwargs))
 
     def run(self, func):
-        """Call ``func(self)``; any ClusterError (or other error) becomes one failure."""
+        """Call ``func(self)``; any ClusterError becomes one failure. After a write, any
+        other error too (so the result still says ``changed: true`` and what was written)."""
         try:
             return func(self)
         except ClusterError as e:
             self.fail_from(e)
+        except Exception as e:  # pylint: disable=broad-except
+            if not self._writes or self._finishing:  # nothing written, or raised by exit_json/fail_json
+                raise
+            self._fail_json('%s: unexpected error: %s: %s' % (self.name, type(e).__name__, e),
+                            cluster=self.name, exception=traceback.format_exc())
         finally:
             if self._cluster is not None:
                 self._cluster.close()

@@ -53,6 +53,25 @@ class CAError(ValueError):
 # Key material
 # ---------------------------------------------------------------------------
 
+VALIDITY_DAYS = (1, 36500)
+
+
+def validate_options(key_type, validity_days):
+    """CAError (one line) for a ``key_type`` or ``validity_days`` a CA cannot be made with.
+
+    Pure: the module calls it before connecting to the cluster.
+    """
+    if key_type not in KEY_TYPES:
+        raise CAError('key_type must be one of %s, got %r' % (', '.join(KEY_TYPES), key_type))
+    try:
+        days = int(validity_days)
+    except (TypeError, ValueError):
+        days = None
+    if days is None or isinstance(validity_days, bool) or not VALIDITY_DAYS[0] <= days <= VALIDITY_DAYS[1]:
+        raise CAError('validity_days must be a whole number of days from %d to %d (100 years), got %s'
+                      % (VALIDITY_DAYS[0], VALIDITY_DAYS[1], validity_days))
+
+
 def generate_ca(key_type='ecdsa', validity_days=DEFAULT_VALIDITY_DAYS, common_name=CA_COMMON_NAME, now=None):
     """A new self-signed CA: ``(cert_pem, key_pem)`` as bytes.
 
@@ -62,14 +81,13 @@ def generate_ca(key_type='ecdsa', validity_days=DEFAULT_VALIDITY_DAYS, common_na
     """
     if not HAS_CRYPTOGRAPHY:
         raise CAError('the Python library "cryptography" is required to generate a CA')
+    validate_options(key_type, validity_days)
     if key_type == 'ecdsa':
         key = ec.generate_private_key(ec.SECP256R1())
     elif key_type == 'rsa':
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    else:
+    else:  # pragma: no cover - validate_options refused it
         raise CAError('key_type must be one of %s, got %r' % (', '.join(KEY_TYPES), key_type))
-    if not 1 <= int(validity_days) <= 36500:
-        raise CAError('validity_days must be 1..36500, got %s' % validity_days)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     public = key.public_key()

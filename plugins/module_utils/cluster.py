@@ -23,6 +23,14 @@ import os
 import re
 import ssl
 import traceback
+from urllib.parse import unquote
+
+from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
+    SECRET_KEYS,
+    secret_values,
+    url_password,
+    worth_masking,
+)
 
 try:
     import yaml
@@ -73,11 +81,9 @@ CONNECTION_OPTIONS = tuple(CLUSTER_ARGUMENT_SPEC)
 
 DEFAULT_KUBECONFIG = '~/.kube/config'
 
-# kubeconfig keys whose values are credentials (hidden from module output).
-KUBECONFIG_SECRET_KEYS = frozenset([
-    'token', 'password', 'client-key-data', 'client-certificate-data', 'id-token',
-    'refresh-token', 'access-token', 'client-secret',
-])
+# kubeconfig keys whose values are credentials (hidden from module output): the
+# collection's one list (redact.SECRET_KEYS, compared by redact.is_secret_key).
+KUBECONFIG_SECRET_KEYS = SECRET_KEYS
 
 
 class ClusterError(Exception):
@@ -104,17 +110,28 @@ def kubeconfig_secret_values(config):
     """Return the credential strings found in an inline kubeconfig dict.
 
     Modules add them to ``module.no_log_values`` so an inline kubeconfig never
-    leaks tokens or keys, while context and server names stay readable.
+    leaks tokens or keys, while context and server names stay readable. Credentials
+    are the values of the secret keys (``redact.SECRET_KEYS``: token, password,
+    client-key-data, ...) at any depth, every value of an exec plugin's ``env``
+    (``users[].user.exec.env[].value``), every value of an ``auth-provider``'s
+    ``config`` and the password of a ``proxy-url`` (``http://user:password@proxy``);
+    but for values not ``redact.worth_masking`` (``1``, ``true``: masking them would
+    mask every such string of the result).
     """
-    found = set()
+    found = secret_values(config)
 
     def walk(node):
         if isinstance(node, dict):
             for k, v in node.items():
-                if k in KUBECONFIG_SECRET_KEYS and isinstance(v, str) and v:
-                    found.add(v)
-                else:
-                    walk(v)
+                if k == 'exec' and isinstance(v, dict) and isinstance(v.get('env'), list):
+                    found.update(e['value'] for e in v['env'] if isinstance(e, dict) and worth_masking(e.get('value')))
+                if k == 'auth-provider' and isinstance(v, dict) and isinstance(v.get('config'), dict):
+                    found.update(value for value in v['config'].values() if worth_masking(value))
+                if k == 'proxy-url':
+                    password = url_password(v)
+                    if password:
+                        found.update(p for p in (password, unquote(password)) if worth_masking(p))
+                walk(v)
         elif isinstance(node, list):
             for item in node:
                 walk(item)

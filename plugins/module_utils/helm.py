@@ -54,8 +54,13 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     newest_release_secret,
 )
 
+# Secrets in helm's messages are masked with the collection's one list of secret keys.
+from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
+    mask_text,
+    secret_values as _secret_strings,
+)
+
 MIN_HELM_VERSION = (3, 14, 0)
-MASK = '********'
 
 # Environment variables through which helm would pick another cluster or identity than the
 # kubeconfig it is given: removed from helm's environment.
@@ -70,9 +75,6 @@ DEFAULT_HELM_TIMEOUT = 300
 # (a DNS-1123 label of at most 63).
 _RELEASE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
 _NAMESPACE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')
-
-# Keys of values whose content is secret (masked in helm's messages).
-_SECRET_VALUE_KEYS = frozenset(['key', 'ca.key', 'tls.key', 'keys', 'token', 'password', 'caKey'])
 
 _VERSION_RE = re.compile(r'v?(\d+)\.(\d+)\.(\d+)')
 
@@ -358,29 +360,6 @@ def private_dir(prefix='meshops-helm-'):
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _secret_strings(data, out=None):
-    """Strings held under secret-looking keys of ``data`` (values, kubeconfig)."""
-    out = set() if out is None else out
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if k in _SECRET_VALUE_KEYS and isinstance(v, str) and len(v) >= 4:
-                out.add(v)
-            else:
-                _secret_strings(v, out)
-    elif isinstance(data, list):
-        for i in data:
-            _secret_strings(i, out)
-    return out
-
-
-def mask_text(text, secrets):
-    """``text`` with every one of ``secrets`` (longest first) replaced by MASK."""
-    text = text or ''
-    for s in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(s, MASK)
-    return text
 
 
 class HelmRunner(object):

@@ -27,7 +27,7 @@ except ImportError:
 
 HELM_RELEASE_TYPE = 'helm.sh/release.v1'
 GZIP_MAGIC = b'\x1f\x8b'
-_RELEASE_NAME_RE = re.compile(r'^sh\.helm\.release\.v1\.(?P<release>.+)\.v(?P<version>\d+)$')
+_RELEASE_NAME_RE = re.compile(r'sh\.helm\.release\.v1\.(?P<release>.+)\.v(?P<version>\d+)')  # use fullmatch
 
 CILIUM_CONFIG = 'cilium-config'
 CILIUM_CA = 'cilium-ca'
@@ -74,7 +74,7 @@ def release_secret_version(secret):
     label = (meta.get('labels') or {}).get('version')
     if label and str(label).isdigit():
         return int(label)
-    m = _RELEASE_NAME_RE.match(meta.get('name') or '')
+    m = _RELEASE_NAME_RE.fullmatch(meta.get('name') or '')
     return int(m.group('version')) if m else -1
 
 
@@ -84,7 +84,7 @@ def newest_release_secret(secrets, release_name):
     for s in secrets or []:
         meta = s.get('metadata') or {}
         labels = meta.get('labels') or {}
-        m = _RELEASE_NAME_RE.match(meta.get('name') or '')
+        m = _RELEASE_NAME_RE.fullmatch(meta.get('name') or '')
         if s.get('type') not in (None, HELM_RELEASE_TYPE):
             continue
         if labels.get('name', m.group('release') if m else None) != release_name:

@@ -51,8 +51,8 @@ ENC_KEY_BYTES = {'cbc(aes)': (16, 24, 32)}
 SPI_MIN, SPI_MAX = 1, 15
 FINGERPRINT_HEX = 16
 
-_SPI_RE = re.compile(r'^(\d+)(\+?)$')
-_HEX_RE = re.compile(r'^(?:0x)?([0-9a-fA-F]+)$')
+_SPI_RE = re.compile(r'(\d+)(\+?)')
+_HEX_RE = re.compile(r'(?:0x)?([0-9a-fA-F]+)')
 
 
 class IPsecKeyError(ValueError):
@@ -75,12 +75,13 @@ def next_spi(spi):
 
 
 def _parse_spi(text):
-    m = _SPI_RE.match(text)
+    m = _SPI_RE.fullmatch(text)
     if not m:
-        raise IPsecKeyError('the SPI (field 1) must be a number 1..15 followed by "+", got %r' % text)
-    spi = int(m.group(1))
-    if not SPI_MIN <= spi <= SPI_MAX:
-        raise IPsecKeyError('the SPI (field 1) must be 1..15, got %d' % spi)
+        raise IPsecKeyError('the SPI (field 1) must be a number 1..15 followed by "+"')
+    digits = m.group(1)
+    if len(digits) > 2 or not SPI_MIN <= int(digits) <= SPI_MAX:
+        raise IPsecKeyError('the SPI (field 1) must be 1..15')
+    spi = int(digits)
     if not m.group(2):
         raise IPsecKeyError('the SPI (field 1) is %d without "+": global keys (one key and IV space shared by every '
                             'node pair) are insecure (GHSA-pwqm-x5x6-5586). Write it as "%d+" so the agents derive '
@@ -88,8 +89,13 @@ def _parse_spi(text):
     return spi
 
 
+def _where(field, spi):
+    """``(field N, SPI S)``: how parse errors point at a field; never the field's content."""
+    return '(field %d, SPI %d)' % (field, spi)
+
+
 def _parse_hex(text, what, lengths):
-    m = _HEX_RE.match(text)
+    m = _HEX_RE.fullmatch(text)
     if not m or len(m.group(1)) % 2:
         raise IPsecKeyError('%s is not an even number of hex digits' % what)
     n = len(m.group(1)) // 2
@@ -168,31 +174,33 @@ def parse_key(value):
     if len(lines) > 1:
         raise IPsecKeyError('the value holds %d lines; exactly one key is expected' % len(lines))
     fields = lines[0].split()
+    # Messages name a field by its position and the SPI, never its content: a field that is not
+    # what its position expects may well be key material (fields in the wrong order).
     if len(fields) == 4:
         spi = _parse_spi(fields[0])
         algo = fields[1]
         if algo not in AEAD_KEY_BYTES:
             if algo in ENC_KEY_BYTES or algo in AUTH_KEY_BYTES:
-                raise IPsecKeyError('%s (field 2) is not an AEAD algorithm; the 4-field form is "SPI+ %s HEXKEY ICV", '
-                                    'the auth+enc form has 5 fields' % (algo, AEAD_ALGO))
-            raise IPsecKeyError('unknown algorithm %r (field 2); the AEAD form supports %s' % (
-                algo, ', '.join(sorted(AEAD_KEY_BYTES))))
-        key = _parse_hex(fields[2], 'the key (field 3)', AEAD_KEY_BYTES[algo])
+                raise IPsecKeyError('%s %s is not an AEAD algorithm; the 4-field form is "SPI+ %s HEXKEY ICV", '
+                                    'the auth+enc form has 5 fields' % (algo, _where(2, spi), AEAD_ALGO))
+            raise IPsecKeyError('unknown algorithm %s; the AEAD form supports %s' % (
+                _where(2, spi), ', '.join(sorted(AEAD_KEY_BYTES))))
+        key = _parse_hex(fields[2], 'the key %s' % _where(3, spi), AEAD_KEY_BYTES[algo])
         if not fields[3].isdigit() or int(fields[3]) not in ICV_BITS:
-            raise IPsecKeyError('the ICV length (field 4) must be one of %s bits, got %r' % (
-                ', '.join(str(i) for i in ICV_BITS), fields[3]))
+            raise IPsecKeyError('the ICV length %s must be one of %s bits' % (
+                _where(4, spi), ', '.join(str(i) for i in ICV_BITS)))
         return IPsecKey(spi, algo, key, icv=int(fields[3]))
     if len(fields) == 5:
         spi = _parse_spi(fields[0])
         auth, enc = fields[1], fields[3]
         if auth not in AUTH_KEY_BYTES:
-            raise IPsecKeyError('unknown authentication algorithm %r (field 2); supported: %s' % (
-                auth, ', '.join(sorted(AUTH_KEY_BYTES))))
+            raise IPsecKeyError('unknown authentication algorithm %s; supported: %s' % (
+                _where(2, spi), ', '.join(sorted(AUTH_KEY_BYTES))))
         if enc not in ENC_KEY_BYTES:
-            raise IPsecKeyError('unknown encryption algorithm %r (field 4); supported: %s' % (
-                enc, ', '.join(sorted(ENC_KEY_BYTES))))
-        akey = _parse_hex(fields[2], 'the authentication key (field 3)', AUTH_KEY_BYTES[auth])
-        ekey = _parse_hex(fields[4], 'the encryption key (field 5)', ENC_KEY_BYTES[enc])
+            raise IPsecKeyError('unknown encryption algorithm %s; supported: %s' % (
+                _where(4, spi), ', '.join(sorted(ENC_KEY_BYTES))))
+        akey = _parse_hex(fields[2], 'the authentication key %s' % _where(3, spi), AUTH_KEY_BYTES[auth])
+        ekey = _parse_hex(fields[4], 'the encryption key %s' % _where(5, spi), ENC_KEY_BYTES[enc])
         return IPsecKey(spi, auth, akey, enc_algo=enc, enc_key=ekey)
     raise IPsecKeyError('a key has 4 fields ("SPI+ %s HEXKEY ICV") or 5 fields ("SPI+ AUTHALGO AUTHKEY ENCALGO '
                         'ENCKEY"), got %d' % (AEAD_ALGO, len(fields)))

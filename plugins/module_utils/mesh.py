@@ -21,10 +21,11 @@ whatever order the inventory or the Service lists them in.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import re
+from ansible_collections.meshops.cilium.plugins.module_utils.values import (
+    CLUSTER_NAME_MAX as NAME_MAX,
+    CLUSTER_NAME_RE as NAME_RE,
+)
 
-NAME_RE = re.compile(r'^([a-z0-9][-a-z0-9]*)?[a-z0-9]$')
-NAME_MAX = 32
 DEFAULT_MAX_CONNECTED_CLUSTERS = 255
 VALID_MAX_CONNECTED_CLUSTERS = (255, 511)
 MEMBERSHIP_CHOICES = ('exact', 'merge')
@@ -118,7 +119,7 @@ def _identity_problems(local_name, p, is_local=False):
     who = 'local cluster' if is_local else 'peer'
     if not name:
         out.append(_problem(local_name, name, 'name', 'the %s has no cluster name (is Cilium installed?)' % who))
-    elif len(name) > NAME_MAX or not NAME_RE.match(name):
+    elif len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
         out.append(_problem(local_name, name, 'name',
                             '"%s" is not a valid cluster name (1-%d characters, lower case letters, '
                             'digits and "-", starting and ending with a letter or digit)' % (name, NAME_MAX)))
@@ -132,6 +133,15 @@ def _identity_problems(local_name, p, is_local=False):
         out.append(_problem(local_name, name, 'cluster_id',
                             'the %s has cluster ID 0, which is only valid outside a mesh' % who))
     return out
+
+
+def peer_identity_problems(label, peers):
+    """The problems of each peer's own name and ID (``peers`` normalized): what can be
+    found from the options alone, before connecting to the local cluster (``label`` names it)."""
+    problems = []
+    for p in peers:
+        problems.extend(_identity_problems(label, p))
+    return problems
 
 
 def validate_peers(local, peers):

@@ -25,10 +25,11 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.values import CLUSTER_NAME_MAX, CLUSTER_NAME_RE
+
 ERROR = 'error'
 WARNING = 'warning'
 
-CLUSTER_NAME_RE = re.compile(r'^([a-z0-9][-a-z0-9]*)?[a-z0-9]$')
 MAX_CONNECTED = (255, 511)
 ROUTING_MODES = ('tunnel', 'native')
 SERVICE_TYPES = ('NodePort', 'LoadBalancer')
@@ -77,12 +78,12 @@ def as_int(value):
     if isinstance(value, int):
         return value
     text = str(value).strip()
-    return int(text) if re.match(r'^-?\d+$', text) else None
+    return int(text) if re.fullmatch(r'-?\d+', text) else None
 
 
 def version_tuple(version):
     """``'1.19.2'`` / ``'v1.19'`` -> ``(1, 19, 2)``; None when it is not a version."""
-    m = re.match(r'^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?$', str(version or '').strip())
+    m = re.fullmatch(r'v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?', str(version or '').strip())
     if not m:
         return None
     return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
@@ -284,12 +285,12 @@ def check_names(members, problems):
             problems.append(problem(m.host, 'cluster_name', 'no cluster name is set',
                                     'set cilium_cluster_name (defaults to the inventory host name)'))
             continue
-        if not 1 <= len(name) <= 32:
+        if not 1 <= len(name) <= CLUSTER_NAME_MAX:
             problems.append(problem(m.host, 'cluster_name', 'cluster name %r has %d characters, Cilium allows 1 to 32'
                                     % (name, len(name)),
                                     'set cilium_cluster_name to at most 32 characters, e.g. %r'
                                     % name[:32].strip('-')))
-        elif not CLUSTER_NAME_RE.match(name):
+        elif not CLUSTER_NAME_RE.fullmatch(name):
             problems.append(problem(m.host, 'cluster_name', 'cluster name %r is not valid: only lower-case letters, '
                                     'digits and "-", starting and ending with a letter or digit' % name,
                                     'set cilium_cluster_name to e.g. %r'

@@ -35,7 +35,7 @@ ERROR = 'meshops-error'
 # A Deployment's pods are named <deployment>-<replicaset hash>-<5 chars>; pod names are cut at
 # 63 characters, so the Deployment name must leave room for both suffixes.
 MAX_DEPLOYMENT_NAME = 47
-_DNS_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
+_DNS_LABEL = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')  # use fullmatch
 
 
 # ---------------------------------------------------------------------------
@@ -50,11 +50,11 @@ def validate(name, namespace, cluster, clusters=None, affinity='none', requests=
     """Every problem with the inputs, as sentences naming the field and the fix."""
     errors = []
     for field, value, limit in (('name', name, 63), ('namespace', namespace, 63), ('cluster_name', cluster, 63)):
-        if not value or len(value) > limit or not _DNS_LABEL.match(value):
+        if not value or len(value) > limit or not _DNS_LABEL.fullmatch(value):
             errors.append('%s %r is not a DNS label (lowercase letters, digits and "-", at most %d '
                           'characters, starting and ending with a letter or digit)' % (field, value, limit))
     for c in clusters or []:
-        if not c or not _DNS_LABEL.match(c):
+        if not c or not _DNS_LABEL.fullmatch(c):
             errors.append('clusters: %r is not a DNS label; use the cluster names given as cluster_name' % (c,))
     if clusters is not None and cluster not in clusters:
         errors.append('clusters must include this cluster (%s): list every cluster expected to answer' % cluster)
@@ -189,7 +189,7 @@ def cluster_of_pod(pod, name, clusters):
     """
     for c in sorted(clusters, key=len, reverse=True):
         prefix = deployment_name(name, c) + '-'
-        if pod.startswith(prefix) and re.match(r'^[a-z0-9]+-[a-z0-9]+$', pod[len(prefix):]):
+        if pod.startswith(prefix) and re.fullmatch(r'[a-z0-9]+-[a-z0-9]+', pod[len(prefix):]):
             return c
     return None
 

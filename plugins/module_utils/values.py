@@ -63,7 +63,10 @@ OTHER_OWNED = (
 # Keys that make a cluster's mesh identity (changing them breaks the mesh).
 IDENTITY_KEYS = ('cluster.name', 'cluster.id', 'clustermesh.maxConnectedClusters')
 
-CLUSTER_NAME_RE = re.compile(r'^([a-z0-9][-a-z0-9]*)?[a-z0-9]$')
+# A Cilium cluster name (use with fullmatch: "$" would accept a trailing newline). The one home:
+# mesh.py and preflight.py import it.
+CLUSTER_NAME_RE = re.compile(r'([a-z0-9][-a-z0-9]*)?[a-z0-9]')
+CLUSTER_NAME_MAX = 32
 REMOVED_KPR = ('strict', 'partial', 'disabled', 'probe')
 SERVICE_TYPES = ('NodePort', 'LoadBalancer')
 TLS_METHODS = ('helm', 'cronJob')
@@ -72,7 +75,7 @@ TUNNEL_PROTOCOLS = ('vxlan', 'geneve')
 ENCRYPTION_TYPES = ('disabled', 'ipsec', 'wireguard')
 MAX_CONNECTED = (255, 511)
 # A Go duration as the agents parse keyRotationDuration: 5m, 90s, 1h30m, 1.5h.
-GO_DURATION_RE = re.compile(r'^((\d+(\.\d*)?|\.\d+)(ns|us|ms|s|m|h))+$')
+GO_DURATION_RE = re.compile(r'((\d+(\.\d*)?|\.\d+)(ns|us|ms|s|m|h))+')
 
 
 # ---------------------------------------------------------------------------
@@ -245,7 +248,7 @@ def validate_install_params(params):
     name = p.get('cluster_name')
     cid = p.get('cluster_id')
     if name is not None:
-        if not 1 <= len(name) <= 32 or not CLUSTER_NAME_RE.match(name):
+        if not 1 <= len(name) <= CLUSTER_NAME_MAX or not CLUSTER_NAME_RE.fullmatch(name):
             raise ValueError('cluster_name %r is not valid: 1 to 32 characters, lower-case letters, digits and '
                              '"-", starting and ending with a letter or digit' % name)
         if name == 'default' and cid not in (None, 0):
@@ -292,7 +295,7 @@ def validate_install_params(params):
         raise ValueError('encryption_type must be one of %s' % ', '.join(ENCRYPTION_TYPES))
     krd = p.get('ipsec_key_rotation_duration')
     if krd is not None:
-        if not GO_DURATION_RE.match(str(krd)):
+        if not GO_DURATION_RE.fullmatch(str(krd)):
             raise ValueError('ipsec_key_rotation_duration must be a duration such as 5m, 90s or 1h30m, got %r'
                              % (krd,))
         if enc in ('disabled', 'wireguard'):
@@ -499,6 +502,14 @@ def check_user_values(user_values):
     if has_path(user_values or {}, 'clustermesh.apiserver.tls.ca'):
         raise ValueError('values: clustermesh.apiserver.tls.ca was removed in chart 1.15 (the chart fails on it); '
                          'share the CA with the cilium_ca module or set tls.ca.cert/tls.ca.key')
+
+
+def validate_install_options(params):
+    """ValueError for options of an install/upgrade that are wrong whatever the cluster holds:
+    names, IDs, ranges, CIDRs, durations, the clustermesh-apiserver settings and reserved keys
+    in ``values``. Pure: modules call it before connecting (``plan_install`` calls it again)."""
+    validate_install_params(params)
+    check_user_values(params.get('values') or {})
 
 
 def plan_install(params, current_values=None, current_chart_version=None, installed=False,

@@ -54,7 +54,7 @@ options:
     default: ecdsa
   validity_days:
     description:
-      - Validity of a generated CA in days.
+      - Validity of a generated CA in days, from V(1) to V(36500).
     type: int
     default: 1095
 extends_documentation_fragment:
@@ -128,6 +128,15 @@ action:
   returned: always
   type: str
   sample: copied
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example Secret C(cilium-ca), then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Secret kube-system/cilium-ca (create, CA fingerprint 3A:1F:...:9C)"]
 '''
 
 from ansible.module_utils.basic import missing_required_lib
@@ -149,12 +158,14 @@ from ansible_collections.meshops.cilium.plugins.module_utils.ca import (
     plan,
     read_ca_secret,
     source_material,
+    validate_options,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CONNECTION_OPTIONS,
     Cluster,
     ClusterError,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.info import CILIUM_CA
 
 
 def _state(secret, namespace):
@@ -176,6 +187,10 @@ def run(m):
     if not HAS_CRYPTOGRAPHY:
         m.module.fail_json(msg=missing_required_lib('cryptography'))
     ns = p['namespace']
+    try:
+        validate_options(p['key_type'], p['validity_days'])  # before connecting
+    except CAError as e:
+        m.fail(str(e))
     current = read_ca_secret(m.cluster, ns)
     copied = False
     if p['source']:
@@ -201,6 +216,8 @@ def run(m):
     ident = identity(material[0])
     if write and not m.check_mode:
         apply(m.cluster, ns, write, material, p['release_name'], ns, current=current)
+        m.wrote('Secret %s/%s (%s, CA fingerprint %s)' % (ns, CILIUM_CA, write, ident['fingerprint']),
+                recover='re-run the task once the cause is fixed (the Secret is kept as written)')
     before = _state(current, ns)
     after = {'exists': True, 'fingerprint': ident['fingerprint'], 'subject_key_id': ident['subject_key_id'],
              'helm_release': '%s/%s' % (ns, p['release_name'])}

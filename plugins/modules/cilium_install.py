@@ -155,6 +155,11 @@ options:
     description:
       - Further chart values, merged under the module's. A value that contradicts one set by an option is
         an error naming the key and both values.
+      - The strings under secret key names at any depth (for example C(tls.ca.key),
+        C(clustermesh.apiserver.tls.server.key), C(caKey), C(password), C(token), C(key)) are treated as
+        C(no_log) values from the start of the module, so they never appear in its logged invocation, its
+        result, warnings, errors or the diff. A C(key) beside C(operator) or C(effect) (tolerations, label
+        selectors) or under C(secretKeyRef)/C(configMapKeyRef) names something and stays visible.
     type: dict
     default: {}
   allow_identity_change:
@@ -295,6 +300,15 @@ warnings_detail:
   returned: always
   type: list
   elements: str
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example a Helm release revision, then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Helm release kube-system/cilium revision 4 (chart 1.18.2, status deployed)"]
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
@@ -318,7 +332,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     encryption_settings,
     read as read_ipsec_secret,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install
+from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install, validate_install_options
 
 
 def _summary(release):
@@ -343,6 +357,8 @@ def absent(m, current):
                warnings_detail=[])
     if not m.check_mode:
         _runner(m).uninstall(p['release_name'], p['namespace'], wait=p['wait'], timeout=p['wait_timeout'])
+        m.wrote('uninstalled Helm release %s/%s (was revision %s)' % (p['namespace'], p['release_name'],
+                                                                      current.revision))
     m.exit(changed=True, action='uninstalled', release=_summary(current), changed_keys=[], chart_change=None,
            warnings_detail=[], before={'release': _summary(current)}, after={'release': None})
 
@@ -350,6 +366,11 @@ def absent(m, current):
 def run(m):
     p = m.params
     ns, name = p['namespace'], p['release_name']
+    if p['state'] == 'present':
+        try:
+            validate_install_options(p)  # before connecting
+        except ValueError as e:
+            m.fail(str(e))
     current = read_release(m.cluster, ns, name)
     if p['state'] == 'absent':
         absent(m, current)
@@ -388,10 +409,11 @@ def run(m):
         chart_ref, chart_version = p['chart_ref'], p['chart_version']
         if installed and chart_ref and not target:
             chart_version = current.chart_version  # a repo/OCI chart without version: keep the deployed one
-        runner.upgrade(name, ns, plan['desired'], chart_ref=chart_ref, chart_version=chart_version,
-                       chart_repo_url=p['chart_repo_url'], install=not installed, timeout=p['wait_timeout'],
-                       current=current, create_namespace=not installed)
-        release = read_release(m.cluster, ns, name)
+        release = m.write_release(
+            lambda: runner.upgrade(name, ns, plan['desired'], chart_ref=chart_ref, chart_version=chart_version,
+                                   chart_repo_url=p['chart_repo_url'], install=not installed,
+                                   timeout=p['wait_timeout'], current=current, create_namespace=not installed),
+            lambda: read_release(m.cluster, ns, name), current)
     result = dict(changed=needs_helm, action=action, release=_summary(release), changed_keys=plan['changed_keys'],
                   chart_change=list(plan['chart_change']) if plan['chart_change'] else None,
                   warnings_detail=plan['warnings'])

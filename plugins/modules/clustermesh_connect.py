@@ -228,6 +228,15 @@ problems:
     message:
       description: The problem in words.
       type: str
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example a Helm release revision, then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Helm release kube-system/cilium revision 6 (chart 1.18.2, status failed)"]
 '''
 
 import copy
@@ -255,6 +264,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
 from ansible_collections.meshops.cilium.plugins.module_utils.mesh import (
     normalize_entries,
     normalize_peer,
+    peer_identity_problems,
     peer_summary,
     plan_peers,
     remove_conflicts,
@@ -309,6 +319,11 @@ def render_clusters(plan, chart_version):
 def run(m):
     p = m.params
     ns, rel_name = p['namespace'], p['release_name']
+    peers = [normalize_peer(d) for d in p['peers'] if isinstance(d, dict)]
+    problems = peer_identity_problems(m.name, peers)  # before connecting
+    if problems:
+        m.fail('refusing to connect (nothing was changed): %s' % '; '.join(x['message'] for x in problems),
+               problems=problems)
     cluster = m.cluster
     local = read_local(cluster, ns)
     if local is None:
@@ -321,7 +336,6 @@ def run(m):
         m.fail('Helm release %s/%s is %s (another Helm operation is running or was interrupted); '
                'refusing to upgrade it' % (ns, rel_name, release.status))
 
-    peers = [normalize_peer(d) for d in p['peers'] if isinstance(d, dict)]
     peers, skipped = split_self(local, peers)
     problems = validate_peers(local, peers)
     for name in remove_conflicts(peers, p['remove']):
@@ -364,10 +378,11 @@ def run(m):
         except HelmError as e:
             m.fail(e.detail)
         runner = HelmRunner(binary, m.connection)
-        runner.upgrade(rel_name, ns, new_values, chart_ref=p['chart_ref'],
-                       chart_version=release.chart_version if p['chart_ref'] else None,
-                       wait=p['wait'], timeout=p['wait_timeout'] if p['wait'] else None, current=release)
-        updated = read_release(cluster, ns, rel_name)
+        updated = m.write_release(
+            lambda: runner.upgrade(rel_name, ns, new_values, chart_ref=p['chart_ref'],
+                                   chart_version=release.chart_version if p['chart_ref'] else None,
+                                   wait=p['wait'], timeout=p['wait_timeout'] if p['wait'] else None, current=release),
+            lambda: read_release(cluster, ns, rel_name), release)
         if updated is not None:
             result['revision'] = updated.revision
     m.exit(changed=bool(needs_upgrade), before=before, after=after, **result)

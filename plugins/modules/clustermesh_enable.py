@@ -125,6 +125,15 @@ ready:
   returned: when O(wait=true) and O(enabled=true)
   type: dict
   sample: {"Deployment/clustermesh-apiserver": "1/1 ready", "Service/clustermesh-apiserver": "172.18.255.1"}
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example a Helm release revision, then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Helm release kube-system/cilium revision 5 (chart 1.18.2, status deployed)"]
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
@@ -141,7 +150,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     require_helm,
     wait_ready,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import get_path, plan_enable
+from ansible_collections.meshops.cilium.plugins.module_utils.values import get_path, plan_enable, validate_apiserver_params
 
 API_OPTIONS = ('enabled', 'service_type', 'node_port', 'annotations', 'kvstoremesh', 'tls_auto_method')
 
@@ -154,6 +163,11 @@ def _summary(release):
 def run(m):
     p = m.params
     ns, name = p['namespace'], p['release_name']
+    api = dict((k, p[k]) for k in API_OPTIONS)
+    try:
+        validate_apiserver_params(api)  # before connecting
+    except ValueError as e:
+        m.fail(str(e))
     current = read_release(m.cluster, ns, name)
     if current is None:
         m.fail('Helm release %s/%s not found: install Cilium first (meshops.cilium.cilium_install)' % (ns, name))
@@ -161,7 +175,7 @@ def run(m):
         m.fail('Helm release %s/%s is %s: another helm operation is running or was interrupted'
                % (ns, name, current.status))
     try:
-        desired, changed_keys = plan_enable(current.values, dict((k, p[k]) for k in API_OPTIONS))
+        desired, changed_keys = plan_enable(current.values, api)
     except ValueError as e:
         m.fail(str(e))
     changed = bool(changed_keys) or not current.deployed
@@ -172,10 +186,11 @@ def run(m):
         except HelmError as e:
             m.fail(e.detail)
         version = p['chart_version'] or (current.chart_version if p['chart_ref'] else None)
-        HelmRunner(binary, m.connection).upgrade(
-            name, ns, desired, chart_ref=p['chart_ref'], chart_version=version, chart_repo_url=p['chart_repo_url'],
-            timeout=p['wait_timeout'], current=current)
-        release = read_release(m.cluster, ns, name)
+        runner = HelmRunner(binary, m.connection)
+        release = m.write_release(
+            lambda: runner.upgrade(name, ns, desired, chart_ref=p['chart_ref'], chart_version=version,
+                                   chart_repo_url=p['chart_repo_url'], timeout=p['wait_timeout'], current=current),
+            lambda: read_release(m.cluster, ns, name), current)
     result = dict(changed=changed, changed_keys=changed_keys, release=_summary(release))
     if p['wait'] and p['enabled'] and not m.check_mode:
         comps = [('Deployment', 'clustermesh-apiserver')]

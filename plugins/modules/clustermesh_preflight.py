@@ -230,8 +230,7 @@ msg:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.meshops.cilium.plugins.module_utils.base import MaskingModule
 from ansible_collections.meshops.cilium.plugins.module_utils.preflight import (
     ERROR,
     check,
@@ -265,7 +264,7 @@ CLUSTER_SPEC = dict(
 
 
 def main():
-    module = AnsibleModule(
+    module = MaskingModule(
         argument_spec=dict(
             clusters=dict(type='list', elements='dict', required=True, options=CLUSTER_SPEC),
             ca_source=dict(type='str'),

@@ -194,6 +194,15 @@ message:
   returned: always
   type: str
   sample: "mesh-1: 30 requests; answers from mesh-1 (11), mesh-2 (9), mesh-3 (10)"
+written:
+  description:
+    - Only when the module failed after it had created or updated its objects (for example the server
+      Deployment never became Ready), what was written. The result then says C(changed=true) and C(msg)
+      ends with what was written and how to remove it (O(state=absent)).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Namespace meshops-traffic (create)"]
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
@@ -224,6 +233,10 @@ def run(m):
                    p['namespace'], 'would be deleted' if m.check_mode else 'deleted')) if changed
                    else 'nothing to remove'))
     changes, before, after = traffic.ensure(cluster, objects, m.check_mode)
+    if not m.check_mode:
+        for ref, action in changes:
+            m.wrote('%s (%s)' % (ref, action), recover='state=absent removes Namespace %s and everything in it'
+                    % p['namespace'])
     result = {'objects': refs, 'changes': [{'object': r, 'action': a} for r, a in changes]}
     changed = bool(changes)
     if p['state'] == 'present' or m.check_mode:

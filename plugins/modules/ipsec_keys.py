@@ -193,6 +193,15 @@ source:
   returned: when O(source) is given
   type: dict
   sample: {"cluster": "mesh-1", "spi": 3, "fingerprint": "9f2c4e1a7b3d5f60"}
+written:
+  description:
+    - Only when the module failed after it had written to the cluster (for example the IPsec Secret, then a readiness
+      wait failed), what was written. The result then says C(changed=true) and C(msg) ends with what was
+      written and how to recover (re-run the task, or the C(helm rollback) command for a release).
+  returned: failure after a write
+  type: list
+  elements: str
+  sample: ["Secret kube-system/cilium-ipsec-keys (SPI 2, fingerprint 0f1e2d3c4b5a6978)"]
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
@@ -206,6 +215,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     SECRET_KEY,
+    SPI_MAX,
+    SPI_MIN,
     IPsecKeyError,
     current_of,
     delete,
@@ -231,6 +242,18 @@ def _state(key, spi=None):
 def run(m):
     p = m.params
     ns, name = p['namespace'], p['secret_name']
+    # the options first, before connecting
+    wanted = None
+    if p['key'] is not None:
+        try:
+            wanted = parse_key(p['key'])
+        except IPsecKeyError as e:
+            m.fail('the key option is not a usable IPsec key: %s' % e)
+    if p['state'] == 'rotated':
+        if p['from_fingerprint'] is not None and p['from_spi'] is None:
+            m.fail('from_fingerprint needs from_spi (the SPI of the key the rotation starts from)')
+        if p['from_spi'] is not None and not SPI_MIN <= p['from_spi'] <= SPI_MAX:
+            m.fail('from_spi must be %d..%d, got %d' % (SPI_MIN, SPI_MAX, p['from_spi']))
     secret = read(m.cluster, ns, name)
     current = current_of(secret, SECRET_KEY)
     extra = {}
@@ -245,16 +268,11 @@ def run(m):
                        'force=true' % (ns, p['release_name'], name))
         if plan.write and not m.check_mode:
             delete(m.cluster, ns, name)
+            m.wrote('deleted Secret %s/%s' % (ns, name))
         m.exit(changed=plan.write is not None, action=plan.action, spi=None, fingerprint=None,
                previous=current.state, before=current.state, after={'exists': False})
         return
 
-    wanted = None
-    if p['key'] is not None:
-        try:
-            wanted = parse_key(p['key'])
-        except IPsecKeyError as e:
-            m.fail('the key option is not a usable IPsec key: %s' % e)
     source_name = source = None
     if p['source']:
         try:
@@ -275,8 +293,6 @@ def run(m):
             plan = plan_present(current, wanted if wanted is not None else source, source_name,
                                 p['reconcile'], generate_key=new_key)
         else:
-            if p['from_fingerprint'] is not None and p['from_spi'] is None:
-                m.fail('from_fingerprint needs from_spi (the SPI of the key the rotation starts from)')
             if not p['ignore_rollout']:
                 problems, dummy = rollout_problems(m.cluster, ns, p['release_name'])
                 if problems:
@@ -290,6 +306,8 @@ def run(m):
         m.warn(w)
     if plan.write and not m.check_mode:
         write(m.cluster, ns, plan.key, secret, name, SECRET_KEY)
+        m.wrote('Secret %s/%s (SPI %s, fingerprint %s)' % (ns, name, plan.key.spi, plan.key.fingerprint),
+                recover='re-run the task once the cause is fixed (the Secret is kept as written)')
     # a key generated in check mode is thrown away: its fingerprint would name a key that never exists
     shown = None if (m.check_mode and plan.key is not None and plan.key in generated) else plan.key
     after = _state(shown, plan.spi)

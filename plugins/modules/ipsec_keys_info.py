@@ -67,7 +67,7 @@ error:
   description: Why the key is unusable (never the key itself). V(null) when it is usable or absent.
   returned: always
   type: str
-  sample: the SPI (field 1) must be 1..15, got 16
+  sample: unknown algorithm (field 2, SPI 3); the AEAD form supports rfc4106(gcm(aes))
 spi:
   description: The key's SPI. V(null) without a usable key.
   returned: always

@@ -180,9 +180,10 @@ def ansible_env(fleet, collections_path):
     return env
 
 
-def run_ansible(tool, args, env, timeout=1500):
-    """Run ``ansible`` or ``ansible-playbook`` of this venv; stdout and stderr merged."""
-    argv = [os.path.join(os.path.dirname(sys.executable), tool)] + [str(a) for a in args]
+def run_ansible(tool, args, env, timeout=1500, bin_dir=None):
+    """Run ``ansible`` or ``ansible-playbook`` of this venv (or of the venv whose ``bin`` is
+    ``bin_dir``, e.g. the oldest ansible-core's); stdout and stderr merged."""
+    argv = [os.path.join(bin_dir or os.path.dirname(sys.executable), tool)] + [str(a) for a in args]
     return subprocess.run(argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=timeout)
 
@@ -208,10 +209,10 @@ class Playbook(object):
         self.env = ansible_env(fleet, collections_path)
         self.tmp_path = tmp_path
 
-    def __call__(self, playbook, hosts, *args, expect_rc=0, extra_vars=None):
+    def __call__(self, playbook, hosts, *args, expect_rc=0, extra_vars=None, bin_dir=None):
         inv = write_inventory(self.tmp_path, hosts, extra_vars)
         proc = run_ansible("ansible-playbook", ["-i", inv, os.path.join(REPO, "playbooks", playbook)] + list(args),
-                           self.env)
+                           self.env, bin_dir=bin_dir)
         if expect_rc is not None and proc.returncode != expect_rc:
             raise AssertionError("%s exited %d:\n%s" % (playbook, proc.returncode, proc.stdout[-8000:]))
         return proc.stdout

@@ -55,3 +55,15 @@ def test_merged_spec_later_wins_and_shared_specs_untouched():
     spec['release_name']['default'] = 'other'
     assert RELEASE_ARGUMENT_SPEC['release_name'] == dict(type='str', default='cilium')
     assert RELEASE_ARGUMENT_SPEC['namespace'] == dict(type='str', default='kube-system')
+
+
+def test_chart_repo_url_with_credentials_refused_without_the_password():
+    from ansible_collections.meshops.cilium.plugins.module_utils.base import chart_repo_url_problem
+    assert chart_repo_url_problem(None) is None
+    assert chart_repo_url_problem('https://helm.cilium.io') is None
+    assert chart_repo_url_problem('https://helm.cilium.io/a@b') is None
+    msg = chart_repo_url_problem('https://robot:Pa55w0rd-x@charts.example.com/cilium')
+    assert 'Pa55w0rd-x' not in msg and 'robot' not in msg
+    assert 'https://%s@charts.example.com/cilium' % MASK in msg
+    assert 'helm repo add' in msg and 'chart_ref' in msg
+    assert chart_repo_url_problem('oci://tok3n@registry.example.com/charts') is not None

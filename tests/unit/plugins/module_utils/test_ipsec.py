@@ -60,42 +60,56 @@ def test_parse_auth_enc():
     assert k.public()['algorithm'] == 'hmac(sha256) cbc(aes)' and k.public()['key_bytes'] == 48
 
 
+DIGITS = '3141592653589793238462643383279502884197'  # a hex key of digits only
+
 MALFORMED = [
-    ('0+ rfc4106(gcm(aes)) %s 128' % HEX20, r'must be 1\.\.15, got 0'),
-    ('16+ rfc4106(gcm(aes)) %s 128' % HEX20, r'must be 1\.\.15, got 16'),
+    ('0+ rfc4106(gcm(aes)) %s 128' % HEX20, r'SPI \(field 1\) must be 1\.\.15$'),
+    ('16+ rfc4106(gcm(aes)) %s 128' % HEX20, r'SPI \(field 1\) must be 1\.\.15$'),
     ('x+ rfc4106(gcm(aes)) %s 128' % HEX20, r'SPI \(field 1\) must be a number'),
     ('-1+ rfc4106(gcm(aes)) %s 128' % HEX20, r'SPI \(field 1\) must be a number'),
     ('3 rfc4106(gcm(aes)) %s 128' % HEX20, r'without "\+".*insecure.*GHSA-pwqm-x5x6-5586'),
     ('3 hmac(sha256) %s cbc(aes) %s' % (AUTH, ENC), r'without "\+"'),
-    ('3+ rfc4106(gcm(aes)) %s 128' % ('zz' + HEX20[2:]), r'key \(field 3\) is not an even number of hex'),
+    ('3+ rfc4106(gcm(aes)) %s 128' % ('zz' + HEX20[2:]), r'key \(field 3, SPI 3\) is not an even number of hex'),
     ('3+ rfc4106(gcm(aes)) %s 128' % HEX20[:-1], r'not an even number of hex'),
     ('3+ rfc4106(gcm(aes)) %s 128' % HEX20[:32], r'is 16 bytes; it must be 20 or 28 or 36 bytes'),
     ('3+ rfc4106(gcm(aes)) %s 128' % (HEX20 + 'ab'), r'is 21 bytes'),
-    ('3+ rfc4106(gcm(des)) %s 128' % HEX20, r"unknown algorithm 'rfc4106\(gcm\(des\)\)'"),
+    ('3+ rfc4106(gcm(des)) %s 128' % HEX20, r'unknown algorithm \(field 2, SPI 3\)'),
     ('3+ cbc(aes) %s 128' % HEX20, r'not an AEAD algorithm'),
-    ('3+ rfc4106(gcm(aes)) %s 64' % HEX20, r'ICV length \(field 4\) must be one of 96, 128, 256'),
+    ('3+ rfc4106(gcm(aes)) %s 64' % HEX20, r'ICV length \(field 4, SPI 3\) must be one of 96, 128, 256 bits$'),
     ('3+ rfc4106(gcm(aes)) %s 12x' % HEX20, r'ICV length'),
-    ('3+ hmac(md5) %s cbc(aes) %s' % (AUTH, ENC), r"unknown authentication algorithm 'hmac\(md5\)'"),
-    ('3+ hmac(sha256) %s cbc(des) %s' % (AUTH, ENC), r"unknown encryption algorithm 'cbc\(des\)'"),
-    ('3+ hmac(sha256) %s cbc(aes) %s' % (AUTH[:-2], ENC), r'authentication key \(field 3\) is 31 bytes'),
-    ('3+ hmac(sha256) %s cbc(aes) %s' % (AUTH, ENC + '00'), r'encryption key \(field 5\) is 17 bytes'),
-    ('3+ hmac(sha256) %s cbc(aes) %s' % (AUTH, 'g' * 32), r'encryption key \(field 5\) is not .*hex'),
+    ('3+ hmac(md5) %s cbc(aes) %s' % (AUTH, ENC), r'unknown authentication algorithm \(field 2, SPI 3\)'),
+    ('3+ hmac(sha256) %s cbc(des) %s' % (AUTH, ENC), r'unknown encryption algorithm \(field 4, SPI 3\)'),
+    ('3+ hmac(sha256) %s cbc(aes) %s' % (AUTH[:-2], ENC), r'authentication key \(field 3, SPI 3\) is 31 bytes'),
+    ('3+ hmac(sha256) %s cbc(aes) %s' % (AUTH, ENC + '00'), r'encryption key \(field 5, SPI 3\) is 17 bytes'),
+    ('3+ hmac(sha256) %s cbc(aes) %s' % (AUTH, 'g' * 32), r'encryption key \(field 5, SPI 3\) is not .*hex'),
     ('3+ rfc4106(gcm(aes)) %s' % HEX20, r'4 fields .* or 5 fields .*got 3'),
     ('3+ rfc4106(gcm(aes)) %s 128 extra more' % HEX20, r'got 6'),
     ('3+', r'got 1'),
     ('', r'empty'),
     ('   \n ', r'empty'),
     ('%s\n%s' % (GOOD, GOOD), r'2 lines; exactly one key'),
+    # fields in the wrong order: key material where an SPI, an algorithm or the ICV is expected
+    ('%s 3+ rfc4106(gcm(aes)) 128' % HEX20, r'SPI \(field 1\) must be a number 1\.\.15 followed by "\+"$'),
+    ('%s+ rfc4106(gcm(aes)) %s 128' % (DIGITS, HEX20), r'SPI \(field 1\) must be 1\.\.15$'),
+    ('%s rfc4106(gcm(aes)) %s 128' % (DIGITS, HEX20), r'SPI \(field 1\) must be 1\.\.15$'),
+    ('3+ %s rfc4106(gcm(aes)) 128' % HEX20, r'unknown algorithm \(field 2, SPI 3\)'),
+    ('3+ rfc4106(gcm(aes)) 128 %s' % HEX20, r'key \(field 3, SPI 3\) is not an even number'),
+    ('3+ rfc4106(gcm(aes)) %s %s' % (HEX20, DIGITS), r'ICV length \(field 4, SPI 3\)'),
+    ('3+ %s hmac(sha256) cbc(aes) %s' % (AUTH, ENC), r'unknown authentication algorithm \(field 2, SPI 3\)'),
+    ('3+ hmac(sha256) %s %s cbc(aes)' % (AUTH, ENC), r'unknown encryption algorithm \(field 4, SPI 3\)'),
+    ('3+ hmac(sha256) %s cbc(aes) cbc(aes)' % AUTH, r'encryption key \(field 5, SPI 3\) is not .*hex'),
 ]
 
 
-@pytest.mark.parametrize('value,match', MALFORMED)
+@pytest.mark.parametrize('value,match', MALFORMED,
+                         ids=['malformed-%d' % i for i in range(len(MALFORMED))])  # no key in test ids
 def test_malformed_keys_refused_without_echoing_the_key(value, match):
     with pytest.raises(IPsecKeyError, match=match) as ei:
         parse_key(value)
     msg = str(ei.value)
-    for secret in (HEX20, HEX20[:32], HEX20.upper(), AUTH, AUTH[:-2], ENC):
-        assert secret not in msg
+    for secret in (HEX20, HEX20[:32], HEX20.upper(), AUTH, AUTH[:-2], ENC, DIGITS):
+        for i in range(0, len(secret) - 7):  # not even 8 characters of it
+            assert secret[i:i + 8] not in msg
 
 
 def test_spi_wraps_15_to_1():

@@ -178,3 +178,40 @@ def test_cilium_install_refuses_ipsec_without_the_secret(cluster, monkeypatch):
     _put_key(cluster, VALUE.replace('1+', '1'))
     ok, res = run(args)
     assert not ok and 'needs a usable key' in res['msg'] and 'insecure' in res['msg'] and HEX not in res['msg']
+
+
+# Malformed values of the Secret, each holding HEX (or DIGITS) somewhere a parser might echo it.
+DIGITS = '3141592653589793238462643383279502884197'
+MALFORMED_SECRETS = [
+    '1 rfc4106(gcm(aes)) %s 128' % HEX,                   # no "+"
+    '1+ %s rfc4106(gcm(aes)) 128' % HEX,                  # key where the algorithm belongs
+    '1+ rfc4106(gcm(aes)) 128 %s' % HEX,                  # key where the ICV belongs
+    '%s 1+ rfc4106(gcm(aes)) 128' % HEX,                  # key where the SPI belongs
+    '%s+ rfc4106(gcm(aes)) %s 128' % (DIGITS, HEX),       # a digits-only key as the SPI
+    '1+ rfc4106(gcm(aes)) %s %s' % (HEX, DIGITS),         # a digits-only key as the ICV
+    '1+ rfc4106(gcm(aes)) %s 128' % HEX[:-1],             # odd number of hex digits
+    '1+ rfc4106(gcm(des)) %s 128' % HEX,                  # unknown algorithm
+    '1+ %s hmac(sha256) cbc(aes) %s' % (HEX, HEX[:32]),   # 5 fields out of order
+    '1+ hmac(sha1) %s %s cbc(aes)' % (HEX, HEX[:32]),
+    '1+ rfc4106(gcm(aes)) %s' % HEX,                      # 3 fields
+    '%s\n%s' % (VALUE, VALUE),                            # two lines
+]
+
+
+def _leaks(res):
+    text = json.dumps(res) + json.dumps(get_warning_messages())
+    return [s[:6] + '...' for s in (HEX, HEX[:-1], HEX[:32], HEX.upper(), DIGITS) if s in text]
+
+
+@pytest.mark.parametrize('value', MALFORMED_SECRETS,
+                         ids=['malformed-%d' % i for i in range(len(MALFORMED_SECRETS))])  # no key in test ids
+def test_malformed_secret_never_echoed(cluster, monkeypatch, value):
+    _put_key(cluster, value)
+    ok, res = module_runner(monkeypatch, ipsec_keys_info.main)(_args(cluster))
+    assert ok and res['exists'] and res['valid'] is False and res['error']
+    assert _leaks(res) == []
+    run = module_runner(monkeypatch, ipsec_keys.main)
+    for args in (_args(cluster), _args(cluster, state='rotated'), _args(cluster, _ansible_diff=True)):
+        ok, res = run(args)
+        assert not ok and cluster.writes == []
+        assert _leaks(res) == []
