@@ -64,6 +64,8 @@ NAMED_KINDS = {
     "ClusterRoleBinding": ("rbac.authorization.k8s.io", "clusterrolebindings"),
     "Namespace": ("", "namespaces"),
 }
+# The fleet's Kubernetes minor (helm template defaults to an old one the charts refuse).
+KUBE_VERSION = "1.34.0"
 NAMED_VERBS = ("get", "update", "patch", "delete")
 
 
@@ -105,24 +107,25 @@ def load(path=MANIFEST):
 def named(objects, namespace, group, resource, verbs=NAMED_VERBS):
     """Names that the rules of ``objects`` grant every one of ``verbs`` on, for ``resource`` in
     ``namespace`` (a Role there) or at cluster scope/every namespace (a ClusterRole, namespace None)."""
-    names = set()
+    per_verb = dict((v, set()) for v in verbs)
     for o in objects:
         if o["kind"] == "Role" and o["metadata"].get("namespace") != namespace:
             continue
         if o["kind"] not in ("Role", "ClusterRole"):
             continue
         for rule in o.get("rules") or []:
-            if group in rule.get("apiGroups", []) and resource in rule.get("resources", []) \
-                    and set(verbs) <= set(rule.get("verbs", [])):
-                names.update(rule.get("resourceNames") or [])
-    return names
+            if group in rule.get("apiGroups", []) and resource in rule.get("resources", []):
+                for v in set(verbs) & set(rule.get("verbs", [])):
+                    per_verb[v].update(rule.get("resourceNames") or [])
+    return set.intersection(*per_verb.values())
 
 
 def render(helm, chart, values, namespace="kube-system"):
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
         yaml.safe_dump(values, f)
         f.flush()
-        out = subprocess.run([helm, "template", "cilium", chart, "-n", namespace, "-f", f.name],
+        out = subprocess.run([helm, "template", "cilium", chart, "-n", namespace, "-f", f.name,
+                              "--kube-version", KUBE_VERSION],
                              check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
     objs = []
     for d in yaml.safe_load_all(out):

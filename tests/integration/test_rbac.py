@@ -9,6 +9,7 @@ import os
 import pytest
 
 from conftest import REPO
+from hack import rbac_manifest
 from safety_helpers import NS, inventory, recap, reset, run
 from test_site import assert_meshed, marks, writes
 
@@ -58,6 +59,17 @@ def _rule_index(c, role, match):
     hits = [i for i, r in enumerate(rules) if match(r)]
     assert hits, rules
     return hits[0], rules[hits[0]]
+
+
+def test_the_manifest_names_every_object_the_charts_render(fleet):
+    """Every supported chart, rendered with the roles' values (and with IPsec): each ConfigMap,
+    Secret, Service, ServiceAccount, DaemonSet, Deployment, (Cluster)Role(Binding) and Namespace is
+    named in a rule granting get/update/patch/delete (no cluster needed: helm template)."""
+    objects = rbac_manifest.load(MANIFEST)
+    for version in fleet.chart_versions:
+        for values in (rbac_manifest.ROLE_VALUES, rbac_manifest.IPSEC_VALUES):
+            rendered = rbac_manifest.render(fleet.binaries["helm"], fleet.chart(version), values)
+            assert rendered and rbac_manifest.missing_rules(rendered, objects) == [], version
 
 
 def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, collections_path, tmp_path):
