@@ -26,12 +26,26 @@ def _apply(c, *manifests):
         c.kubectl("apply", "-f", m)
 
 
+def _only_our_bindings(c):
+    """Delete every binding of USER that none of our manifests holds (another checkout's, a
+    previous version's), so that the identity has exactly the permissions applied here."""
+    ours = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+            for m in (MANIFEST, EXEC, TRAFFIC) for o in rbac_manifest.load(m)}
+    for kind in ("rolebindings", "clusterrolebindings"):
+        items = json.loads(c.kubectl("get", kind, "-A", "-o", "json").stdout)["items"]
+        for b in items:
+            key = (b["kind"], b["metadata"].get("namespace"), b["metadata"]["name"])
+            if key not in ours and any(s.get("name") == USER for s in b.get("subjects") or []):
+                args = ["-n", key[1]] if key[1] else []
+                c.kubectl(*(args + ["delete", kind, key[2]]))
+
+
 @pytest.fixture(scope="module")
 def automation(fleet):
     three = fleet.clusters[:3]
     reset(three)
-    for c in three:  # a previous run's wider Role must not survive the apply (apply keeps unknown objects)
-        c.kubectl("-n", NS, "delete", "role", USER, "--ignore-not-found")
+    for c in three:
+        _only_our_bindings(c)
         _apply(c, MANIFEST, EXEC)
     yield three
     for c in three:  # put back whatever a test removed, then leave the clusters clean
