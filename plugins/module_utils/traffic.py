@@ -398,8 +398,10 @@ def remove_objects(cluster, namespace, check_mode, wait, timeout):
     if check_mode or not found:
         return refs
     for kind, name, delete in found:
+        # the answer (the deleted object or a Status, depending on the kind) is not needed
         cluster.call('delete %s %s/%s' % (kind, namespace, name), delete, name, namespace,
-                     propagation_policy='Foreground' if kind == 'Job' else 'Background', missing_ok=True)
+                     propagation_policy='Foreground' if kind == 'Job' else 'Background', missing_ok=True,
+                     _preload_content=False)
     if wait:
         deadline = time.time() + timeout
         while _own_objects(cluster, namespace):
