@@ -358,6 +358,61 @@ def _delete_job(cluster, batch, ns, jname, wait, timeout):
             time.sleep(1)
 
 
+# Kinds the check creates inside its namespace, as (kind, list function, delete function names).
+_OWN_KINDS = (('Deployment', 'apps', 'list_namespaced_deployment', 'delete_namespaced_deployment'),
+              ('Service', 'core', 'list_namespaced_service', 'delete_namespaced_service'),
+              ('Job', 'batch', 'list_namespaced_job', 'delete_namespaced_job'))
+
+
+def provided_namespace(cluster, namespace):
+    """With ``create_namespace=false``: the Namespace must exist (created with the check's Role,
+    deploy/rbac/meshops-automation-traffic-check.yaml); it is never written. None or the reason."""
+    live = cluster.call('read Namespace %s' % namespace, cluster.core.read_namespace, namespace, missing_ok=True)
+    if live is None:
+        return ('Namespace %s does not exist: with create_namespace=false it is provided by an administrator '
+                '(kubectl apply -f deploy/rbac/meshops-automation-traffic-check.yaml creates it with the '
+                "check's Role); create it, or set create_namespace=true" % namespace)
+    if live.status is not None and live.status.phase == 'Terminating':
+        return 'Namespace %s is being deleted; wait until it is gone and provide it again' % namespace
+    return None
+
+
+def _own_objects(cluster, namespace):
+    """``[(kind, name, delete function)]`` of the check's objects (by label) in ``namespace``."""
+    apis = {'core': cluster.core, 'apps': cluster.apps, 'batch': _apis(cluster)}
+    found = []
+    for kind, api, lister, deleter in _OWN_KINDS:
+        items = cluster.call('list %ss in namespace %s' % (kind, namespace), getattr(apis[api], lister), namespace,
+                             label_selector=SELECTOR).items or []
+        found.extend((kind, o.metadata.name, getattr(apis[api], deleter)) for o in items)
+    return found
+
+
+def remove_objects(cluster, namespace, check_mode, wait, timeout):
+    """Delete the check's objects in a provided Namespace, never the Namespace; the refs deleted."""
+    live = cluster.call('read Namespace %s' % namespace, cluster.core.read_namespace, namespace, missing_ok=True)
+    if live is None:
+        return []
+    found = _own_objects(cluster, namespace)
+    refs = ['%s %s/%s' % (kind, namespace, name) for kind, name, dummy in found]
+    if check_mode or not found:
+        return refs
+    for kind, name, delete in found:
+        # the answer (the deleted object or a Status, depending on the kind) is not needed
+        cluster.call('delete %s %s/%s' % (kind, namespace, name), delete, name, namespace,
+                     propagation_policy='Foreground' if kind == 'Job' else 'Background', missing_ok=True,
+                     _preload_content=False)
+    if wait:
+        deadline = time.time() + timeout
+        while _own_objects(cluster, namespace):
+            if time.time() > deadline:
+                from ansible_collections.meshops.cilium.plugins.module_utils.cluster import ClusterError
+                raise ClusterError('the objects of the check in Namespace %s are still being deleted after %ss'
+                                   % (namespace, timeout), cluster=cluster.name)
+            time.sleep(1)
+    return refs
+
+
 def remove(cluster, namespace, check_mode, wait, timeout):
     """Delete the check's Namespace (everything in it goes with it); ``changed``."""
     live = cluster.call('read Namespace %s' % namespace, cluster.core.read_namespace, namespace, missing_ok=True)

@@ -25,6 +25,9 @@ description:
     O(clusters) did not answer, naming it, unless O(fail_on_missing=false).
   - V(absent) deletes the Namespace (everything the check created goes with it) and waits until it is gone.
     A Namespace of that name not created by this module is never deleted.
+  - With O(create_namespace=false) the Namespace is provided (with the check's Role, see
+    C(deploy/rbac/meshops-automation-traffic-check.yaml)) and never written; V(absent) then deletes only the
+    check's Deployments, Services and Jobs in it.
   - It needs a real datapath. On simulated clusters (kwok) no pod runs and no log exists, so V(tested)
     reports that no cluster answered.
 author:
@@ -53,6 +56,13 @@ options:
       - Namespace the check creates and removes.
     type: str
     default: meshops-traffic-check
+  create_namespace:
+    description:
+      - Create O(namespace) (and with V(absent) delete it). Set V(false) when an administrator provides the
+        Namespace together with the check's Role (C(deploy/rbac/meshops-automation-traffic-check.yaml)), so the
+        automation identity needs no cluster-wide permission for the check; the Namespace must then exist.
+    type: bool
+    default: true
   name:
     description:
       - Name of the global Service; the Deployment is C(<name>-<cluster_name>).
@@ -107,8 +117,11 @@ extends_documentation_fragment:
   - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
-  - Needs create, get, patch and delete on Namespaces, Deployments, Services and Jobs, list on Pods and get on
-    C(pods/log) in O(namespace).
+  - Needs create, get, patch and delete on Deployments, Services and Jobs, get on C(jobs/status), list on Pods and
+    get on C(pods/log) in O(namespace); with O(create_namespace=true) also create, get, patch and delete on the
+    Namespace (cluster-wide permissions, since the Namespace and any Role in it are deleted with V(absent)); with
+    O(create_namespace=false) get on the Namespace and list on Deployments, Services and Jobs in it instead.
+    C(deploy/rbac/meshops-automation-traffic-check.yaml) grants the latter (docs/rbac.md).
   - Cilium's global Services need a connected ClusterMesh; check it first with M(meshops.cilium.clustermesh_status).
 seealso:
   - module: meshops.cilium.clustermesh_status
@@ -223,8 +236,20 @@ def run(m):
         m.fail('; '.join(errors))
     objects = traffic.server_objects(p['name'], p['namespace'], cluster_name, p['server_image'],
                                      p['replicas'], p['affinity'])
+    if not p['create_namespace']:
+        objects = [o for o in objects if o['kind'] != 'Namespace']
     refs = [traffic.ref(o) for o in objects]
     cluster = m.cluster
+    if p['state'] == 'absent' and not p['create_namespace']:
+        gone = traffic.remove_objects(cluster, p['namespace'], m.check_mode, wait=True, timeout=p['wait_timeout'])
+        m.exit(changed=bool(gone), objects=refs, changes=[{'object': r, 'action': 'delete'} for r in gone],
+               message='%s: %s' % (m.name, ('%s %s (Namespace %s kept: it is provided)' % (
+                   ', '.join(gone), 'would be deleted' if m.check_mode else 'deleted', p['namespace'])) if gone
+                   else 'nothing to remove'))
+    if not p['create_namespace']:
+        problem = traffic.provided_namespace(cluster, p['namespace'])
+        if problem:
+            m.fail(problem, objects=refs, changes=[])
     if p['state'] == 'absent':
         changed = traffic.remove(cluster, p['namespace'], m.check_mode, wait=True, timeout=p['wait_timeout'])
         m.exit(changed=changed, objects=refs,
@@ -270,6 +295,7 @@ def main():
             clusters=dict(type='list', elements='str'),
             namespace=dict(type='str', default=traffic.DEFAULT_NAMESPACE),
             name=dict(type='str', default=traffic.DEFAULT_NAME),
+            create_namespace=dict(type='bool', default=True),
             server_image=dict(type='str', default=traffic.DEFAULT_SERVER_IMAGE),
             client_image=dict(type='str', default=traffic.DEFAULT_CLIENT_IMAGE),
             replicas=dict(type='int', default=1),

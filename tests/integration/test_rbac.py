@@ -1,15 +1,43 @@
-"""site.yml with a token bound ONLY to deploy/rbac/meshops-automation.yaml, on RBAC-enabled API servers."""
+"""site.yml with a token bound ONLY to deploy/rbac/*.yaml, on RBAC-enabled API servers.
+
+The base manifest plus the optional status-exec Role (the local inventory reads agent status
+through exec); the traffic check with its optional Role and provided Namespace.
+"""
 import json
 import os
 
 import pytest
 
 from conftest import REPO
+from hack import rbac_manifest
 from safety_helpers import NS, inventory, recap, reset, run
 from test_site import assert_meshed, marks, writes
 
-MANIFEST = os.path.join(REPO, "deploy", "rbac", "meshops-automation.yaml")
+RBAC = os.path.join(REPO, "deploy", "rbac")
+MANIFEST = os.path.join(RBAC, "meshops-automation.yaml")
+EXEC = os.path.join(RBAC, "meshops-automation-status-exec.yaml")
+TRAFFIC = os.path.join(RBAC, "meshops-automation-traffic-check.yaml")
+TRAFFIC_NS = "meshops-traffic-check"
 USER = "meshops-automation"
+
+
+def _apply(c, *manifests):
+    for m in manifests:
+        c.kubectl("apply", "-f", m)
+
+
+def _only_our_bindings(c):
+    """Delete every binding of USER that none of our manifests holds (another checkout's, a
+    previous version's), so that the identity has exactly the permissions applied here."""
+    ours = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+            for m in (MANIFEST, EXEC, TRAFFIC) for o in rbac_manifest.load(m)}
+    for kind in ("rolebindings", "clusterrolebindings"):
+        items = json.loads(c.kubectl("get", kind, "-A", "-o", "json").stdout)["items"]
+        for b in items:
+            key = (b["kind"], b["metadata"].get("namespace"), b["metadata"]["name"])
+            if key not in ours and any(s.get("name") == USER for s in b.get("subjects") or []):
+                args = ["-n", key[1]] if key[1] else []
+                c.kubectl(*(args + ["delete", kind, key[2]]))
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +45,12 @@ def automation(fleet):
     three = fleet.clusters[:3]
     reset(three)
     for c in three:
-        c.kubectl("apply", "-f", MANIFEST)
+        _only_our_bindings(c)
+        _apply(c, MANIFEST, EXEC)
     yield three
     for c in three:  # put back whatever a test removed, then leave the clusters clean
-        c.kubectl("apply", "-f", MANIFEST)
+        _apply(c, MANIFEST, EXEC)
+        c.kubectl("delete", "-f", TRAFFIC, "--ignore-not-found", "--wait=false", check=False)
     reset(three)
 
 
@@ -29,10 +59,41 @@ def _inv(tmp_path, clusters, name="inv-automation"):
                                       for c in clusters})
 
 
+def _denied(c, mark):
+    """(verb, resource, subresource, name) of every request of USER refused since ``mark``."""
+    return [(e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("subresource"), e["objectRef"].get("name"))
+            for e in c.audit_events()[mark:]
+            if e.get("stage") == "ResponseComplete" and e["user"]["username"] == USER
+            and e.get("responseStatus", {}).get("code") == 403]
+
+
+def _rule_index(c, role, match):
+    """Index of the first rule of Role ``role`` for which ``match(rule)`` holds."""
+    rules = json.loads(c.kubectl("-n", NS, "get", "role", role, "-o", "json").stdout)["rules"]
+    hits = [i for i, r in enumerate(rules) if match(r)]
+    assert hits, rules
+    return hits[0], rules[hits[0]]
+
+
+def test_the_manifest_names_every_object_the_charts_render(fleet):
+    """Every supported chart, rendered with the roles' values (and with IPsec): each ConfigMap,
+    Secret, Service, ServiceAccount, DaemonSet, Deployment, (Cluster)Role(Binding) and Namespace is
+    named in a rule granting get/update/patch/delete (no cluster needed: helm template)."""
+    objects = rbac_manifest.load(MANIFEST)
+    for version in fleet.chart_versions:
+        for values in (rbac_manifest.ROLE_VALUES, rbac_manifest.IPSEC_VALUES):
+            rendered = rbac_manifest.render(fleet.binaries["helm"], fleet.chart(version), values)
+            assert rendered and rbac_manifest.missing_rules(rendered, objects) == [], version
+
+
 def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, collections_path, tmp_path):
-    for c in automation:  # the identity has no other binding: it cannot even list Secrets without ours
+    for c in automation:  # the identity has no other binding: it cannot even read cilium-ca without ours
         who = c.kubectl("--kubeconfig", c.data["automation_kubeconfig"], "auth", "whoami", "-o", "json").stdout
         assert json.loads(who)["status"]["userInfo"]["username"] == USER
+        # the narrowed base: no Secret outside the named ones and the release records can be written
+        can = c.kubectl("--kubeconfig", c.data["automation_kubeconfig"], "auth", "can-i", "update",
+                        "secrets/bootstrap-token-abcdef", "-n", NS, check=False).stdout.strip()
+        assert can == "no"
     mark = marks(automation)
     out = run(fleet, collections_path, _inv(tmp_path, automation), "site.yml")
     assert all(r["failed"] == 0 for r in recap(out).values()), out[-3000:]
@@ -41,18 +102,42 @@ def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, coll
         events = [e for e in c.audit_events()[mark[c.name]:] if e.get("stage") == "ResponseComplete"]
         users = {e["user"]["username"] for e in events if e.get("verb") in {"create", "update", "patch"}}
         assert users == {USER}, (c.name, users)  # every write came from the automation identity
-        denied = [(e["verb"], e["objectRef"].get("resource")) for e in events
-                  if e["user"]["username"] == USER and e.get("responseStatus", {}).get("code") == 403]
-        assert denied == [], (c.name, denied)
+        assert _denied(c, mark[c.name]) == [], c.name
+        # agent status was read through the optional exec Role
+        assert c.execs_since(mark[c.name]), c.name
+
+
+def test_the_traffic_check_runs_with_its_optional_role(fleet, automation, collections_path, tmp_path):
+    """verify_traffic on the fleet: no pod really runs (kwok serves no log), so the check must end
+    in its own "no answer" assertion, after every request it makes was allowed."""
+    for c in automation:
+        _apply(c, TRAFFIC)
+    mark = marks(automation)
+    extra = {"verify_traffic": True, "verify_traffic_create_namespace": False, "verify_traffic_requests": 2}
+    out = run(fleet, collections_path, _inv(tmp_path, automation), "status.yml", "-e", json.dumps(extra),
+              expect_rc=2)
+    for c in automation:
+        assert "%s: no answer could be read" % c.name in out, out[-3000:]
+        assert _denied(c, mark[c.name]) == [], c.name
+        created = {(e["objectRef"].get("resource"), e["objectRef"].get("name")) for e in c.mutations_since(mark[c.name])
+                   if e["verb"] == "create"}
+        assert {("deployments", "meshops-echo-" + c.name), ("services", "meshops-echo"),
+                ("jobs", "meshops-echo-client")} <= created, (c.name, created)
+        # the provided Namespace (and so the Role in it) is kept; the check's objects are gone
+        assert c.kubectl("get", "namespace", TRAFFIC_NS, "-o", "name").stdout.strip() == "namespace/" + TRAFFIC_NS
+        left = c.kubectl("-n", TRAFFIC_NS, "get", "deployments,services,jobs", "-o", "name").stdout.split()
+        assert left == [], (c.name, left)
+        assert not [e for e in c.mutations_since(mark[c.name]) if e["objectRef"].get("resource") == "namespaces"]
+    assert "Traceback" not in out
 
 
 def test_a_removed_permission_gives_the_403_message(fleet, automation, collections_path, tmp_path):
     c = automation[0]
-    role = json.loads(c.kubectl("-n", NS, "get", "role", USER, "-o", "json").stdout)
-    assert role["rules"][0]["resources"] == ["secrets"]
-    verbs = [v for v in role["rules"][0]["verbs"] if v != "get"]
+    i, rule = _rule_index(c, USER, lambda r: "cilium-ca" in (r.get("resourceNames") or []))
+    assert rule["resources"] == ["secrets"] and "get" in rule["verbs"]
+    verbs = [v for v in rule["verbs"] if v != "get"]
     c.kubectl("-n", NS, "patch", "role", USER, "--type=json",
-              "-p", json.dumps([{"op": "replace", "path": "/rules/0/verbs", "value": verbs}]))
+              "-p", json.dumps([{"op": "replace", "path": "/rules/%d/verbs" % i, "value": verbs}]))
     mark = marks(fleet.clusters)
     try:
         out = run(fleet, collections_path, _inv(tmp_path, automation), "site.yml", expect_rc=2)
@@ -67,11 +152,11 @@ def test_a_removed_permission_gives_the_403_message(fleet, automation, collectio
 
 def test_a_permission_helm_needs_gives_the_403_message(fleet, automation, collections_path, tmp_path):
     c = automation[1]
-    role = json.loads(c.kubectl("-n", NS, "get", "role", USER, "-o", "json").stdout)
-    assert role["rules"][1]["resources"][0] == "configmaps"
-    verbs = [v for v in role["rules"][1]["verbs"] if v not in ("patch", "update")]
+    i, rule = _rule_index(c, USER, lambda r: "cilium-config" in (r.get("resourceNames") or []))
+    assert rule["resources"] == ["configmaps"]
+    verbs = [v for v in rule["verbs"] if v not in ("patch", "update")]
     c.kubectl("-n", NS, "patch", "role", USER, "--type=json",
-              "-p", json.dumps([{"op": "replace", "path": "/rules/1/verbs", "value": verbs}]))
+              "-p", json.dumps([{"op": "replace", "path": "/rules/%d/verbs" % i, "value": verbs}]))
     # a changed agent value makes helm patch ConfigMap cilium-config
     try:
         out = run(fleet, collections_path, _inv(tmp_path, automation), "install.yml", "--limit", c.name,

@@ -161,3 +161,78 @@ def test_subset_differs_ignores_server_defaults_but_not_changes():
 def test_names_are_dns_labels():
     for obj in traffic.server_objects('meshops-echo', 'meshops-traffic-check', 'mesh-1'):
         assert re.match(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', obj['metadata']['name'])
+
+
+class _Obj(object):
+    def __init__(self, name, phase=None):
+        self.metadata = type('M', (), {'name': name, 'labels': {}})()
+        self.status = type('S', (), {'phase': phase})()
+
+
+class _ProvidedNamespaceCluster(object):
+    """Just enough of Cluster for the provided-namespace functions: one Namespace holding the
+    check's objects; records every call as (verb, kind, name)."""
+    name = 'mesh-1'
+
+    def __init__(self, namespace='meshops-traffic-check', exists=True, phase='Active'):
+        self.calls = []
+        self.namespace = _Obj(namespace, phase) if exists else None
+        self.objects = {'Deployment': ['meshops-echo-mesh-1'], 'Service': ['meshops-echo'], 'Job': []}
+        cluster = self
+
+        def api(kind):
+            def lister(ns, label_selector=None, **kw):
+                cluster.calls.append(('list', kind, label_selector))
+                assert label_selector == traffic.SELECTOR
+                return type('L', (), {'items': [_Obj(n) for n in cluster.objects[kind]]})()
+
+            def deleter(name, ns, **kw):
+                cluster.calls.append(('delete', kind, name))
+                cluster.objects[kind].remove(name)
+            return lister, deleter
+
+        def read_namespace(name, **kw):
+            cluster.calls.append(('get', 'Namespace', name))
+            return cluster.namespace
+        self.core = type('Core', (), {})()
+        self.core.read_namespace = read_namespace
+        self.core.list_namespaced_service, self.core.delete_namespaced_service = api('Service')
+        self.apps = type('Apps', (), {})()
+        self.apps.list_namespaced_deployment, self.apps.delete_namespaced_deployment = api('Deployment')
+        self.batch = type('Batch', (), {})()
+        self.batch.list_namespaced_job, self.batch.delete_namespaced_job = api('Job')
+
+    def call(self, action, func, *args, **kwargs):
+        kwargs.pop('missing_ok', None)
+        return func(*args, **kwargs)
+
+
+@pytest.fixture
+def provided(monkeypatch):
+    c = _ProvidedNamespaceCluster()
+    monkeypatch.setattr(traffic, '_apis', lambda cluster: cluster.batch)
+    return c
+
+
+def test_provided_namespace_removal_deletes_only_the_checks_objects(provided):
+    gone = traffic.remove_objects(provided, 'meshops-traffic-check', check_mode=False, wait=True, timeout=5)
+    assert gone == ['Deployment meshops-traffic-check/meshops-echo-mesh-1', 'Service meshops-traffic-check/meshops-echo']
+    deleted = [c for c in provided.calls if c[0] == 'delete']
+    assert deleted == [('delete', 'Deployment', 'meshops-echo-mesh-1'), ('delete', 'Service', 'meshops-echo')]
+    assert not [c for c in provided.calls if c[1] == 'Namespace' and c[0] != 'get']  # the Namespace stays
+    assert traffic.remove_objects(provided, 'meshops-traffic-check', False, True, 5) == []
+
+
+def test_provided_namespace_removal_in_check_mode_deletes_nothing(provided):
+    gone = traffic.remove_objects(provided, 'meshops-traffic-check', check_mode=True, wait=True, timeout=5)
+    assert len(gone) == 2 and not [c for c in provided.calls if c[0] == 'delete']
+
+
+def test_a_missing_provided_namespace_names_the_manifest(monkeypatch):
+    c = _ProvidedNamespaceCluster(exists=False)
+    why = traffic.provided_namespace(c, 'meshops-traffic-check')
+    assert 'does not exist' in why and 'deploy/rbac/meshops-automation-traffic-check.yaml' in why
+    assert traffic.provided_namespace(_ProvidedNamespaceCluster(), 'meshops-traffic-check') is None
+    assert 'being deleted' in traffic.provided_namespace(_ProvidedNamespaceCluster(phase='Terminating'), 'x')
+    monkeypatch.setattr(traffic, '_apis', lambda cluster: cluster.batch)
+    assert traffic.remove_objects(c, 'meshops-traffic-check', False, True, 5) == []
