@@ -35,7 +35,7 @@ jsonschema = pytest.importorskip('jsonschema')
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 SHARED = os.environ.get('MESHOPS_SHARED_DIR') or os.path.join(os.path.dirname(REPO), 'shared')
 CHART_DIR = os.path.join(SHARED, 'cilium-chart')
-CHART_VERSIONS = ('1.17.17', '1.18.11', '1.19.5')
+CHART_VERSIONS = ('1.17.17', '1.18.11', '1.19.5', '1.20.2')
 
 
 _CACHE = {}
