@@ -30,7 +30,9 @@ CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cac
 
 HELM_VERSION = "v3.20.2"
 KWOK_VERSION = "v0.8.0"
-# The newest patch release of each supported minor that the pinned charts module holds.
+# The newest patch release of each supported minor that the pinned charts module holds; 1.20
+# (the newest, so the local inventory's default) comes from the Cilium module itself
+# (chart_versions()).
 CHART_VERSIONS = ("1.17.14", "1.18.8", "1.19.2")
 
 
@@ -192,6 +194,11 @@ def build_all(only=None):
         result[name] = out
     if not only or "cilium-charts" in only:
         result["charts"] = extract_charts(result["cilium-charts"])
+        if "cilium" in result:
+            dst = chart_path(cilium_version().lstrip("v"))
+            if not os.path.exists(dst):
+                shutil.copyfile(cilium_chart_path(), dst)
+                log("chart %s from the Cilium module -> %s" % (cilium_version(), dst))
     if total:
         log("cold build time this run: %.0fs; cache size: %s" % (total, cache_size()))
     return result
@@ -200,6 +207,11 @@ def build_all(only=None):
 def charts_dir():
     pin = _gomod_version("charts", "github.com/cilium/charts")
     return os.path.join(CACHE, "charts", pin)
+
+
+def chart_versions():
+    """Every chart version the fleet offers, oldest first."""
+    return CHART_VERSIONS + (cilium_version().lstrip("v"),)
 
 
 def chart_path(version):
