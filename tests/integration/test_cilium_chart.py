@@ -49,7 +49,7 @@ def _install_and_check(fleet, c, index, version):
     return {"cluster": c.name, "envoy": bool(envoy)}
 
 
-@pytest.mark.parametrize("minor", ["1.17", "1.18", "1.19"])
+@pytest.mark.parametrize("minor", ["1.17", "1.18", "1.19", "1.20"])
 def test_real_chart_installs_and_becomes_ready_in_every_cluster(fleet, minor):
     version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
     with concurrent.futures.ThreadPoolExecutor(len(fleet.clusters)) as pool:
@@ -74,7 +74,7 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize("args,needle", BAD_VALUES, ids=["kpr-strict", "max-connected-300", "name-capitals"])
-@pytest.mark.parametrize("minor", ["1.17", "1.18", "1.19"])
+@pytest.mark.parametrize("minor", ["1.17", "1.18", "1.19", "1.20"])
 def test_real_chart_refuses_invalid_values(fleet, minor, args, needle):
     version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
     c = fleet.clusters[0]

@@ -4,15 +4,9 @@ import json
 
 import pytest
 
-from conftest import Playbook
+from conftest import Playbook, uninstall_cilium as _reset
 
 NS = "kube-system"
-
-
-def _reset(clusters):
-    for c in clusters:
-        c.helm("uninstall", "cilium", "-n", NS, "--wait", "--timeout", "2m", check=False)
-        c.kubectl("-n", NS, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
 
 
 @pytest.fixture
@@ -33,7 +27,11 @@ def revision(c):
 
 
 def peers_of(c):
-    return {e["name"]: e for e in release(c)["clustermesh"]["config"]["clusters"]}
+    """{name: entry} of clustermesh.config.clusters: a list before chart 1.20, a map from 1.20."""
+    clusters = release(c)["clustermesh"]["config"]["clusters"]
+    if isinstance(clusters, dict):
+        return dict((n, dict(e, name=n)) for n, e in clusters.items())
+    return {e["name"]: e for e in clusters}
 
 
 def lb_ip(c):

@@ -1,10 +1,11 @@
 """clustermesh_status through the exec path on the fleet.
 
-kwok answers an exec into the agents (`cilium-dbg status -o json`, container cilium-agent) and
-KVStoreMesh (`clustermesh-apiserver kvstoremesh-dbg status -o json`) with the fleet's stand-in
-(hack/fleet/agent_standin.py), which computes each remote cluster's state from the clusters'
-real objects. These tests check that the module's per-peer counts follow the mesh: every agent
-configured/connected/ready for every peer of a converged mesh, and a peer whose
+An exec into container kvstoremesh runs Cilium's own `clustermesh-apiserver kvstoremesh-dbg
+status -o json` in the real clustermesh-apiserver pod (hack/fleet/pods.py); an exec into the
+agents (`cilium-dbg status -o json`, container cilium-agent) runs the fleet's stand-in
+(hack/fleet/agent_standin.py, marked simulated), which passes on the real KVStoreMesh's verdict
+for peers behind it. These tests check that the module's per-peer counts follow the mesh: every
+agent configured/connected/ready for every peer of a converged mesh, and a peer whose
 clustermesh-apiserver has no Ready replica reported not ready, by name, by `wait`.
 
 A converged 3-cluster mesh (site.yml with the local inventory) is reused when present.
@@ -65,6 +66,8 @@ def test_counts_per_peer_follow_a_converged_mesh(mesh, status):
         assert r["ready"] is True, r["not_ready"]
         assert r["expected_peers"] == peers
         assert r["verified"] == {"apiserver": True, "agents": True, "kvstoremesh": True}
+        # the agents' answers are the stand-in's and say so; KVStoreMesh's are Cilium's
+        assert r["simulated"] == {"agents": agents}
         # every agent pod was exec'd into and answered; nothing was written
         assert r["agents"]["total"] == r["agents"]["available"] == len(agents)
         assert r["agents"]["unavailable"] == {}
