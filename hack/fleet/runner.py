@@ -612,8 +612,9 @@ def status():
                     "      " + ln for ln in (c["last_exit"].get("message") or "").splitlines()[-8:])))
     etcd = fleet.process("etcd")
     lbc = fleet.process("lb-controller")
-    shared = sum(_rss_kib(p["pid"]) for p in (etcd, lbc) if p)
-    print("shared   etcd+lb-controller rss=%.0f MiB; clusters total %.0f MiB (%.0f MiB per cluster)" % (
+    runtime = fleet.process("pod-runtime")
+    shared = sum(_rss_kib(p["pid"]) for p in (etcd, lbc, runtime) if p)
+    print("shared   etcd+lb-controller+pod-runtime rss=%.0f MiB; clusters total %.0f MiB (%.0f MiB per cluster)" % (
         shared / 1024.0, total / 1024.0, total / 1024.0 / max(1, len(fleet.state["clusters"]))))
     if dead:
         print("DEAD: " + ", ".join(sorted(dead)))
