@@ -88,7 +88,10 @@ def _run(*argv, check=True):
     return proc
 
 
-def _write_atomic(path, data, mode=0o644):
+def _write_atomic(path, data, mode=0o644, staging=None):
+    """Write ``path`` by renaming a complete file over it. ``staging`` (same filesystem) holds
+    the temporary file: a volume's own directory must not, since programs watching it (Cilium's
+    clustermesh config watcher reads every file holding "endpoints:") would see it."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.exists(path):
         with open(path, "rb") as f:
@@ -96,7 +99,9 @@ def _write_atomic(path, data, mode=0o644):
                 if os.stat(path).st_mode & 0o777 != mode:
                     os.chmod(path, mode)
                 return False
-    tmp = os.path.join(os.path.dirname(path), ".%s.tmp" % os.path.basename(path))
+    tmp_dir = staging or os.path.dirname(path)
+    os.makedirs(tmp_dir, exist_ok=True)
+    tmp = os.path.join(tmp_dir, ".%s.tmp" % os.path.basename(path))
     with open(tmp, "wb") as f:
         f.write(data)
     os.chmod(tmp, mode)
@@ -537,7 +542,7 @@ class Pod(object):
             if files is None:
                 continue
             for rel, (data, mode) in files.items():
-                if _write_atomic(os.path.join(d, rel), data, mode):
+                if _write_atomic(os.path.join(d, rel), data, mode, staging=os.path.join(self.dir, "staging")):
                     changed = True
             for dirpath, _, names in os.walk(d):
                 for n in names:
@@ -689,6 +694,8 @@ class Pod(object):
             c.stop()
         if self.created:
             self.netns.delete()
+        # the mounts lived in the containers' own mount namespaces, gone with their processes
+        shutil.rmtree(self.dir, ignore_errors=True)
         log("%s: stopped" % self.key)
 
     def describe(self):
