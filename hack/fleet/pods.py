@@ -24,7 +24,8 @@ for every cluster:
     with back-off when they exit (restartPolicy Always), their output in
     .fleet/logs/<cluster>-<pod>-<container>.log.
 * volumes: Secret, ConfigMap and projected volumes (including the ServiceAccount token from the
-  TokenRequest API) are rewritten when their objects change, file by file and atomically.
+  TokenRequest API) are rewritten when their objects change, all files of a volume at once
+  (``..data`` symlink switch, as the kubelet's atomic writer does).
 * status: the pod's status (phase, podIP, conditions, container statuses with restart counts
   and the last exit's log tail) is patched from the real processes; Ready follows each
   container's readinessProbe (HTTP GET on the pod IP), so the Deployment's readiness and the
@@ -106,6 +107,54 @@ def _write_atomic(path, data, mode=0o644, staging=None):
         f.write(data)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+    return True
+
+
+def _volume_files_now(d):
+    data_dir = os.path.join(d, "..data")
+    out = {}
+    for dirpath, _, names in os.walk(data_dir):
+        for n in names:
+            path = os.path.join(dirpath, n)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, data_dir)] = (f.read(), os.stat(path).st_mode & 0o777)
+    return out
+
+
+def write_volume(d, files):
+    """Update a Secret/ConfigMap/projected volume the way the kubelet's atomic writer does: all
+    files of one version in a hidden directory ``..<time>``, the symlink ``..data`` switched to it
+    in one rename, and each visible entry a symlink through ``..data``. A reader never sees a
+    certificate of one version with the key of another. True when something changed."""
+    if os.path.islink(os.path.join(d, "..data")) and _volume_files_now(d) == files:
+        return False
+    version = "..%s.%06d" % (time.strftime("%Y_%m_%d_%H_%M_%S"), int(time.time() * 1e6) % 1000000)
+    vdir = os.path.join(d, version)
+    for rel, (data, mode) in files.items():
+        path = os.path.join(vdir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+    os.makedirs(vdir, exist_ok=True)
+    old = os.readlink(os.path.join(d, "..data")) if os.path.islink(os.path.join(d, "..data")) else None
+    tmp = os.path.join(d, "..data_tmp")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(version, tmp)
+    os.replace(tmp, os.path.join(d, "..data"))
+    top = set(rel.split("/")[0] for rel in files)
+    for name in top:
+        link = os.path.join(d, name)
+        if not os.path.islink(link):
+            if os.path.lexists(link):
+                os.unlink(link)
+            os.symlink(os.path.join("..data", name), link)
+    for name in os.listdir(d):
+        if not name.startswith("..") and name not in top:
+            os.unlink(os.path.join(d, name))
+    if old and old != version:
+        shutil.rmtree(os.path.join(d, old), ignore_errors=True)
     return True
 
 
@@ -539,17 +588,8 @@ class Pod(object):
             d = os.path.join(self.dir, "volumes", vol["name"])
             files = volume_files(self.obj, vol, secrets, configmaps, self.token)
             os.makedirs(d, exist_ok=True)
-            if files is None:
-                continue
-            for rel, (data, mode) in files.items():
-                if _write_atomic(os.path.join(d, rel), data, mode, staging=os.path.join(self.dir, "staging")):
-                    changed = True
-            for dirpath, _, names in os.walk(d):
-                for n in names:
-                    rel = os.path.relpath(os.path.join(dirpath, n), d)
-                    if rel not in files:
-                        os.unlink(os.path.join(dirpath, n))
-                        changed = True
+            if files is not None and write_volume(d, files):
+                changed = True
         return changed
 
     def rootfs(self, ctr):
