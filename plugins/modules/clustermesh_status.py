@@ -214,8 +214,8 @@ simulated:
   description:
     - Sections whose status came from a stand-in that marks its output as simulated (key
       C(meshops-simulated) in the JSON, as the local test fleet's agent stand-in does), to the pod
-      names; empty when every answer came from Cilium. RV(agents.simulated) and
-      RV(kvstoremesh.simulated) map each such pod to the stand-in's reason. A warning is also given.
+      names; empty when every answer came from Cilium. The key C(simulated) of RV(agents) and
+      RV(kvstoremesh) maps each such pod to the stand-in's reason. A warning is also given.
   returned: always
   type: dict
   sample: {agents: [cilium-abcde, cilium-fghij]}

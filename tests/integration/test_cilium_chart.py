@@ -15,8 +15,13 @@ def _values(c, index):
         "--set", "ipam.mode=kubernetes", "--set", "kubeProxyReplacement=true",
         "--set", "k8sServiceHost=127.0.0.1", "--set", "k8sServicePort=%d" % c.data["ports"]["apiserver"],
         "--set", "clustermesh.useAPIServer=true",
+        # as `cilium clustermesh enable` does: from chart 1.19 the clustermesh-apiserver mounts
+        # ConfigMap clustermesh-remote-users, rendered only with clustermesh.config.enabled
+        "--set", "clustermesh.config.enabled=true",
         "--set", "clustermesh.apiserver.service.type=LoadBalancer",
-        "--set", "clustermesh.apiserver.tls.auto.method=cronJob",
+        # TLS method helm: the clustermesh-apiserver pods run for real on the fleet and need their
+        # certificates, while certgen (method cronJob) is a Job kwok only simulates
+        "--set", "clustermesh.apiserver.tls.auto.method=helm",
     ]
 
 
@@ -60,8 +65,8 @@ def test_real_chart_installs_and_becomes_ready_in_every_cluster(fleet, minor):
             for c in fleet.clusters:
                 c.helm("uninstall", "cilium", "-n", NS, "--wait", "--timeout", "2m", check=False)
     assert sorted(r["cluster"] for r in results) == sorted(c.name for c in fleet.clusters)
-    # certificates Job for clustermesh TLS ran to completion (checked by --wait-for-jobs); the
-    # release is gone again so the next version installs on a clean cluster
+    # the real clustermesh-apiserver became Ready (helm --wait); the release is gone again so the
+    # next version installs on a clean cluster
     for c in fleet.clusters:
         assert json.loads(c.helm("list", "-n", NS, "-o", "json").stdout) == []
 
