@@ -121,7 +121,9 @@ def test_check_mode_on_a_fresh_fleet_writes_nothing_and_reports_changes(fleet, f
         assert json.loads(c.helm("list", "-n", NS, "-o", "json").stdout) == []
 
 
-@pytest.mark.parametrize("minor", ["1.17", "1.18"])
+# Not 1.17 on the fleet: its chart passes --enable-external-workloads to the clustermesh-apiserver,
+# which the fleet's real Cilium 1.20.2 refuses (see test_cilium_chart.py).
+@pytest.mark.parametrize("minor", ["1.18"])
 def test_full_converge_on_older_supported_charts(fleet, fresh, playbook, minor):
     version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
     three = fresh[:3]
