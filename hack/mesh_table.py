@@ -15,7 +15,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils import info, status
 
 def main(kubeconfig, count):
     rows = [("cluster", "id", "chart", "apiserver", "endpoint", "CA (sha256)", "peers configured",
-             "expected peers (Secret)", "agent status")]
+             "expected peers (Secret)", "KVStoreMesh verdict per peer (Cilium's own)", "agent status")]
     for i in range(1, count + 1):
         c = cl.Cluster({"kubeconfig": kubeconfig, "context": "mesh-%d" % i})
         d = info.gather(c)
@@ -24,13 +24,25 @@ def main(kubeconfig, count):
         addr = ",".join(ep.get("ips") or []) or ep.get("address") or "-"
         fp = ((d.get("ca") or {}).get("sha256") or "-")[:17]
         verified = (s.get("verified") or {}).get("agents")
+        kvsm = s.get("kvstoremesh") or {}
+        if kvsm.get("skipped"):
+            verdict = "off"
+        elif not kvsm.get("available"):
+            verdict = "not readable: " + "; ".join(sorted(set((kvsm.get("unavailable") or {}).values())))[:60]
+        else:
+            verdict = " ".join("%s:%s" % (name, "ready" if p["ok"] else "NOT ready (%s)" % " ".join(
+                p["problems"].values())[:60]) for name, p in sorted((kvsm.get("peers") or {}).items())) or "-"
+        if "kvstoremesh" in (s.get("simulated") or {}):
+            verdict += " [simulated]"
+        agents = ("simulated (fleet stand-in)" if "agents" in (s.get("simulated") or {})
+                  else "read by exec" if verified else "not readable")
         rows.append((
             "mesh-%d" % i, str(d.get("cluster_id")), str((d.get("release") or {}).get("chart_version")),
             "ready" if (s.get("apiserver") or {}).get("ready") else "NOT ready",
             "%s:%s" % (addr, ep.get("port")), fp,
             ",".join(sorted(p["name"] for p in d.get("peers") or [])) or "-",
             ",".join(sorted(s.get("expected_peers") or [])) or "-",
-            "read by exec" if verified else "not readable (simulated agents)",
+            verdict, agents,
         ))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for n, r in enumerate(rows):

@@ -20,6 +20,7 @@ def main(argv=None):
     start = sub.add_parser("start-apiserver", help="start a stopped kube-apiserver again and wait until ready")
     start.add_argument("cluster", help="e.g. mesh-2")
     sub.add_parser("lb-controller", help=argparse.SUPPRESS)
+    sub.add_parser("pod-runtime", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.cmd == "build":
         build.build_all()
@@ -50,6 +51,12 @@ def main(argv=None):
         if fleet is None:
             sys.exit("no fleet state")
         lb.run(fleet)
+    if args.cmd == "pod-runtime":
+        from . import pods  # noqa: PLC0415
+        fleet = runner.Fleet.load()
+        if fleet is None:
+            sys.exit("no fleet state")
+        pods.Runtime(fleet.state, runner.FLEET_DIR, build.REPO).run()
     return 0
 
 

@@ -1,27 +1,29 @@
-"""Stand-ins for `cilium-dbg status -o json` and `clustermesh-apiserver kvstoremesh-dbg status
--o json` on the simulated fleet, where no Cilium container runs.
+"""Stand-in for the agents' `cilium-dbg status -o json` on the fleet, where no cilium-agent runs
+(real agents come with real packets across clusters). KVStoreMesh is NOT simulated: the
+clustermesh-apiserver pods run Cilium's own programs (hack/fleet/pods.py) and an exec into
+container `kvstoremesh` runs the real `clustermesh-apiserver kvstoremesh-dbg status` there;
+asked for KVStoreMesh status, this module refuses.
 
 How it is reached: kube-apiserver sends `kubectl exec` to each node's "kubelet", which on the
 fleet is kwok's server; a ClusterExec in that cluster's kwok config (cluster_exec_yaml) makes
 kwok run the requested command on this host, with the shims of write_shims first on kwok's
-PATH and MESHOPS_FLEET_CLUSTER naming the cluster. kwok passes neither the pod nor the node,
-so every agent of a cluster reports the same view.
+PATH and MESHOPS_FLEET_CLUSTER / MESHOPS_FLEET_CONTAINER naming the cluster and container.
+kwok passes neither the pod nor the node, so every agent of a cluster reports the same view.
 
-What it reports is computed from the fleet's real objects, the way an agent would find it:
+Every answer is marked simulated (top-level key `meshops-simulated`, and in `cilium.msg`);
+clustermesh_status reports that mark. What it reports:
 
-* the remote clusters are the keys of Secret `cilium-clustermesh` (agents) or
-  `cilium-kvstoremesh` (KVStoreMesh) whose value holds an etcd configuration;
-* an endpoint `https://<name>.mesh.cilium.io:<port>` resolves through the hostAliases of the
-  pod template that mounts it (DaemonSet `cilium`, or Deployment `clustermesh-apiserver` with
-  KVStoreMesh); an endpoint `https://clustermesh-apiserver.<ns>.svc:<port>` is the LOCAL
-  KVStoreMesh, which then decides readiness;
-* a remote cluster is connected when one resolved address and port is what the peer's Service
-  `clustermesh-apiserver` really exposes (LoadBalancer ingress IP and port, or a node
-  InternalIP and the nodePort), the peer's Deployment has a Ready replica, and both clusters'
-  Secret `cilium-ca` hold the same certificate (else TLS fails);
+* the remote clusters are the keys of Secret `cilium-clustermesh` whose value holds an etcd
+  configuration;
+* an endpoint `https://clustermesh-apiserver.<ns>.svc:<port>` is the LOCAL KVStoreMesh: the
+  agent's view of that peer is what the real KVStoreMesh reports for it (its `kvstoremesh-dbg
+  status`, read through the real container), marked `kvstoremesh`;
+* any other endpoint (KVStoreMesh off) is judged from the objects, as before: it resolves
+  through the DaemonSet's hostAliases, the peer's Service must expose that address and port,
+  its Deployment must have a Ready replica, and both clusters' Secret `cilium-ca` must hold the
+  same certificate;
 * counts: nodes (Nodes of the peer), endpoints (its pods that are not hostNetwork), shared
-  services (its Services annotated service.cilium.io/global, not shared=false). Identities are
-  not simulated and left out (the real field is omitted when 0).
+  services (its Services annotated service.cilium.io/global, not shared=false).
 
 Field names and shapes follow cilium's api/v1 models (StatusResponse.cluster-mesh ->
 ClusterMeshStatus{clusters[], num-global-services}, RemoteCluster, RemoteClusterConfig,
@@ -34,14 +36,13 @@ import json
 import os
 import http.client
 import ssl
+import subprocess
 import sys
 import urllib.parse
 
 NS = "kube-system"
-SHIMS = {
-    "cilium-dbg": "agent",
-    "clustermesh-apiserver": "kvstoremesh",
-}
+SIMULATED = "meshops fleet stand-in: no cilium-agent runs on the fleet; this agent status is simulated"
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 # --------------------------------------------------------------------------- fleet plumbing
@@ -50,28 +51,36 @@ def bin_dir(fleet_dir):
 
 
 def write_shims(fleet_dir, python):
-    """Executables named like the real binaries, run by kwok's exec."""
+    """Executables named like the real binaries, run by kwok's exec: `cilium-dbg` is this
+    stand-in; `clustermesh-apiserver` enters the real container (hack/fleet/pods.py)."""
     d = bin_dir(fleet_dir)
     os.makedirs(d, exist_ok=True)
-    here = os.path.abspath(__file__)
-    for name, role in SHIMS.items():
+    shims = {
+        "cilium-dbg": '"%s" "%s" agent "$@"' % (python, os.path.abspath(__file__)),
+        "clustermesh-apiserver": '"%s" "%s" exec "$MESHOPS_FLEET_CONTAINER" /usr/bin/clustermesh-apiserver "$@"'
+                                 % (python, os.path.join(HERE, "pods.py")),
+    }
+    for name, cmd in shims.items():
         path = os.path.join(d, name)
         with open(path, "w") as f:
-            f.write('#!/bin/sh\nexec "%s" "%s" %s "$@"\n' % (python, here, role))
+            f.write("#!/bin/sh\nexec %s\n" % cmd)
         os.chmod(path, 0o755)
     return d
 
 
 def cluster_exec_yaml(cluster, state_file):
-    """kwok ClusterExec: exec into the Cilium containers of kube-system runs the stand-in."""
-    envs = [{"name": "MESHOPS_FLEET_CLUSTER", "value": cluster},
-            {"name": "MESHOPS_FLEET_STATE", "value": state_file}]
+    """kwok ClusterExec: exec into the Cilium containers of kube-system runs the shims, with the
+    cluster and the container named in the environment."""
+    def target(container):
+        return {"containers": [container], "local": {"envs": [
+            {"name": "MESHOPS_FLEET_CLUSTER", "value": cluster},
+            {"name": "MESHOPS_FLEET_STATE", "value": state_file},
+            {"name": "MESHOPS_FLEET_CONTAINER", "value": container}]}}
     doc = {
         "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec",
-        "metadata": {"name": "meshops-cilium-standin"},
+        "metadata": {"name": "meshops-cilium-exec"},
         "spec": {"selector": {"matchNamespaces": [NS]},
-                 "execs": [{"containers": ["cilium-agent", "kvstoremesh"],
-                            "local": {"envs": envs}}]},
+                 "execs": [target("cilium-agent"), target("kvstoremesh")]},
     }
     return "---\n" + json.dumps(doc, indent=1) + "\n"
 
@@ -245,13 +254,17 @@ def _omit_empty(entry):
     return out
 
 
-def kvstoremesh_clusters(fleet):
-    api = fleet.api(fleet.local)
-    deploy = api.obj("deployments", "clustermesh-apiserver")
-    local_ca = _secret_text(api.obj("secrets", "cilium-ca"), "ca.crt")
-    aliases = host_aliases(deploy)
-    secret = api.obj("secrets", "cilium-kvstoremesh")
-    return [remote_view(fleet, name, url, aliases, local_ca) for name, url in etcd_configs(secret).items()]
+def real_kvstoremesh(cluster):
+    """{name: remote cluster} as the cluster's REAL KVStoreMesh reports it (kvstoremesh-dbg status
+    in the real container), or raises OSError with its error."""
+    env = dict(os.environ, MESHOPS_FLEET_CLUSTER=cluster, MESHOPS_FLEET_CONTAINER="kvstoremesh")
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "pods.py"), "exec", "kvstoremesh",
+                           "/usr/bin/clustermesh-apiserver", "kvstoremesh-dbg", "status", "-o", "json"],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=30, check=False)
+    if proc.returncode != 0:
+        raise OSError("kvstoremesh-dbg status: %s" % (proc.stderr or proc.stdout).strip()[:300])
+    return dict((c["name"], c) for c in json.loads(proc.stdout) if c.get("name"))
 
 
 def agent_status(fleet):
@@ -264,6 +277,7 @@ def agent_status(fleet):
     deploy = api.obj("deployments", "clustermesh-apiserver")
     ds_aliases = host_aliases(api.obj("daemonsets", "cilium"))
     kvsm = None
+    kvsm_error = None
     clusters = []
     for name, url in configs.items():
         host = urllib.parse.urlsplit(url).hostname or ""
@@ -274,9 +288,16 @@ def agent_status(fleet):
                                                    "(no Ready local clustermesh-apiserver)" % url))
                 continue
             if kvsm is None:
-                kvsm = dict((c["name"], c) for c in kvstoremesh_clusters(fleet))
+                try:
+                    kvsm = real_kvstoremesh(fleet.local)
+                except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+                    kvsm = {}
+                    kvsm_error = str(e)
+                else:
+                    kvsm_error = None
             remote = dict(kvsm.get(name) or {"name": name, "status": "remote cluster %s not cached by "
-                                             "KVStoreMesh" % name, "config": {"required": True}})
+                                             "KVStoreMesh%s" % (name, (": " + kvsm_error) if kvsm_error else ""),
+                                             "config": {"required": True}})
             remote["connected"] = True
             remote["config"] = dict(remote.get("config") or {}, kvstoremesh=True)
             if not remote.get("ready"):
@@ -287,7 +308,7 @@ def agent_status(fleet):
     services = api.items("/api/v1/services")
     n_global = len([s for s in services
                     if ((s.get("metadata") or {}).get("annotations") or {}).get("service.cilium.io/global") == "true"])
-    out = {"cilium": {"state": "Ok", "msg": "meshops fleet stand-in: no datapath, computed from the cluster's objects"}}
+    out = {"cilium": {"state": "Ok", "msg": SIMULATED}, "meshops-simulated": SIMULATED}
     if configs:
         out["cluster-mesh"] = _omit_empty({"clusters": clusters, "num-global-services": n_global})
     return out
@@ -295,7 +316,11 @@ def agent_status(fleet):
 
 def main(argv):
     role, args = (argv[1] if len(argv) > 1 else ""), argv[2:]
-    wanted = {"agent": ["status"], "kvstoremesh": ["kvstoremesh-dbg", "status"]}.get(role)
+    if role == "kvstoremesh" or "kvstoremesh-dbg" in args:
+        sys.stderr.write("meshops fleet stand-in: KVStoreMesh status is not simulated; the fleet runs the "
+                         "real KVStoreMesh (exec into container kvstoremesh)\n")
+        return 3
+    wanted = {"agent": ["status"]}.get(role)
     words = [a for a in args if not a.startswith("-") and a != "json"]
     if wanted is None or words != wanted or "json" not in args:
         sys.stderr.write("meshops fleet stand-in: only '%s -o json' is simulated, not %s\n"
@@ -305,7 +330,7 @@ def main(argv):
         with open(os.environ["MESHOPS_FLEET_STATE"]) as f:
             state = json.load(f)
         fleet = Fleet(state, os.environ["MESHOPS_FLEET_CLUSTER"])
-        out = agent_status(fleet) if role == "agent" else kvstoremesh_clusters(fleet)
+        out = agent_status(fleet)
     except (KeyError, OSError, ValueError) as e:
         sys.stderr.write("meshops fleet stand-in: %s: %s\n" % (type(e).__name__, e))
         return 1

@@ -6,15 +6,21 @@ Everything comes from pinned Go modules:
   * hack/gotools/etcd: etcd's own server entry point;
   * hack/gotools/charts: our tool that writes the real Cilium chart archives embedded in
     github.com/cilium/charts;
+  * hack/gotools/cilium: Cilium's own clustermesh-apiserver (subcommands clustermesh,
+    kvstoremesh, etcdinit, clustermesh-dbg, kvstoremesh-dbg) and cilium-dbg, from
+    github.com/cilium/cilium (see that go.mod for its three extra lines); the same build copies
+    Cilium's real chart source, CRDs and the image's etcd-config.yaml out of that module;
   * helm and kwok with `go install module@version` (no replace lines in their go.mod).
 Results live under ~/.cache/meshops/bin/<tool>-<version>-<hash of the pins>/.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 
@@ -24,8 +30,13 @@ CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cac
 
 HELM_VERSION = "v3.20.2"
 KWOK_VERSION = "v0.8.0"
-# The newest patch release of each supported minor that the pinned charts module holds.
+# The newest patch release of each supported minor that the pinned charts module holds; 1.20
+# (the newest, so the local inventory's default) comes from the Cilium module itself
+# (chart_versions()).
 CHART_VERSIONS = ("1.17.14", "1.18.8", "1.19.2")
+
+
+COLD_ESTIMATES = {"kubernetes": "15-30 min", "cilium": "8-15 min"}
 
 
 def log(msg):
@@ -49,11 +60,22 @@ def _pin_hash(module_dir, extra=""):
             if os.path.exists(path):
                 with open(path, "rb") as f:
                     h.update(f.read())
+        # local modules the helper replaces into its build (hack/gotools/cilium/mcsapi-controllers)
+        root = os.path.join(GOTOOLS, module_dir)
+        for sub in sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))):
+            for dirpath, _, files in sorted(os.walk(os.path.join(root, sub))):
+                for name in sorted(files):
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        h.update(name.encode() + b"\0" + f.read())
     return h.hexdigest()[:10]
 
 
 def kubernetes_version():
     return _gomod_version("kubernetes", "k8s.io/kubernetes")
+
+
+def cilium_version():
+    return _gomod_version("cilium", "github.com/cilium/cilium")
 
 
 def tools():
@@ -73,6 +95,7 @@ def tools():
     etcd = _gomod_version("etcd", "go.etcd.io/etcd/server/v3")
     charts = _gomod_version("charts", "github.com/cilium/charts")
     cmds = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
+    cilium_cmds = ["clustermesh-apiserver", "cilium-dbg"]
     return {
         "kubernetes": dict(
             version=k8s, moddir="kubernetes", binaries=cmds,
@@ -97,6 +120,12 @@ def tools():
             version=KWOK_VERSION, moddir=None, binaries=["kwok"],
             argv=["go", "install", "-trimpath", "-ldflags", "-s -w",
                   "sigs.k8s.io/kwok/cmd/kwok@" + KWOK_VERSION],
+        ),
+        "cilium": dict(
+            version=cilium_version(), moddir="cilium", binaries=cilium_cmds,
+            argv=["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "{out}/"]
+            + ["github.com/cilium/cilium/" + c for c in cilium_cmds],
+            after=copy_cilium_files,
         ),
     }
 
@@ -143,8 +172,7 @@ def build_all(only=None):
         if os.path.exists(stamp):
             result[name] = out
             continue
-        log("building %s %s (cold: kubernetes takes 15-30 min on 2 cores, the rest 1-5 min each)"
-            % (name, spec["version"]))
+        log("building %s %s (cold on 2 cores: %s)" % (name, spec["version"], COLD_ESTIMATES.get(name, "1-5 min")))
         os.makedirs(out, exist_ok=True)
         argv = [a.replace("{out}", out) for a in spec["argv"]]
         if spec["moddir"]:
@@ -158,12 +186,19 @@ def build_all(only=None):
         missing = [b for b in spec["binaries"] if not os.path.exists(os.path.join(out, b))]
         if missing:
             raise SystemExit("build of %s produced no %s" % (name, ", ".join(missing)))
+        if spec.get("after"):
+            spec["after"](out, os.path.join(GOTOOLS, spec["moddir"]), benv)
         with open(stamp, "w") as f:
             f.write("%.0f\n" % secs)
         log("built %s in %.0fs -> %s" % (name, secs, out))
         result[name] = out
     if not only or "cilium-charts" in only:
         result["charts"] = extract_charts(result["cilium-charts"])
+        if "cilium" in result:
+            dst = chart_path(cilium_version().lstrip("v"))
+            if not os.path.exists(dst):
+                shutil.copyfile(cilium_chart_path(), dst)
+                log("chart %s from the Cilium module -> %s" % (cilium_version(), dst))
     if total:
         log("cold build time this run: %.0fs; cache size: %s" % (total, cache_size()))
     return result
@@ -172,6 +207,11 @@ def build_all(only=None):
 def charts_dir():
     pin = _gomod_version("charts", "github.com/cilium/charts")
     return os.path.join(CACHE, "charts", pin)
+
+
+def chart_versions():
+    """Every chart version the fleet offers, oldest first."""
+    return CHART_VERSIONS + (cilium_version().lstrip("v"),)
 
 
 def chart_path(version):
@@ -185,6 +225,63 @@ def extract_charts(tool_out):
         log("writing real Cilium charts %s from github.com/cilium/charts" % ", ".join(missing))
         subprocess.run([os.path.join(tool_out, "cilium-charts"), "-out", out] + missing, check=True)
     return out
+
+
+# What the cilium build copies out of github.com/cilium/cilium, relative to the module root.
+CILIUM_CHART_SRC = "install/kubernetes/cilium"
+CILIUM_CRD_SRC = "pkg/k8s/apis/cilium.io/client/crds"
+# The file the clustermesh-apiserver image ships at /var/lib/cilium/etcd-config.yaml.
+CILIUM_IMAGE_FILES = {"clustermesh-apiserver/etcd-config.yaml": "var/lib/cilium/etcd-config.yaml"}
+
+
+def _module_dir(moddir, module, env):
+    proc = subprocess.run(["go", "list", "-m", "-json", module], cwd=moddir, env=env, check=True,
+                          stdout=subprocess.PIPE, universal_newlines=True)
+    return json.loads(proc.stdout)["Dir"]
+
+
+def copy_cilium_files(out, moddir, env):
+    """Copy Cilium's real chart (as cilium-<version>.tgz), CRDs (crds/v2*/) and the
+    clustermesh-apiserver image's own files (image/) next to the binaries."""
+    src = _module_dir(moddir, "github.com/cilium/cilium", env)
+    version = cilium_version().lstrip("v")
+    log("  cilium: copying chart %s, CRDs and image files from %s" % (version, src))
+    tgz = os.path.join(out, "cilium-%s.tgz" % version)
+
+    def reset(info):
+        info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+        info.mode = 0o755 if info.isdir() else 0o644
+        return info
+    with tarfile.open(tgz + ".tmp", "w:gz") as tar:
+        tar.add(os.path.join(src, CILIUM_CHART_SRC), arcname="cilium", filter=reset)
+    os.replace(tgz + ".tmp", tgz)
+    crd_root = os.path.join(src, CILIUM_CRD_SRC)
+    for group in sorted(os.listdir(crd_root)):
+        if not group.startswith("v2"):
+            continue
+        for name in sorted(os.listdir(os.path.join(crd_root, group))):
+            if name.endswith(".yaml"):
+                dst = os.path.join(out, "crds", group, name)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(os.path.join(crd_root, group, name), dst)
+    for rel, target in CILIUM_IMAGE_FILES.items():
+        dst = os.path.join(out, "image", target)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(os.path.join(src, rel), dst)
+
+
+def cilium_dir():
+    """The cache directory of the cilium build (binaries, chart, crds/, image/)."""
+    return tool_dir("cilium", tools()["cilium"])
+
+
+def cilium_chart_path():
+    return os.path.join(cilium_dir(), "cilium-%s.tgz" % cilium_version().lstrip("v"))
+
+
+def cilium_crd_files():
+    root = os.path.join(cilium_dir(), "crds")
+    return [os.path.join(root, g, f) for g in sorted(os.listdir(root)) for f in sorted(os.listdir(os.path.join(root, g)))]
 
 
 def cache_size():

@@ -16,7 +16,7 @@ import urllib.request
 
 import yaml
 
-from . import agent_standin, build, pki
+from . import agent_standin, build, pki, pods
 
 FLEET_DIR = os.environ.get("MESHOPS_FLEET_DIR", os.path.join(build.REPO, ".fleet"))
 STATE = os.path.join(FLEET_DIR, "state.json")
@@ -228,8 +228,10 @@ def _prepare_cluster(i, ca_cert_ca_key=None):
     net = cluster_network(i)
     server = "https://127.0.0.1:%d" % ports["apiserver"]
     ca_pem, ca_key_pem, ca, ca_key = pki.make_ca("%s-ca" % name)
+    # real pods reach the API server as the `kubernetes` Service at 127.0.<i>.1 (hack/fleet/pods.py)
     srv_pem, srv_key = pki.issue(ca, ca_key, "kube-apiserver",
-                                 server_names=["127.0.0.1", "localhost", "kubernetes",
+                                 server_names=["127.0.0.1", pods.kubernetes_vip({"index": i, "ports": ports})[0],
+                                               "localhost", "kubernetes",
                                                "kubernetes.default", "kubernetes.default.svc"])
     adm_pem, adm_key = pki.issue(ca, ca_key, "fleet-admin", org="system:masters", client=True)
     # kwok's server stands in for every node's kubelet; kube-apiserver dials it as "localhost"
@@ -434,8 +436,10 @@ def up(clusters):
     fleet.state["started"] = time.time()
     fleet.state["binaries"] = bins
     fleet.state["charts_dir"] = build.charts_dir()
-    fleet.state["chart_versions"] = list(build.CHART_VERSIONS)
+    fleet.state["chart_versions"] = list(build.chart_versions())
     fleet.state["kubernetes_version"] = build.kubernetes_version()
+    fleet.state["cilium_dir"] = build.cilium_dir()
+    fleet.state["cilium_version"] = build.cilium_version()
 
     etcd_port = PORT_BASE
     etcd_url = "http://127.0.0.1:%d" % etcd_port
@@ -468,6 +472,11 @@ def up(clusters):
     fleet.spawn("lb-controller", [sys.executable, "-m", "hack.fleet", "lb-controller"])
     # the lb controller runs from the repository root
     fleet.save()
+    for c in fleet.state["clusters"]:
+        apply_cilium_crds(c, bins)
+    # the clustermesh-apiserver pods run for real (hack/fleet/pods.py)
+    fleet.spawn("pod-runtime", [sys.executable, "-m", "hack.fleet", "pod-runtime"])
+    fleet.save()
     path = write_merged_kubeconfig(fleet)
     bindir = _link_tools(bins)
     fleet.state["kubeconfig"] = path
@@ -480,14 +489,35 @@ def up(clusters):
     return fleet
 
 
+def apply_cilium_crds(c, bins):
+    """Cilium's real CRDs (v2, v2alpha1) from the cilium build, as the operator would install them."""
+    started = time.time()
+    files = build.cilium_crd_files()
+    argv = [bins["kubectl"], "--kubeconfig", c["kubeconfig"], "apply", "--server-side", "--force-conflicts"]
+    for f in files:
+        argv += ["-f", f]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if proc.returncode != 0:
+        raise SystemExit("%s: applying Cilium's CRDs failed:\n%s" % (c["name"], proc.stdout[-3000:]))
+    log("%s: applied Cilium's %d CRDs in %.1fs" % (c["name"], len(files), time.time() - started))
+
+
 def down():
     fleet = Fleet.load()
     if fleet is None:
         log("no fleet state in %s: nothing to stop" % FLEET_DIR)
+        pods.stop_leftovers(FLEET_DIR)
         return
     dead = fleet.check_processes()
     for p in dead:
         log("note: %s (pid %d) had already exited; see %s" % (p["name"], p["pid"], p["log"]))
+    runtime = fleet.process("pod-runtime")
+    if runtime is not None:
+        # the runtime stops its real pods itself; give it time for a graceful stop
+        fleet.stop_process(runtime, timeout=30)
+    killed, namespaces = pods.stop_leftovers(FLEET_DIR)
+    if killed or namespaces:
+        log("removed what the pod runtime left: %d processes, %d network namespaces" % (killed, namespaces))
     # controllers first, then API servers, etcd last
     order = sorted(fleet.state["processes"], key=lambda p: (p["name"] == "etcd", "apiserver" in p["name"]))
     stopped = 0
@@ -567,10 +597,24 @@ def status():
                                       "stopped" if p.get("stopped") else "DEAD" if p["name"] in dead else "up")
                            for p in procs)
         print("%-8s %s  rss=%.0f MiB  [%s]" % (c["name"], c["server"], rss / 1024.0, states))
+    for key, pod in sorted(pods.load_pods(FLEET_DIR).items()):
+        ctrs = pod.get("containers") or {}
+        rss = sum(_rss_kib(c["pid"]) for c in ctrs.values() if c.get("pid"))
+        total += rss
+        print("%-8s real pod %s ip=%s %s%s rss=%.0f MiB  [%s]" % (
+            pod["cluster"], pod["name"], pod["ip"], pod["phase"], " Ready" if pod["ready"] else " NOT ready",
+            rss / 1024.0, ", ".join("%s:%s%s" % (n, "up" if c.get("pid") else "done" if c.get("init") else "DOWN",
+                                                 "(restarts %d)" % c["restarts"] if c.get("restarts") else "")
+                                    for n, c in ctrs.items())))
+        for n, c in ctrs.items():
+            if c.get("restarts") and c.get("last_exit"):
+                print("    %s last exit %s:\n%s" % (n, c["last_exit"].get("exitCode"), "\n".join(
+                    "      " + ln for ln in (c["last_exit"].get("message") or "").splitlines()[-8:])))
     etcd = fleet.process("etcd")
     lbc = fleet.process("lb-controller")
-    shared = sum(_rss_kib(p["pid"]) for p in (etcd, lbc) if p)
-    print("shared   etcd+lb-controller rss=%.0f MiB; clusters total %.0f MiB (%.0f MiB per cluster)" % (
+    runtime = fleet.process("pod-runtime")
+    shared = sum(_rss_kib(p["pid"]) for p in (etcd, lbc, runtime) if p)
+    print("shared   etcd+lb-controller+pod-runtime rss=%.0f MiB; clusters total %.0f MiB (%.0f MiB per cluster)" % (
         shared / 1024.0, total / 1024.0, total / 1024.0 / max(1, len(fleet.state["clusters"]))))
     if dead:
         print("DEAD: " + ", ".join(sorted(dead)))

@@ -60,6 +60,21 @@ def _load(output):
         raise StatusParseError('not JSON: %s' % text[:200])
 
 
+SIMULATED_KEY = 'meshops-simulated'
+
+
+def simulated_mark(output):
+    """The reason a status output says it is simulated (a test stand-in such as the local
+    fleet's agent stand-in marks its JSON with ``meshops-simulated``), or None."""
+    try:
+        data = _load(output)
+    except StatusParseError:
+        return None
+    if isinstance(data, dict) and data.get(SIMULATED_KEY):
+        return str(data[SIMULATED_KEY])
+    return None
+
+
 def parse_remote_cluster(entry):
     """One ``cluster-mesh.clusters[]`` entry as a flat dict with snake_case keys."""
     config = entry.get('config') or {}
@@ -173,6 +188,7 @@ def aggregate(results, expected, kind='agent'):
         connected, R/Y ready"). Y counts only pods whose status was read.
     """
     available = dict((pod, r['clusters']) for pod, r in results.items() if 'clusters' in r)
+    simulated = dict((pod, r['simulated']) for pod, r in results.items() if r.get('simulated'))
     unavailable = dict((pod, r.get('error') or 'unknown error') for pod, r in results.items()
                        if 'clusters' not in r)
     names = set(expected)
@@ -204,7 +220,7 @@ def aggregate(results, expected, kind='agent'):
         p['ok'] = bool(p['expected'] and total and p['ready'] == total)
         peers[name] = p
     return {'kind': kind, 'total': len(results), 'available': total, 'unavailable': unavailable,
-            'peers': peers}
+            'peers': peers, 'simulated': simulated}
 
 
 def describe_remote(rc):
@@ -301,6 +317,9 @@ def build_status(cluster, deployment, clustermesh_secret, agents=None, kvstoreme
         'agents': bool(out['agents'].get('available')),
         'kvstoremesh': bool(out['kvstoremesh'].get('available')),
     }
+    # answers that said they are simulated (a test stand-in), per section
+    out['simulated'] = dict((k, sorted(out[k]['simulated'])) for k in ('agents', 'kvstoremesh')
+                            if out[k].get('simulated'))
     return out
 
 
@@ -394,10 +413,14 @@ def read_pod_status(exec_fn, pod, namespace, container, commands, parse):
             tried.append('%s exited %s: %s' % (command[0], rc, ' '.join((err or out or '').split())[:300]))
             continue
         try:
-            return {'clusters': parse(out)}
+            result = {'clusters': parse(out)}
         except StatusParseError as e:
             tried.append('%s: %s' % (command[0], e))
             continue
+        mark = simulated_mark(out)
+        if mark:
+            result['simulated'] = mark
+        return result
     return {'error': '; '.join(tried) or 'no status'}
 
 

@@ -33,6 +33,7 @@ APISERVER_KEYS = (
     'clustermesh.apiserver.kvstoremesh.enabled',
     'clustermesh.apiserver.tls.auto.enabled',
     'clustermesh.apiserver.tls.auto.method',
+    'clustermesh.config.enabled',
 )
 
 # Every dotted key ``desired_install_values`` can set.
@@ -54,9 +55,12 @@ MANAGED = (
     'encryption.ipsec.keyRotationDuration',
 )
 
-# Keys written by other modules of the collection; an install keeps their current value.
+# Keys written by other modules of the collection (clustermesh_connect); an install keeps their
+# current value unless it sets them itself (clustermesh.config.enabled, see apiserver_values).
 OTHER_OWNED = (
-    'clustermesh.config',
+    'clustermesh.config.enabled',
+    'clustermesh.config.clusters',
+    'clustermesh.config.domain',
 )
 
 
@@ -340,6 +344,11 @@ def apiserver_values(api):
     set_path(out, 'clustermesh.useAPIServer', bool(api['enabled']))
     if not api['enabled']:
         return out
+    # As `cilium clustermesh enable` does. Needed from chart 1.19 on (tls.authMode "migration" or
+    # "cluster"): the Deployment mounts ConfigMap clustermesh-remote-users, which the chart renders
+    # only with clustermesh.config.enabled, so without it the pod never starts (seen with the real
+    # clustermesh-apiserver on the fleet).
+    set_path(out, 'clustermesh.config.enabled', True)
     if api.get('service_type') is not None:
         set_path(out, 'clustermesh.apiserver.service.type', api['service_type'])
     if api.get('node_port') is not None:

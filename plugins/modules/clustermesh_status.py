@@ -210,6 +210,15 @@ verified:
   returned: always
   type: dict
   sample: {apiserver: true, agents: false, kvstoremesh: false}
+simulated:
+  description:
+    - Sections whose status came from a stand-in that marks its output as simulated (key
+      C(meshops-simulated) in the JSON, as the local test fleet's agent stand-in does), to the pod
+      names; empty when every answer came from Cilium. The key C(simulated) of RV(agents) and
+      RV(kvstoremesh) maps each such pod to the stand-in's reason. A warning is also given.
+  returned: always
+  type: dict
+  sample: {agents: [cilium-abcde, cilium-fghij]}
 attempts:
   description: Number of checks made (more than one with O(wait)).
   returned: always
@@ -242,6 +251,9 @@ def run(m):
             reasons = sorted(set(sec['unavailable'].values()))
             m.warn('%s status could not be read from any of %d pods, so per-peer connectivity was NOT '
                    'verified (control plane only): %s' % (label, sec['total'], '; '.join(reasons)[:500]))
+    for kind, pods in sorted(st['simulated'].items()):
+        reason = sorted(set(st[kind]['simulated'].values()))
+        m.warn('%s status of %d pods is SIMULATED, not read from Cilium: %s' % (kind, len(pods), '; '.join(reason)))
     if p['wait'] and not st['ready']:
         m.fail('ClusterMesh not ready after %ss (%d checks): %s' % (
             p['wait_timeout'], attempts, '; '.join(st['not_ready'])), attempts=attempts, **_result(st))

@@ -139,6 +139,13 @@ def fleet():
         subprocess.run([sys.executable, "-m", "hack.fleet", "down"], cwd=REPO, check=False)
 
 
+def uninstall_cilium(clusters, namespace="kube-system"):
+    """Every cluster of ``clusters`` without the Cilium release and without a CA."""
+    for c in clusters:
+        c.helm("uninstall", "cilium", "-n", namespace, "--wait", "--timeout", "2m", check=False)
+        c.kubectl("-n", namespace, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
+
+
 def wait_for(predicate, timeout, what, interval=0.5):
     deadline = time.time() + timeout
     last = None

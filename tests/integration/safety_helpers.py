@@ -4,7 +4,7 @@ import os
 import shutil
 import sys
 
-from conftest import REPO, Playbook, ansible_env, run_ansible
+from conftest import REPO, Playbook, ansible_env, run_ansible, uninstall_cilium
 
 NS = "kube-system"
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -60,7 +60,4 @@ def asymmetric(clusters):
     return sorted((a, b) for a in lists for b in lists[a] if a not in lists[b])
 
 
-def reset(clusters):
-    for c in clusters:
-        c.helm("uninstall", "cilium", "-n", NS, "--wait", "--timeout", "2m", check=False)
-        c.kubectl("-n", NS, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
+reset = uninstall_cilium

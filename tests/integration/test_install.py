@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import ansible_env, run_ansible
+from conftest import ansible_env, run_ansible, uninstall_cilium
 
 NS = "kube-system"
 
@@ -37,9 +37,7 @@ def newest_chart(fleet):
 
 
 def _reset(fleet):
-    for c in fleet.clusters:
-        c.helm("uninstall", "cilium", "-n", NS, "--wait", check=False)
-        c.kubectl("-n", NS, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
+    uninstall_cilium(fleet.clusters, NS)
 
 
 def playbook(env, tasks, limit=None, check=False, diff=False, expect_fail=False, extra=None):

@@ -4,15 +4,9 @@ import json
 
 import pytest
 
-from conftest import Playbook
+from conftest import Playbook, uninstall_cilium as _reset
 
 NS = "kube-system"
-
-
-def _reset(clusters):
-    for c in clusters:
-        c.helm("uninstall", "cilium", "-n", NS, "--wait", "--timeout", "2m", check=False)
-        c.kubectl("-n", NS, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
 
 
 @pytest.fixture
@@ -33,7 +27,11 @@ def revision(c):
 
 
 def peers_of(c):
-    return {e["name"]: e for e in release(c)["clustermesh"]["config"]["clusters"]}
+    """{name: entry} of clustermesh.config.clusters: a list before chart 1.20, a map from 1.20."""
+    clusters = release(c)["clustermesh"]["config"]["clusters"]
+    if isinstance(clusters, dict):
+        return dict((n, dict(e, name=n)) for n, e in clusters.items())
+    return {e["name"]: e for e in clusters}
 
 
 def lb_ip(c):
@@ -123,7 +121,9 @@ def test_check_mode_on_a_fresh_fleet_writes_nothing_and_reports_changes(fleet, f
         assert json.loads(c.helm("list", "-n", NS, "-o", "json").stdout) == []
 
 
-@pytest.mark.parametrize("minor", ["1.17", "1.18"])
+# Not 1.17 on the fleet: its chart passes --enable-external-workloads to the clustermesh-apiserver,
+# which the fleet's real Cilium 1.20.2 refuses (see test_cilium_chart.py).
+@pytest.mark.parametrize("minor", ["1.18"])
 def test_full_converge_on_older_supported_charts(fleet, fresh, playbook, minor):
     version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
     three = fresh[:3]

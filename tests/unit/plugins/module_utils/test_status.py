@@ -154,3 +154,21 @@ def test_unexpected_and_missing_peers():
 def test_no_apiserver():
     s = status.build_status('ctx', None, None, local_name='mesh-1')
     assert not s['ready'] and 'not deployed' in s['not_ready'][0]
+
+
+def test_a_status_marked_simulated_is_reported_as_such():
+    out = ('{"meshops-simulated": "fleet stand-in", "cluster-mesh": {"clusters": '
+           '[{"name": "b", "connected": true, "ready": true}]}}')
+    real = '{"cluster-mesh": {"clusters": [{"name": "b", "connected": true, "ready": true}]}}'
+    answers = {'p1': out, 'p2': real}
+
+    def exec_fn(pod, namespace, container, command):
+        return 0, answers[pod], ''
+    results = dict((p, status.read_pod_status(exec_fn, p, 'kube-system', 'cilium-agent', [['x']],
+                                              status.parse_agent_status)) for p in answers)
+    assert results['p1']['simulated'] == 'fleet stand-in' and 'simulated' not in results['p2']
+    st = status.build_status('c', {'spec': {'replicas': 1}, 'status': {'readyReplicas': 1, 'updatedReplicas': 1}},
+                             True, agents=results, expected=['b'])
+    assert st['simulated'] == {'agents': ['p1']}
+    assert st['agents']['simulated'] == {'p1': 'fleet stand-in'}
+    assert status.simulated_mark(real) is None and status.simulated_mark('not json') is None

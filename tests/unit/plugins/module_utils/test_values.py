@@ -35,7 +35,7 @@ jsonschema = pytest.importorskip('jsonschema')
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 SHARED = os.environ.get('MESHOPS_SHARED_DIR') or os.path.join(os.path.dirname(REPO), 'shared')
 CHART_DIR = os.path.join(SHARED, 'cilium-chart')
-CHART_VERSIONS = ('1.17.17', '1.18.11', '1.19.5')
+CHART_VERSIONS = ('1.17.17', '1.18.11', '1.19.5', '1.20.2')
 
 
 _CACHE = {}
@@ -156,7 +156,8 @@ def test_desired_values_mapping():
         'routingMode': 'tunnel',
         'tunnelProtocol': 'vxlan',
         'encryption': {'enabled': True, 'type': 'wireguard'},
-        'clustermesh': {'maxConnectedClusters': 255, 'useAPIServer': True,
+        # config.enabled: the chart (1.19+) renders the users ConfigMap the Deployment mounts only then
+        'clustermesh': {'maxConnectedClusters': 255, 'useAPIServer': True, 'config': {'enabled': True},
                         'apiserver': {'service': {'type': 'LoadBalancer'}, 'kvstoremesh': {'enabled': True},
                                       'tls': {'auto': {'enabled': True, 'method': 'helm'}}}},
     }
@@ -281,9 +282,10 @@ def test_merge_over_current_keeps_peers_and_drops_stale_keys():
     out = merge_over_current(current, desired)
     assert out['clustermesh']['config'] == current['clustermesh']['config']
     assert 'debug' not in out
-    # desired's own value wins over current
+    # desired's own value wins over current; the peers written by clustermesh_connect stay
     desired2 = {'clustermesh': {'config': {'enabled': False}}}
-    assert merge_over_current(current, desired2)['clustermesh']['config'] == {'enabled': False}
+    assert merge_over_current(current, desired2)['clustermesh']['config'] == {
+        'enabled': False, 'clusters': current['clustermesh']['config']['clusters']}
     # extra keep paths
     out = merge_over_current(current, {}, keep=('clustermesh.config', 'clustermesh.useAPIServer'))
     assert out['clustermesh']['useAPIServer'] is True

@@ -1,0 +1,975 @@
+"""Real pods on the fleet: the pods of each cluster's `clustermesh-apiserver` Deployment run
+Cilium's own programs as host processes, the way a kubelet and a container runtime would run
+them. Every other pod stays simulated by kwok (see hack/fleet/README.md).
+
+One `pod-runtime` process per fleet (started by `up`, stopped by `down`) does, every second and
+for every cluster:
+
+* pods: for each pod labelled `k8s-app=clustermesh-apiserver` in kube-system that the scheduler
+  bound to a (kwok) node, it creates
+  - a network namespace of its own (`ip netns`, named `meshops-<fleet tag>-<pod hash>`) whose
+    only links are `lo` (127.0.0.1 only) and one end of a veth pair, with a pod IP from its
+    node's pod CIDR (10.<cluster>.<node>.200+). The host end carries `route_localnet` so that
+    the pod reaches the host's loopback addresses (the fleet's node IPs 127.0.N.11-13, LB IPs
+    127.0.N.200+) by ordinary routing: a peer dialled at a wrong port is refused by the kernel,
+    as it would be on a real network;
+  - per container, a private mount namespace and root directory (`rootfs/<container>`): the
+    image's files (`/usr/bin/clustermesh-apiserver` = our Cilium build, `/usr/bin/etcd` = our
+    pinned etcd, `/var/lib/cilium/etcd-config.yaml` from Cilium's module), the pod's volumes
+    bind-mounted at the containers' mountPaths, and an /etc/hosts made from the pod's
+    hostAliases, as a kubelet writes it;
+  - the processes: init containers in order, to completion (`etcd-init` runs
+    `clustermesh-apiserver etcdinit`), then the containers, each with the command, args and env
+    of the pod spec the real chart rendered (`$(VAR)` expanded, valueFrom resolved), restarted
+    with back-off when they exit (restartPolicy Always), their output in
+    .fleet/logs/<cluster>-<pod>-<container>.log.
+* volumes: Secret, ConfigMap and projected volumes (including the ServiceAccount token from the
+  TokenRequest API) are rewritten when their objects change, all files of a volume at once
+  (``..data`` symlink switch, as the kubelet's atomic writer does).
+* status: the pod's status (phase, podIP, conditions, container statuses with restart counts
+  and the last exit's log tail) is patched from the real processes; Ready follows each
+  container's readinessProbe (HTTP GET on the pod IP), so the Deployment's readiness and the
+  endpoints below follow the real health endpoints.
+* services: a user-space proxy (what kube-proxy does for a cloud LB and NodePorts) listens on
+  every LoadBalancer ingress IP:port and every node IP:nodePort of a Service selecting a real
+  pod and forwards to the Ready pods' IP:targetPort. With no Ready pod it does not listen, so
+  a client is refused. The `kubernetes` Service is reached at 127.0.N.1:<API server port>.
+
+`hack.fleet down` stops the runtime, which stops its pods; anything left (pods.json) is killed
+and the namespaces and veths of this fleet are deleted.
+"""
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+NS = "kube-system"
+REAL_LABEL = ("k8s-app", "clustermesh-apiserver")
+HOSTS_HEADER = "# Kubernetes-managed hosts file (meshops fleet pod runtime).\n"
+
+
+def log(msg):
+    print("[pods] %s %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def fleet_tag(fleet_dir):
+    return hashlib.sha1(os.path.abspath(fleet_dir).encode()).hexdigest()[:4]
+
+
+def pods_file(fleet_dir):
+    return os.path.join(fleet_dir, "pods.json")
+
+
+def load_pods(fleet_dir):
+    try:
+        with open(pods_file(fleet_dir)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def kubernetes_vip(cluster):
+    """Where pods reach their cluster's API server (the `kubernetes` Service)."""
+    return "127.0.%d.1" % cluster["index"], cluster["ports"]["apiserver"]
+
+
+def _run(*argv, check=True):
+    proc = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if check and proc.returncode != 0:
+        raise OSError("%s: %s" % (" ".join(argv), proc.stdout.strip()))
+    return proc
+
+
+def _write_atomic(path, data, mode=0o644, staging=None):
+    """Write ``path`` by renaming a complete file over it. ``staging`` (same filesystem) holds
+    the temporary file: a volume's own directory must not, since programs watching it (Cilium's
+    clustermesh config watcher reads every file holding "endpoints:") would see it."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if f.read() == data:
+                if os.stat(path).st_mode & 0o777 != mode:
+                    os.chmod(path, mode)
+                return False
+    tmp_dir = staging or os.path.dirname(path)
+    os.makedirs(tmp_dir, exist_ok=True)
+    tmp = os.path.join(tmp_dir, ".%s.tmp" % os.path.basename(path))
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+def _volume_files_now(d):
+    data_dir = os.path.join(d, "..data")
+    out = {}
+    for dirpath, _, names in os.walk(data_dir):
+        for n in names:
+            path = os.path.join(dirpath, n)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, data_dir)] = (f.read(), os.stat(path).st_mode & 0o777)
+    return out
+
+
+def write_volume(d, files):
+    """Update a Secret/ConfigMap/projected volume the way the kubelet's atomic writer does: all
+    files of one version in a hidden directory ``..<time>``, the symlink ``..data`` switched to it
+    in one rename, and each visible entry a symlink through ``..data``. A reader never sees a
+    certificate of one version with the key of another. True when something changed."""
+    if os.path.islink(os.path.join(d, "..data")) and _volume_files_now(d) == files:
+        return False
+    version = "..%s.%06d" % (time.strftime("%Y_%m_%d_%H_%M_%S"), int(time.time() * 1e6) % 1000000)
+    vdir = os.path.join(d, version)
+    for rel, (data, mode) in files.items():
+        path = os.path.join(vdir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+    os.makedirs(vdir, exist_ok=True)
+    old = os.readlink(os.path.join(d, "..data")) if os.path.islink(os.path.join(d, "..data")) else None
+    tmp = os.path.join(d, "..data_tmp")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(version, tmp)
+    os.replace(tmp, os.path.join(d, "..data"))
+    top = set(rel.split("/")[0] for rel in files)
+    for name in top:
+        link = os.path.join(d, name)
+        if not os.path.islink(link):
+            if os.path.lexists(link):
+                os.unlink(link)
+            os.symlink(os.path.join("..data", name), link)
+    for name in os.listdir(d):
+        if not name.startswith("..") and name not in top:
+            os.unlink(os.path.join(d, name))
+    if old and old != version:
+        shutil.rmtree(os.path.join(d, old), ignore_errors=True)
+    return True
+
+
+def _tail(path, n=2000):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - n))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return not f.read().split(") ")[-1].startswith("Z")
+    except OSError:
+        return False
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ----------------------------------------------------------------------------- network
+class Netns(object):
+    """One pod's network namespace and veth pair (names of this fleet only)."""
+
+    def __init__(self, tag, key, ip):
+        h = hashlib.sha1((tag + key).encode()).hexdigest()[:6]
+        self.name = "meshops-%s-%s" % (tag, h)
+        self.host_if = "mh%s%s" % (tag, h)
+        self.ip = ip
+
+    def create(self):
+        self.delete()
+        ns, host = self.name, self.host_if
+        inside = ["ip", "netns", "exec", ns]
+        _run("ip", "netns", "add", ns)
+        _run("ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        _run(*inside, "ip", "link", "set", "lo", "up")
+        # only 127.0.0.1 is local inside the pod: the fleet's other loopback addresses (node and
+        # LB IPs) are routed to the host like any remote address
+        _run(*inside, "ip", "addr", "del", "127.0.0.1/8", "dev", "lo", check=False)
+        _run(*inside, "ip", "addr", "add", "127.0.0.1/32", "dev", "lo", check=False)
+        _run(*inside, "ip", "addr", "add", self.ip + "/32", "dev", "eth0")
+        _run(*inside, "ip", "link", "set", "eth0", "up")
+        _run("ip", "link", "set", host, "up")
+        host_mac = open("/sys/class/net/%s/address" % host).read().strip()
+        pod_mac = _run(*inside, "cat", "/sys/class/net/eth0/address").stdout.strip()
+        _run(*inside, "ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0", "onlink")
+        _run(*inside, "ip", "neigh", "add", "169.254.1.1", "lladdr", host_mac, "dev", "eth0", "nud", "permanent")
+        _run("ip", "route", "replace", self.ip + "/32", "dev", host)
+        _run("ip", "neigh", "replace", self.ip, "lladdr", pod_mac, "dev", host, "nud", "permanent")
+        _run("sysctl", "-qw", "net.ipv4.conf.%s.route_localnet=1" % host)
+        _run(*inside, "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
+
+    def delete(self):
+        _run("ip", "link", "del", self.host_if, check=False)
+        _run("ip", "netns", "del", self.name, check=False)
+
+
+def cleanup_namespaces(fleet_dir):
+    """Delete every network namespace and veth of this fleet (by its name prefix)."""
+    tag = fleet_tag(fleet_dir)
+    out = _run("ip", "-o", "link", "show", check=False).stdout
+    for m in re.finditer(r"^\d+: (mh%s[0-9a-f]{6})[@:]" % tag, out, re.M):
+        _run("ip", "link", "del", m.group(1), check=False)
+    out = _run("ip", "netns", "list", check=False).stdout
+    n = 0
+    for line in out.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith("meshops-%s-" % tag):
+            _run("ip", "netns", "del", name, check=False)
+            n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------- TCP proxy
+class Listener(object):
+    def __init__(self, addr, port):
+        self.addr, self.port = addr, port
+        self.backends = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(64)
+        self.closed = False
+        self.rr = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            backends = list(self.backends)
+            if not backends:
+                conn.close()
+                continue
+            self.rr += 1
+            target = backends[self.rr % len(backends)]
+            threading.Thread(target=self._serve, args=(conn, target), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn, target):
+        try:
+            up = socket.create_connection(target, timeout=5)
+            up.settimeout(None)
+        except OSError:
+            conn.close()  # the backend refused: so does the service address
+            return
+
+        def pump(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        t = threading.Thread(target=pump, args=(up, conn), daemon=True)
+        t.start()
+        pump(conn, up)
+        t.join()
+        conn.close()
+        up.close()
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class Proxy(object):
+    def __init__(self):
+        self.listeners = {}
+        self.failed = {}
+
+    def reconcile(self, desired):
+        """desired: {(addr, port): [(backend addr, port), ...]} with at least one backend each."""
+        for key in list(self.listeners):
+            if key not in desired:
+                self.listeners.pop(key).close()
+                log("proxy: %s:%d closed (no Ready backend)" % key)
+        for key, backends in desired.items():
+            lst = self.listeners.get(key)
+            if lst is None:
+                try:
+                    lst = self.listeners[key] = Listener(*key)
+                    self.failed.pop(key, None)
+                    log("proxy: %s:%d -> %s" % (key + (", ".join("%s:%d" % b for b in backends),)))
+                except OSError as e:
+                    if key not in self.failed:
+                        log("proxy: cannot listen on %s:%d: %s (another fleet with real pods on these "
+                            "addresses?)" % (key + (e,)))
+                    self.failed[key] = str(e)
+                    continue
+            lst.backends = list(backends)
+
+    def close(self):
+        for lst in self.listeners.values():
+            lst.close()
+        self.listeners = {}
+
+
+# ----------------------------------------------------------------------------- pod specs
+def _b64(data):
+    return base64.b64decode(data or "")
+
+
+def _items(data, items, decode):
+    """{relative path: bytes} of a Secret/ConfigMap volume source (all keys, or ``items``)."""
+    out = {}
+    if items:
+        for it in items:
+            if it["key"] in data:
+                out[it["path"]] = (decode(data[it["key"]]), it.get("mode"))
+    else:
+        for k, v in data.items():
+            out[k] = (decode(v), None)
+    return out
+
+
+def _obj_data(obj, kind):
+    if kind == "secret":
+        return dict((k, v) for k, v in ((obj or {}).get("data") or {}).items()), _b64
+    data = dict((k, v) for k, v in ((obj or {}).get("data") or {}).items())
+    return data, lambda v: (v or "").encode()
+
+
+def _field(pod, path):
+    meta, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
+    return {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
+            "metadata.uid": meta["uid"], "spec.nodeName": spec.get("nodeName", ""),
+            "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+            "status.podIP": status.get("podIP", ""), "status.hostIP": status.get("hostIP", "")}.get(path, "")
+
+
+class Missing(Exception):
+    """An object a volume or env needs does not exist (yet)."""
+
+
+def volume_files(pod, vol, secrets, configmaps, token_fn):
+    """{relative path: (bytes, mode)} of one volume, None for emptyDir; raises Missing."""
+    default_mode = None
+    if "secret" in vol:
+        src = vol["secret"]
+        obj = secrets.get(src["secretName"])
+        if obj is None:
+            if src.get("optional"):
+                return {}
+            raise Missing("Secret %s" % src["secretName"])
+        data, dec = _obj_data(obj, "secret")
+        files, default_mode = _items(data, src.get("items"), dec), src.get("defaultMode")
+    elif "configMap" in vol:
+        src = vol["configMap"]
+        obj = configmaps.get(src["name"])
+        if obj is None:
+            if src.get("optional"):
+                return {}
+            raise Missing("ConfigMap %s" % src["name"])
+        data, dec = _obj_data(obj, "configmap")
+        files, default_mode = _items(data, src.get("items"), dec), src.get("defaultMode")
+    elif "projected" in vol:
+        files, default_mode = {}, vol["projected"].get("defaultMode")
+        for s in vol["projected"].get("sources") or []:
+            if "secret" in s or "configMap" in s:
+                kind = "secret" if "secret" in s else "configmap"
+                ref = s.get("secret") or s.get("configMap")
+                obj = (secrets if kind == "secret" else configmaps).get(ref["name"])
+                if obj is None:
+                    if ref.get("optional"):
+                        continue
+                    raise Missing("%s %s" % ("Secret" if kind == "secret" else "ConfigMap", ref["name"]))
+                data, dec = _obj_data(obj, kind)
+                files.update(_items(data, ref.get("items"), dec))
+            elif "serviceAccountToken" in s:
+                t = s["serviceAccountToken"]
+                files[t["path"]] = (token_fn(t.get("audience"), t.get("expirationSeconds") or 3600).encode(), None)
+            elif "downwardAPI" in s:
+                for it in s["downwardAPI"].get("items") or []:
+                    if it.get("fieldRef"):
+                        files[it["path"]] = (_field(pod, it["fieldRef"]["fieldPath"]).encode(), None)
+    elif "emptyDir" in vol:
+        return None
+    else:
+        raise Missing("volume type of %s (not supported by the fleet)" % vol.get("name"))
+    mode = default_mode if default_mode is not None else 0o644
+    return dict((p, (b, m if m is not None else mode)) for p, (b, m) in files.items())
+
+
+_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text, env):
+    """Kubernetes' $(VAR) expansion of command, args and env values ($$ escapes)."""
+    def sub(m):
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+    return _VAR.sub(sub, text)
+
+
+def container_env(pod, ctr, secrets, configmaps, base):
+    env = dict(base)
+    for e in ctr.get("env") or []:
+        if "valueFrom" not in e:
+            env[e["name"]] = expand(e.get("value", ""), env)
+            continue
+        vf = e["valueFrom"]
+        if "fieldRef" in vf:
+            env[e["name"]] = _field(pod, vf["fieldRef"]["fieldPath"])
+        elif "configMapKeyRef" in vf or "secretKeyRef" in vf:
+            ref = vf.get("configMapKeyRef") or vf.get("secretKeyRef")
+            kind = "configmap" if "configMapKeyRef" in vf else "secret"
+            obj = (configmaps if kind == "configmap" else secrets).get(ref["name"])
+            data, dec = _obj_data(obj, kind)
+            if ref["key"] not in data:
+                if ref.get("optional"):
+                    continue
+                raise Missing("%s %s key %s" % (kind, ref["name"], ref["key"]))
+            env[e["name"]] = dec(data[ref["key"]]).decode()
+    return env
+
+
+def etc_hosts(pod, ip):
+    lines = [HOSTS_HEADER, "127.0.0.1\tlocalhost\n", "::1\tlocalhost ip6-localhost ip6-loopback\n",
+             "%s\t%s\n" % (ip, pod["metadata"]["name"])]
+    aliases = pod["spec"].get("hostAliases") or []
+    if aliases:
+        lines.append("\n# Entries added by HostAliases.\n")
+        for a in aliases:
+            lines.append("%s\t%s\n" % (a["ip"], "\t".join(a.get("hostnames") or [])))
+    return "".join(lines).encode()
+
+
+# ----------------------------------------------------------------------------- one pod
+class Container(object):
+    def __init__(self, pod, spec, init=False):
+        self.pod, self.spec, self.init = pod, spec, init
+        self.name = spec["name"]
+        self.proc = None
+        self.pid = None
+        self.restarts = 0
+        self.started_at = None
+        self.next_start = 0
+        self.last_exit = None
+        self.ready = False
+        self.done = False
+        self.log = os.path.join(pod.rt.fleet_dir, "logs", "%s-%s-%s.log" % (pod.cluster["name"], pod.name, self.name))
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, secrets, configmaps):
+        pod = self.pod
+        env = container_env(pod.obj, self.spec, secrets, configmaps, pod.base_env())
+        cmd = [expand(a, env) for a in (self.spec.get("command") or [])]
+        args = [expand(a, env) for a in (self.spec.get("args") or [])]
+        argv = cmd + args
+        if not argv:
+            raise Missing("container %s has no command (image entrypoints are not known)" % self.name)
+        rootfs = pod.rootfs(self)
+        spec = {"rootfs": rootfs, "binds": pod.binds(self), "argv": argv, "env": env,
+                "workdir": self.spec.get("workingDir") or "/"}
+        spec_file = os.path.join(pod.dir, "%s.json" % self.name)
+        with open(spec_file, "w") as f:
+            json.dump(spec, f, indent=1)
+        os.makedirs(os.path.dirname(self.log), exist_ok=True)
+        with open(self.log, "ab") as out:
+            out.write(("---- %s start %s (restart %d): %s\n" % (_now(), self.name, self.restarts, " ".join(argv))).encode())
+            out.flush()
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", pod.netns.name, sys.executable, "-m", "hack.fleet.pods",
+                 "run-container", spec_file],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                cwd=pod.rt.repo)
+        self.pid = self.proc.pid
+        self.started_at = _now()
+        self.ready = False
+
+    def check_exit(self):
+        """None while running; the exit code once it exited (and records it)."""
+        if self.proc is None:
+            return None
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        self.proc = None
+        tail = _tail(self.log, 1500)
+        self.last_exit = {"exitCode": rc, "finishedAt": _now(), "startedAt": self.started_at,
+                          "reason": "Completed" if rc == 0 else "Error", "message": tail[-1000:]}
+        return rc
+
+    def stop(self, timeout=5):
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait(5)
+        self.proc = None
+
+
+class Pod(object):
+    def __init__(self, rt, cluster, obj, ip):
+        self.rt, self.cluster, self.obj = rt, cluster, obj
+        self.name = obj["metadata"]["name"]
+        self.uid = obj["metadata"]["uid"]
+        self.key = "%s/%s" % (cluster["name"], self.name)
+        self.dir = os.path.join(rt.fleet_dir, "pods", cluster["name"], self.name)
+        self.netns = Netns(rt.tag, self.key + self.uid, ip)
+        self.ip = ip
+        self.inits = [Container(self, c, init=True) for c in obj["spec"].get("initContainers") or []]
+        self.containers = [Container(self, c) for c in obj["spec"].get("containers") or []]
+        self.phase = "Pending"
+        self.waiting = None
+        self.created = False
+        self.start_time = None
+        self.tokens = {}
+        self.status_sent = None
+        self.stopped = False
+
+    # files -------------------------------------------------------------
+    def base_env(self):
+        host, port = kubernetes_vip(self.cluster)
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "HOSTNAME": self.name, "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": str(port),
+               "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+               "KUBERNETES_PORT": "tcp://%s:%d" % (host, port)}
+        env.update(self.rt.image_env)
+        return env
+
+    def token(self, audience, seconds):
+        key = (audience, seconds)
+        tok, exp = self.tokens.get(key, (None, 0))
+        if tok is None or time.time() > exp - seconds * 0.2:
+            sa = self.obj["spec"].get("serviceAccountName") or "default"
+            body = {"spec": {"audiences": [audience] if audience else None, "expirationSeconds": max(600, seconds),
+                             "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": self.name, "uid": self.uid}}}
+            r = self.rt.api(self.cluster).create_namespaced_service_account_token(sa, NS, body)
+            tok, exp = r.status.token, time.time() + max(600, seconds)
+            self.tokens[key] = (tok, exp)
+        return tok
+
+    def sync_volumes(self, secrets, configmaps):
+        """Write every volume's files; True when something changed."""
+        changed = False
+        for vol in self.obj["spec"].get("volumes") or []:
+            d = os.path.join(self.dir, "volumes", vol["name"])
+            files = volume_files(self.obj, vol, secrets, configmaps, self.token)
+            os.makedirs(d, exist_ok=True)
+            if files is not None and write_volume(d, files):
+                changed = True
+        return changed
+
+    def rootfs(self, ctr):
+        root = os.path.join(self.dir, "rootfs", ctr.name)
+        for d in ("proc", "dev", "tmp", "etc", "var/run/cilium"):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+        os.chmod(os.path.join(root, "tmp"), 0o1777)
+        for path in self.rt.image_binaries:
+            target = os.path.join(root, path.lstrip("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.exists(target):
+                open(target, "w").close()
+        for dirpath, _, names in os.walk(self.rt.image_files):
+            for n in names:
+                src = os.path.join(dirpath, n)
+                dst = os.path.join(root, os.path.relpath(src, self.rt.image_files))
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(src, dst)
+        _write_atomic(os.path.join(root, "etc/hosts"), etc_hosts(self.obj, self.ip))
+        _write_atomic(os.path.join(root, "etc/nsswitch.conf"), b"hosts: files dns\n")
+        _write_atomic(os.path.join(root, "etc/resolv.conf"), b"nameserver 127.0.0.1\noptions ndots:5\n")
+        for m in ctr.spec.get("volumeMounts") or []:
+            os.makedirs(os.path.join(root, m["mountPath"].lstrip("/")), exist_ok=True)
+        return root
+
+    def binds(self, ctr):
+        out = [[src, path] for path, src in self.rt.image_binaries.items()]
+        for m in ctr.spec.get("volumeMounts") or []:
+            src = os.path.join(self.dir, "volumes", m["name"])
+            if m.get("subPath"):
+                src = os.path.join(src, m["subPath"])
+            out.append([src, m["mountPath"]])
+        return out
+
+    # lifecycle ---------------------------------------------------------
+    def create(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.netns.create()
+        self.created = True
+        self.start_time = _now()
+        log("%s: network namespace %s, pod IP %s" % (self.key, self.netns.name, self.ip))
+
+    def step(self, secrets, configmaps):
+        """Advance the pod: volumes, init containers in order, containers (restart with back-off)."""
+        if not self.created:
+            self.create()
+        try:
+            self.sync_volumes(secrets, configmaps)
+            self.waiting = None
+        except Missing as e:
+            self.waiting = "waiting for %s" % e
+            return
+        now = time.time()
+        for c in self.inits:
+            if c.done:
+                continue
+            if c.proc is None and now >= c.next_start:
+                c.start(secrets, configmaps)
+                log("%s: init container %s started (pid %d)" % (self.key, c.name, c.pid))
+                return
+            rc = c.check_exit()
+            if rc is None:
+                return
+            if rc == 0:
+                c.done = True
+                log("%s: init container %s completed" % (self.key, c.name))
+                continue
+            c.restarts += 1
+            c.next_start = now + min(60, 2 ** min(c.restarts, 6))
+            log("%s: init container %s FAILED (exit %d); last lines:\n%s" % (
+                self.key, c.name, rc, _indent(c.last_exit["message"])))
+            return
+        self.phase = "Running"
+        for c in self.containers:
+            rc = c.check_exit()
+            if rc is not None:
+                c.restarts += 1
+                c.next_start = now + min(60, 2 ** min(c.restarts, 6))
+                log("%s: container %s exited %d (restart %d in %ds); last lines:\n%s" % (
+                    self.key, c.name, rc, c.restarts, c.next_start - now, _indent(c.last_exit["message"])))
+            if c.proc is None and now >= c.next_start:
+                c.start(secrets, configmaps)
+                log("%s: container %s started (pid %d)" % (self.key, c.name, c.pid))
+
+    def probe(self):
+        for c in self.containers:
+            if not c.running():
+                c.ready = False
+                continue
+            probe = c.spec.get("readinessProbe")
+            if not probe or "httpGet" not in probe:
+                c.ready = True
+                continue
+            get = probe["httpGet"]
+            port = get.get("port")
+            if not str(port).isdigit():
+                port = [p["containerPort"] for p in c.spec.get("ports") or [] if p.get("name") == port]
+                port = port[0] if port else 0
+            url = "%s://%s:%s%s" % (get.get("scheme", "HTTP").lower(), self.ip, port, get.get("path", "/"))
+            try:
+                with urllib.request.urlopen(url, timeout=probe.get("timeoutSeconds") or 1) as r:
+                    c.ready = 200 <= r.status < 400
+            except Exception:  # noqa: BLE001 - any failure is "not ready"
+                c.ready = False
+
+    def ready(self):
+        return self.phase == "Running" and all(c.ready for c in self.containers)
+
+    def status(self):
+        image = lambda c: c.spec.get("image", "")  # noqa: E731
+
+        def cstatus(c):
+            st = {"name": c.name, "image": image(c), "imageID": "", "restartCount": c.restarts,
+                  "ready": bool(c.ready) if not c.init else c.done, "started": c.running()}
+            if c.running():
+                st["state"] = {"running": {"startedAt": c.started_at}}
+            elif c.init and c.done:
+                st["state"] = {"terminated": c.last_exit}
+            else:
+                st["state"] = {"waiting": {"reason": "CrashLoopBackOff" if c.restarts else "PodInitializing"}}
+            if c.last_exit and not (c.init and c.done):
+                st["lastState"] = {"terminated": c.last_exit}
+            return st
+        ready = self.ready()
+        initialized = all(c.done for c in self.inits)
+        cond = lambda t, ok: {"type": t, "status": "True" if ok else "False"}  # noqa: E731
+        node_ip = self.rt.node_ip(self.cluster, self.obj["spec"].get("nodeName"))
+        st = {"phase": self.phase, "podIP": self.ip, "podIPs": [{"ip": self.ip}], "startTime": self.start_time,
+              "conditions": [cond("PodScheduled", True), cond("Initialized", initialized),
+                             cond("ContainersReady", ready), cond("Ready", ready)],
+              "initContainerStatuses": [cstatus(c) for c in self.inits],
+              "containerStatuses": [cstatus(c) for c in self.containers]}
+        if node_ip:
+            st["hostIP"], st["hostIPs"] = node_ip, [{"ip": node_ip}]
+        if self.waiting:
+            st["message"] = self.waiting
+        return st
+
+    def stop(self):
+        self.stopped = True
+        for c in reversed(self.containers + self.inits):
+            c.stop()
+        if self.created:
+            self.netns.delete()
+        # the mounts lived in the containers' own mount namespaces, gone with their processes
+        shutil.rmtree(self.dir, ignore_errors=True)
+        log("%s: stopped" % self.key)
+
+    def describe(self):
+        return {"cluster": self.cluster["name"], "name": self.name, "uid": self.uid, "ip": self.ip,
+                "netns": self.netns.name, "veth": self.netns.host_if, "phase": self.phase,
+                "ready": self.ready(), "waiting": self.waiting,
+                "containers": dict((c.name, {"pid": c.pid if c.running() else None, "log": c.log,
+                                             "restarts": c.restarts, "ready": c.ready, "init": c.init,
+                                             "last_exit": c.last_exit})
+                                   for c in self.inits + self.containers)}
+
+
+def _indent(text):
+    return "\n".join("      " + ln for ln in text.splitlines()[-15:])
+
+
+# ----------------------------------------------------------------------------- the runtime
+class Runtime(object):
+    def __init__(self, state, fleet_dir, repo):
+        self.state, self.fleet_dir, self.repo = state, fleet_dir, repo
+        self.tag = fleet_tag(fleet_dir)
+        self.clusters = state["clusters"]
+        bins = state["binaries"]
+        self.image_binaries = {"/usr/bin/clustermesh-apiserver": bins["clustermesh-apiserver"],
+                               "/usr/bin/etcd": bins["etcd"]}
+        self.image_files = os.path.join(state["cilium_dir"], "image")
+        # the clustermesh-apiserver image's ENV (images/clustermesh-apiserver/Dockerfile)
+        self.image_env = {"GOPS_CONFIG_DIR": "/tmp/gops"}
+        self.pods = {}
+        self.proxy = Proxy()
+        self._apis = {}
+        self.nodes = {}
+        self.errors = {}
+        self.stopping = False
+
+    def api(self, cluster):
+        if cluster["name"] not in self._apis:
+            from kubernetes import client, config  # noqa: PLC0415
+            kc = os.path.join(cluster["dir"], "kubeconfig-fleet-kwok")
+            self._apis[cluster["name"]] = client.CoreV1Api(config.new_client_from_config(config_file=kc))
+        return self._apis[cluster["name"]]
+
+    def node_ip(self, cluster, node_name):
+        for n in self.nodes.get(cluster["name"], []):
+            if n["metadata"]["name"] == node_name:
+                for a in (n.get("status") or {}).get("addresses") or []:
+                    if a["type"] == "InternalIP":
+                        return a["address"]
+        return None
+
+    def _pod_ip(self, cluster, node_name):
+        idx = [n["metadata"]["name"] for n in self.nodes.get(cluster["name"], [])]
+        node = sorted(idx).index(node_name) if node_name in idx else 0
+        used = set(p.ip for p in self.pods.values())
+        for k in range(200, 250):
+            ip = "10.%d.%d.%d" % (cluster["index"], node, k)
+            if ip not in used:
+                return ip
+        raise OSError("no free pod IP on %s" % node_name)
+
+    def sync_cluster(self, cluster, desired):
+        api = self.api(cluster)
+        ser = api.api_client.sanitize_for_serialization
+        name = cluster["name"]
+        self.nodes[name] = [ser(n) for n in api.list_node(_request_timeout=5).items]
+        pods = [ser(p) for p in api.list_namespaced_pod(
+            NS, label_selector="%s=%s" % REAL_LABEL, _request_timeout=5).items]
+        secrets = dict((s["metadata"]["name"], s) for s in
+                       (ser(x) for x in api.list_namespaced_secret(NS, _request_timeout=5).items))
+        configmaps = dict((s["metadata"]["name"], s) for s in
+                          (ser(x) for x in api.list_namespaced_config_map(NS, _request_timeout=5).items))
+        live = {}
+        for p in pods:
+            if p["metadata"].get("deletionTimestamp") or not p["spec"].get("nodeName"):
+                continue
+            live[p["metadata"]["uid"]] = p
+        for uid, pod in list(self.pods.items()):
+            if pod.cluster["name"] == name and uid not in live:
+                pod.stop()
+                del self.pods[uid]
+        for uid, p in live.items():
+            pod = self.pods.get(uid)
+            if pod is None:
+                pod = self.pods[uid] = Pod(self, cluster, p, self._pod_ip(cluster, p["spec"]["nodeName"]))
+            pod.obj = p
+            try:
+                pod.step(secrets, configmaps)
+            except Missing as e:
+                pod.waiting = "waiting for %s" % e
+            pod.probe()
+            st = pod.status()
+            if st != pod.status_sent:
+                api.patch_namespaced_pod_status(pod.name, NS, {"status": st}, _request_timeout=5)
+                if (pod.status_sent or {}).get("conditions") != st["conditions"]:
+                    log("%s: %s, Ready=%s" % (pod.key, st["phase"], pod.ready()))
+                pod.status_sent = st
+        # Services selecting a real pod: LB ingress IP:port and node IP:nodePort -> Ready pods
+        for svc in (ser(s) for s in api.list_namespaced_service(NS, _request_timeout=5).items):
+            sel = svc["spec"].get("selector") or {}
+            if not sel:
+                continue
+            backends_pods = [pod for pod in self.pods.values() if pod.cluster["name"] == name and pod.ready()
+                             and all((pod.obj["metadata"].get("labels") or {}).get(k) == v for k, v in sel.items())]
+            if not backends_pods:
+                continue
+            ingress = [i.get("ip") for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+                       if i.get("ip")]
+            node_ips = [self.node_ip(cluster, n["metadata"]["name"]) for n in self.nodes[name]]
+            for port in svc["spec"].get("ports") or []:
+                if port.get("protocol", "TCP") != "TCP":
+                    continue
+                backends = [(pod.ip, _target_port(pod, port)) for pod in backends_pods]
+                backends = [b for b in backends if b[1]]
+                if not backends:
+                    continue
+                if svc["spec"].get("type") == "LoadBalancer":
+                    for ip in ingress:
+                        desired[(ip, int(port["port"]))] = backends
+                if svc["spec"].get("type") in ("NodePort", "LoadBalancer") and port.get("nodePort"):
+                    for ip in node_ips:
+                        if ip:
+                            desired[(ip, int(port["nodePort"]))] = backends
+        desired[kubernetes_vip(cluster)] = [("127.0.0.1", cluster["ports"]["apiserver"])]
+
+    def save(self):
+        data = dict((p.key, p.describe()) for p in self.pods.values())
+        tmp = pods_file(self.fleet_dir) + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, pods_file(self.fleet_dir))
+
+    def run(self, interval=1.0):
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        log("pod runtime for %d clusters (fleet tag %s): real pods are those labelled %s=%s in %s" % (
+            len(self.clusters), self.tag, REAL_LABEL[0], REAL_LABEL[1], NS))
+        while not self.stopping:
+            desired = {}
+            for c in self.clusters:
+                try:
+                    self.sync_cluster(c, desired)
+                    if self.errors.pop(c["name"], None):
+                        log("%s: reachable again" % c["name"])
+                except Exception as e:  # noqa: BLE001 - a stopped API server must not stop the loop
+                    msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+                    if self.errors.get(c["name"]) != msg:
+                        log("%s: %s: %s" % (c["name"], type(e).__name__, msg))
+                    self.errors[c["name"]] = msg
+                    # keep the listeners of a cluster whose API server cannot be read
+                    for key, lst in self.proxy.listeners.items():
+                        if any(p.ip == b[0] for p in self.pods.values() if p.cluster["name"] == c["name"]
+                               for b in lst.backends) or key == kubernetes_vip(c):
+                            desired.setdefault(key, lst.backends)
+            self.proxy.reconcile(desired)
+            self.save()
+            time.sleep(interval)
+        log("stopping %d pods" % len(self.pods))
+        for pod in list(self.pods.values()):
+            pod.stop()
+        self.pods = {}
+        self.save()
+        self.proxy.close()
+
+
+def _target_port(pod, port):
+    tp = port.get("targetPort", port["port"])
+    if str(tp).isdigit():
+        return int(tp)
+    for c in pod.obj["spec"].get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("name") == tp:
+                return int(p["containerPort"])
+    return None
+
+
+def stop_leftovers(fleet_dir):
+    """Kill container processes a dead runtime left behind and delete this fleet's namespaces."""
+    killed = 0
+    for pod in load_pods(fleet_dir).values():
+        for c in pod.get("containers", {}).values():
+            pid = c.get("pid")
+            if pid and _pid_alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                    killed += 1
+                except OSError:
+                    pass
+    return killed, cleanup_namespaces(fleet_dir)
+
+
+# ----------------------------------------------------------------------------- in the pod
+def run_container(spec_file):
+    """Inside the pod's network namespace (ip netns exec): a private mount namespace, the
+    container's mounts under its root, chroot, exec the container's command."""
+    with open(spec_file) as f:
+        spec = json.load(f)
+    root = spec["rootfs"]
+    _run("mount", "--make-rprivate", "/")
+    for src, dst in spec["binds"]:
+        _run("mount", "--bind", src, os.path.join(root, dst.lstrip("/")))
+    _run("mount", "--rbind", "/dev", os.path.join(root, "dev"))
+    _run("mount", "-t", "proc", "proc", os.path.join(root, "proc"))
+    os.chroot(root)
+    os.chdir(spec["workdir"])
+    os.execve(spec["argv"][0], spec["argv"], spec["env"])
+
+
+def exec_in_container(container, argv):
+    """``kubectl exec`` into a real container, as a container runtime does: enter the mount and
+    network namespaces and the root of the container's process and run ``argv`` there.
+
+    kwok's exec (the fleet's kubelet API) runs on this host with MESHOPS_FLEET_CLUSTER naming the
+    cluster and MESHOPS_FLEET_CONTAINER the container, but passes no pod name: the cluster's one
+    real pod with that container running is entered; with several, the exec is refused."""
+    cluster = os.environ.get("MESHOPS_FLEET_CLUSTER")
+    state = os.environ.get("MESHOPS_FLEET_STATE", "")
+    pods = load_pods(os.path.dirname(state))
+    pids = [(key, p["containers"][container]["pid"]) for key, p in sorted(pods.items())
+            if p["cluster"] == cluster and (p["containers"].get(container) or {}).get("pid")]
+    if not pids:
+        sys.stderr.write("container %s is not running in any real pod of %s\n" % (container, cluster))
+        return 126
+    if len(pids) > 1:
+        sys.stderr.write("the fleet's exec cannot tell which pod is meant: %s run %s (kwok passes no "
+                         "pod name)\n" % (", ".join(k for k, _ in pids), container))
+        return 126
+    pid = str(pids[0][1])
+    os.execvp("nsenter", ["nsenter", "-t", pid, "-m", "-n", "-r", "-w"] + argv)
+    return 127
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "run-container":
+        run_container(sys.argv[2])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "exec":
+        sys.exit(exec_in_container(sys.argv[2], sys.argv[3:]))
+    else:
+        sys.exit("usage: python -m hack.fleet.pods run-container SPEC.json | exec CONTAINER ARGV...")

@@ -1,0 +1,181 @@
+"""Cilium judges the mesh our playbooks build.
+
+The fleet runs the pods of every clustermesh-apiserver Deployment for real (Cilium 1.20.2's
+etcdinit, etcd, clustermesh and kvstoremesh; hack/fleet/pods.py). After site.yml on three
+clusters, the REAL KVStoreMesh of each cluster (its own `kvstoremesh-dbg status -o json`, read
+by `kubectl exec` into container kvstoremesh) must report every peer connected and synced with
+the cluster ID of the inventory: first on chart 1.19, then after the upgrade to 1.20. On that
+mesh, faults that only Cilium can judge must reach clustermesh_status with Cilium's own verdict
+(a stopped peer: test_status.py, on the same mesh).
+"""
+import base64
+import json
+import os
+import sys
+
+import pytest
+
+from conftest import REPO, Playbook, uninstall_cilium, wait_for
+
+NS = "kube-system"
+HOSTS = ["mesh-1", "mesh-2", "mesh-3"]
+KVSTOREMESH_STATUS = ["-n", NS, "exec", "deploy/clustermesh-apiserver", "-c", "kvstoremesh", "--",
+                      "clustermesh-apiserver", "kvstoremesh-dbg", "status", "-o", "json"]
+
+
+@pytest.fixture(scope="module")
+def clusters(fleet):
+    cs = [c for c in fleet.clusters if c.name in HOSTS]
+    if len(cs) < 3:
+        pytest.fail("needs 3 fleet clusters")
+    uninstall_cilium(cs)
+    return dict((c.name, c) for c in cs)
+
+
+def real_kvstoremesh(c):
+    """{peer: entry} from the cluster's real KVStoreMesh, or None when it cannot be read yet."""
+    proc = c.kubectl(*KVSTOREMESH_STATUS, check=False, timeout=60)
+    if proc.returncode != 0:
+        return None
+    return dict((e["name"], e) for e in json.loads(proc.stdout))
+
+
+def inventory_ids():
+    # write_inventory gives each host the number in its name as cilium_cluster_id
+    return dict((h, int(h.rsplit("-", maxsplit=1)[-1])) for h in HOSTS)
+
+
+def assert_every_peer_ready(clusters, timeout=180):
+    ids = inventory_ids()
+    for name, c in sorted(clusters.items()):
+        peers = sorted(h for h in HOSTS if h != name)
+        seen = {}
+
+        def ready():
+            seen["status"] = real_kvstoremesh(c)
+            st = seen["status"] or {}
+            return sorted(st) == peers and all(st[p].get("ready") for p in peers)
+        try:
+            wait_for(ready, timeout, "the real KVStoreMesh of %s to report %s ready" % (name, peers), interval=3)
+        except AssertionError:
+            raise AssertionError("%s: real KVStoreMesh status: %s" % (name, json.dumps(seen["status"], indent=1)))
+        for p in peers:
+            e = seen["status"][p]
+            assert e["connected"] is True, e
+            assert e["config"]["cluster-id"] == ids[p], e
+            assert e["config"].get("required") and e["config"].get("retrieved"), e
+            synced = e.get("synced") or {}
+            assert {"nodes", "services", "identities", "endpoints"} <= set(synced), e
+            assert all(synced.values()), e
+
+
+@pytest.mark.parametrize("minor", ["1.19", "1.20"])
+def test_real_kvstoremesh_reports_every_peer_connected_and_synced(
+        fleet, collections_path, tmp_path, clusters, run_module, minor):
+    version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
+    Playbook(fleet, collections_path, tmp_path)("site.yml", HOSTS, "-e", "cilium_chart_version=%s" % version)
+    for c in clusters.values():
+        rel = json.loads(c.helm("list", "-n", NS, "-o", "json").stdout)
+        assert rel[0]["chart"] == "cilium-%s" % version
+    assert_every_peer_ready(clusters)
+    # clustermesh_status reads the same real answer, and says the agents' is simulated
+    r = run_module("clustermesh_status", clusters["mesh-1"], agent_status="require")
+    assert r["ready"] is True, r["not_ready"]
+    assert "kvstoremesh" not in r["simulated"] and r["simulated"]["agents"]
+    k = r["kvstoremesh"]["peers"]
+    assert sorted(k) == ["mesh-2", "mesh-3"] and all(p["ok"] for p in k.values()), k
+
+
+def _status_until(run_module, c, peer, predicate, what, timeout=120):
+    seen = {}
+
+    def check():
+        r = run_module("clustermesh_status", c, agent_status="require")
+        seen["r"] = r
+        p = ((r.get("kvstoremesh") or {}).get("peers") or {}).get(peer)
+        return p is not None and predicate(p, " ".join(p["problems"].values()))
+    try:
+        wait_for(check, timeout, what, interval=2)
+    except AssertionError:
+        raise AssertionError("%s; last status: %s" % (what, json.dumps(seen.get("r", {}).get("kvstoremesh"))[:3000]))
+    return seen["r"]
+
+
+def _restored(run_module, c):
+    r = run_module("clustermesh_status", c, agent_status="require", wait=True, wait_timeout=180, wait_interval=3)
+    assert r["_rc"] == 0 and r["ready"] is True, r.get("msg")
+
+
+def _b64(data):
+    return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
+
+
+def _restart_apiserver_pod(c):
+    c.kubectl("-n", NS, "delete", "pod", "-l", "k8s-app=clustermesh-apiserver", "--wait=false")
+
+
+def test_a_peer_entry_at_a_wrong_port_never_connects(clusters, run_module):
+    """mesh-1's entry for mesh-3 (Secret cilium-kvstoremesh) changed behind our back to a port
+    where nothing listens: the real KVStoreMesh never establishes that connection. (Cilium keeps
+    the dial error to itself while a first connection is pending: its status says "Waiting for
+    initial connection to be established" for up to 15 minutes, remote_cluster.go.)"""
+    c1 = clusters["mesh-1"]
+    core = c1.core()
+    original = core.read_namespaced_secret("cilium-kvstoremesh", NS).data["mesh-3"]
+    text = base64.b64decode(original).decode()
+    assert ":2379" in text, text
+    bad = base64.b64encode(text.replace(":2379", ":2399").encode()).decode()
+    core.patch_namespaced_secret("cilium-kvstoremesh", NS, {"data": {"mesh-3": bad}})
+    try:
+        r = _status_until(run_module, c1, "mesh-3", lambda p, why: p["ready"] == 0 and p["connected"] == 0,
+                          "mesh-1's KVStoreMesh to drop mesh-3 at port 2399")
+        why = " ".join(r["kvstoremesh"]["peers"]["mesh-3"]["problems"].values())
+        assert "Waiting for initial connection to be established" in why, why
+        assert r["kvstoremesh"]["peers"]["mesh-2"]["ok"] is True
+        assert "peer mesh-3 not ready on KVStoreMesh" in " ".join(r["not_ready"])
+        # the same verdict straight from kvstoremesh-dbg (false fields are omitted in its JSON)
+        st = real_kvstoremesh(c1)
+        assert not st["mesh-3"].get("connected") and not st["mesh-3"].get("ready"), st["mesh-3"]
+    finally:
+        core.patch_namespaced_secret("cilium-kvstoremesh", NS, {"data": {"mesh-3": original}})
+    _restored(run_module, c1)
+
+
+def test_a_peer_ca_replaced_behind_our_back_is_never_trusted(clusters, run_module):
+    """mesh-3's clustermesh-apiserver serves a certificate of a new CA (someone regenerated it
+    outside the playbooks) and trusts only that CA: mesh-1's KVStoreMesh, with the mesh's CA,
+    never gets a TLS session with it again."""
+    sys.path.insert(0, REPO)
+    from hack.fleet import pki  # noqa: PLC0415 - the fleet's own certificate helper
+
+    c1, c3 = clusters["mesh-1"], clusters["mesh-3"]
+    core = c3.core()
+    original = core.read_namespaced_secret("clustermesh-apiserver-server-cert", NS).data
+    ca_pem, _key_pem, ca, ca_key = pki.make_ca("someone-else's CA")
+    crt, key = pki.issue(ca, ca_key, "clustermesh-apiserver.cilium.io", server_names=[
+        "clustermesh-apiserver.cilium.io", "*.mesh.cilium.io", "clustermesh-apiserver.kube-system.svc",
+        "127.0.0.1", "localhost"])
+    core.patch_namespaced_secret("clustermesh-apiserver-server-cert", NS, {"data": {
+        "ca.crt": _b64(ca_pem), "tls.crt": _b64(crt), "tls.key": _b64(key)}})
+    _restart_apiserver_pod(c3)
+    try:
+        r = _status_until(run_module, c1, "mesh-3", lambda p, why: p["ready"] == 0 and p["connected"] == 0,
+                          "mesh-1's KVStoreMesh to lose mesh-3 behind a foreign CA", timeout=300)
+        why = " ".join(r["kvstoremesh"]["peers"]["mesh-3"]["problems"].values())
+        assert "Waiting for initial connection to be established" in why, why
+        assert r["kvstoremesh"]["peers"]["mesh-2"]["ok"] is True
+    finally:
+        core.patch_namespaced_secret("clustermesh-apiserver-server-cert", NS, {"data": original})
+        _restart_apiserver_pod(c3)
+    _restored(run_module, c1)
+
+
+def test_the_agent_standin_refuses_kvstoremesh_status(fleet):
+    """KVStoreMesh is never simulated: asked for it, the stand-in fails."""
+    import subprocess  # noqa: PLC0415
+
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "hack", "fleet", "agent_standin.py"), "kvstoremesh",
+                           "kvstoremesh-dbg", "status", "-o", "json"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert "not simulated" in proc.stderr
