@@ -9,9 +9,9 @@ for every cluster:
   bound to a (kwok) node, it creates
   - a network namespace of its own (`ip netns`, named `meshops-<fleet tag>-<pod hash>`) whose
     only links are `lo` (127.0.0.1 only) and one end of a veth pair, with a pod IP from its
-    node's pod CIDR (10.<cluster>.<node>.200+). The host end carries `route_localnet` so that
-    the pod reaches the host's loopback addresses (the fleet's node IPs 127.0.N.11-13, LB IPs
-    127.0.N.200+) by ordinary routing: a peer dialled at a wrong port is refused by the kernel,
+    node's pod CIDR (.200+ in the node's /24). The host end carries `route_localnet` so that
+    the pod reaches the host's loopback addresses (the fleet's node IPs 127.k.N.11-13, LB IPs
+    127.k.N.200+; k is the fleet's number, from its port base) by ordinary routing: a peer dialled at a wrong port is refused by the kernel,
     as it would be on a real network;
   - per container, a private mount namespace and root directory (`rootfs/<container>`): the
     image's files (`/usr/bin/clustermesh-apiserver` = our Cilium build, `/usr/bin/etcd` = our
@@ -33,7 +33,7 @@ for every cluster:
 * services: a user-space proxy (what kube-proxy does for a cloud LB and NodePorts) listens on
   every LoadBalancer ingress IP:port and every node IP:nodePort of a Service selecting a real
   pod and forwards to the Ready pods' IP:targetPort. With no Ready pod it does not listen, so
-  a client is refused. The `kubernetes` Service is reached at 127.0.N.1:<API server port>.
+  a client is refused. The `kubernetes` Service is reached at 127.k.N.1:<API server port>.
 
 `hack.fleet down` stops the runtime, which stops its pods; anything left (pods.json) is killed
 and the namespaces and veths of this fleet are deleted.
@@ -79,7 +79,7 @@ def load_pods(fleet_dir):
 
 def kubernetes_vip(cluster):
     """Where pods reach their cluster's API server (the `kubernetes` Service)."""
-    return "127.0.%d.1" % cluster["index"], cluster["ports"]["apiserver"]
+    return cluster["network"]["kubernetes_vip"], cluster["ports"]["apiserver"]
 
 
 def _run(*argv, check=True):
@@ -791,7 +791,7 @@ class Runtime(object):
         node = sorted(idx).index(node_name) if node_name in idx else 0
         used = set(p.ip for p in self.pods.values())
         for k in range(200, 250):
-            ip = "10.%d.%d.%d" % (cluster["index"], node, k)
+            ip = "%s.%d" % (cluster["network"]["node_cidrs"][node].rsplit(".", 1)[0], k)
             if ip not in used:
                 return ip
         raise OSError("no free pod IP on %s" % node_name)

@@ -22,6 +22,10 @@ FLEET_DIR = os.environ.get("MESHOPS_FLEET_DIR", os.path.join(build.REPO, ".fleet
 STATE = os.path.join(FLEET_DIR, "state.json")
 PORT_BASE = int(os.environ.get("MESHOPS_FLEET_PORT_BASE", "21000"))
 NODES_PER_CLUSTER = 3
+# Each port base (one per fleet) gets its own addresses, so that two fleets can run real pods side
+# by side: loopback 127.<k>.<cluster>.x and pod CIDRs 10.<16k + cluster>.0.0/16, k = 0 for 21000.
+FLEET_NUMBER = ((PORT_BASE - 21000) // 1000) % 6
+MAX_CLUSTERS = 15
 AUTOMATION_USER = "meshops-automation"
 
 AUDIT_POLICY = """\
@@ -53,15 +57,20 @@ def cluster_ports(i):
 
 
 def cluster_network(i):
-    """Distinct, realistic addressing per cluster (pod CIDR /16 split in /24 per node)."""
+    """Distinct, realistic addressing per cluster (pod CIDR /16 split in /24 per node), distinct
+    per fleet too (FLEET_NUMBER)."""
+    if not 1 <= i <= MAX_CLUSTERS:
+        raise ValueError("a fleet has 1 to %d clusters, not cluster %d" % (MAX_CLUSTERS, i))
+    pod = 16 * FLEET_NUMBER + i
     return dict(
-        pod_cidr="10.%d.0.0/16" % (i,),
+        pod_cidr="10.%d.0.0/16" % (pod,),
         service_cidr="10.%d.0.0/16" % (100 + i,),
-        node_cidrs=["10.%d.%d.0/24" % (i, n) for n in range(NODES_PER_CLUSTER)],
-        # Node InternalIPs sit on loopback (127.0.<i>.<n>) so nothing the fleet or the
+        node_cidrs=["10.%d.%d.0/24" % (pod, n) for n in range(NODES_PER_CLUSTER)],
+        # Node InternalIPs sit on loopback (127.<k>.<i>.<n>) so nothing the fleet or the
         # API server does can send traffic off this machine.
-        node_ips=["127.0.%d.%d" % (i, 11 + n) for n in range(NODES_PER_CLUSTER)],
-        lb_pool=["127.0.%d.%d" % (i, 200 + k) for k in range(50)],
+        node_ips=["127.%d.%d.%d" % (FLEET_NUMBER, i, 11 + n) for n in range(NODES_PER_CLUSTER)],
+        lb_pool=["127.%d.%d.%d" % (FLEET_NUMBER, i, 200 + k) for k in range(50)],
+        kubernetes_vip="127.%d.%d.1" % (FLEET_NUMBER, i),
     )
 
 
@@ -228,9 +237,9 @@ def _prepare_cluster(i, ca_cert_ca_key=None):
     net = cluster_network(i)
     server = "https://127.0.0.1:%d" % ports["apiserver"]
     ca_pem, ca_key_pem, ca, ca_key = pki.make_ca("%s-ca" % name)
-    # real pods reach the API server as the `kubernetes` Service at 127.0.<i>.1 (hack/fleet/pods.py)
+    # real pods reach the API server as the `kubernetes` Service at 127.<k>.<i>.1 (hack/fleet/pods.py)
     srv_pem, srv_key = pki.issue(ca, ca_key, "kube-apiserver",
-                                 server_names=["127.0.0.1", pods.kubernetes_vip({"index": i, "ports": ports})[0],
+                                 server_names=["127.0.0.1", net["kubernetes_vip"],
                                                "localhost", "kubernetes",
                                                "kubernetes.default", "kubernetes.default.svc"])
     adm_pem, adm_key = pki.issue(ca, ca_key, "fleet-admin", org="system:masters", client=True)

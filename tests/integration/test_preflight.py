@@ -18,10 +18,13 @@ import sys
 import pytest
 
 from conftest import REPO, ansible_env
+from hack.fleet.runner import cluster_network
 
 NS = "kube-system"
 NEW = "1.19.2"
 OLD = "1.17.14"
+# the fleet's addressing (it depends on the port base)
+M3_NODE_CIDR = cluster_network(3)["node_cidrs"][1]
 EXTRA_NODE = "preflight-extra"
 
 # scenario -> (playbook, extra ansible-playbook args, group vars, host vars per host)
@@ -109,7 +112,7 @@ BAD_INPUTS = [
     ("states", "mesh-3", "cilium_pod_cidrs", "(installed clusterPoolIPv4PodCIDRList) overlaps", "distinct pod CIDRs",
      "error"),
     ("states", "mesh-4", "cilium_release_name", "no Helm release 'cilium'", "cilium_release_name", "error"),
-    ("states", "mesh-4", "cilium_pod_cidrs", "10.3.1.0/24 (node podCIDRs) overlaps", "distinct pod CIDRs", "error"),
+    ("states", "mesh-4", "cilium_pod_cidrs", "%s (node podCIDRs) overlaps" % M3_NODE_CIDR, "distinct pod CIDRs", "error"),
 ]
 
 
@@ -172,7 +175,7 @@ def _prepare_states(fleet):
         (m2, NEW, ["cluster.name=mesh-2", "cluster.id=7", "clustermesh.maxConnectedClusters=511"]),
         # another name, and a cluster-pool overlapping mesh-1's pod CIDRs
         (m3, NEW, ["cluster.name=other", "cluster.id=3", "ipam.mode=cluster-pool",
-                   "ipam.operator.clusterPoolIPv4PodCIDRList={10.1.0.0/16}"]),
+                   "ipam.operator.clusterPoolIPv4PodCIDRList={%s}" % cluster_network(1)["pod_cidr"]]),
     ]
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda j: _helm_install(fleet, j[0], j[1], *j[2]), jobs))
@@ -181,7 +184,7 @@ def _prepare_states(fleet):
                "--from-literal=cluster-id=4")
     m4.core().create_node({"apiVersion": "v1", "kind": "Node",
                            "metadata": {"name": EXTRA_NODE},
-                           "spec": {"podCIDR": "10.3.1.0/24", "podCIDRs": ["10.3.1.0/24"],
+                           "spec": {"podCIDR": M3_NODE_CIDR, "podCIDRs": [M3_NODE_CIDR],
                                     "unschedulable": True}})
 
 
