@@ -13,6 +13,12 @@ from ansible_collections.meshops.cilium.plugins.module_utils import cluster as c
 from ansible_collections.meshops.cilium.plugins.module_utils import info, status  # noqa: E402
 
 
+def _why(peer):
+    """Cilium's cause (kvstoremesh-dbg troubleshoot) when it gave one, else the status text."""
+    causes = [c for cs in (peer.get("causes") or {}).values() for c in cs]
+    return (causes[0] if causes else " ".join(peer["problems"].values()))[:90]
+
+
 def main(kubeconfig, count):
     rows = [("cluster", "id", "chart", "apiserver", "endpoint", "CA (sha256)", "peers configured",
              "expected peers (Secret)", "KVStoreMesh verdict per peer (Cilium's own)", "agent status")]
@@ -30,8 +36,8 @@ def main(kubeconfig, count):
         elif not kvsm.get("available"):
             verdict = "not readable: " + "; ".join(sorted(set((kvsm.get("unavailable") or {}).values())))[:60]
         else:
-            verdict = " ".join("%s:%s" % (name, "ready" if p["ok"] else "NOT ready (%s)" % " ".join(
-                p["problems"].values())[:60]) for name, p in sorted((kvsm.get("peers") or {}).items())) or "-"
+            verdict = " ".join("%s:%s" % (name, "ready" if p["ok"] else "NOT ready (%s)" % _why(p))
+                               for name, p in sorted((kvsm.get("peers") or {}).items())) or "-"
         if "kvstoremesh" in (s.get("simulated") or {}):
             verdict += " [simulated]"
         agents = ("simulated (fleet stand-in)" if "agents" in (s.get("simulated") or {})

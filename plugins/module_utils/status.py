@@ -25,6 +25,7 @@ __metaclass__ = type
 import base64
 import binascii
 import json
+import re
 
 
 class StatusParseError(ValueError):
@@ -125,6 +126,33 @@ def parse_kvstoremesh_status(output):
     raise StatusParseError('kvstoremesh status is neither a list nor an object')
 
 
+TROUBLESHOOT_HEADER = re.compile(r'^Cluster "([^"]+)":\s*$')
+TROUBLESHOOT_FAILURE = u'\u274c'  # the cross mark Cilium's troubleshoot prints before each failed check
+
+
+def parse_troubleshoot(output):
+    """``{cluster: [failed check, ...]}`` from ``kvstoremesh-dbg troubleshoot`` text.
+
+    Cilium prints one ``Cluster "NAME":`` section per remote cluster, then one line per check
+    (configuration, etcd client, DNS, TCP, TLS, etcd version); a failed check starts with a
+    cross mark. Clusters without a failed check map to an empty list.
+    """
+    out = {}
+    current = None
+    for line in (output or '').splitlines():
+        m = TROUBLESHOOT_HEADER.match(line.strip())
+        if m:
+            current = m.group(1)
+            out.setdefault(current, [])
+            continue
+        text = line.strip()
+        if current is not None and text.startswith(TROUBLESHOOT_FAILURE):
+            text = ' '.join(text[len(TROUBLESHOOT_FAILURE):].split())
+            if text and text not in out[current]:
+                out[current].append(text[:400])
+    return out
+
+
 def _clusters_by_name(entries):
     out = {}
     for e in entries:
@@ -198,7 +226,8 @@ def aggregate(results, expected, kind='agent'):
     total = len(available)
     for name in sorted(names):
         p = {'name': name, 'expected': name in expected, 'configured': 0, 'connected': 0, 'ready': 0,
-             'failures': 0, 'not_configured': [], 'not_connected': [], 'not_ready': [], 'problems': {}}
+             'failures': 0, 'not_configured': [], 'not_connected': [], 'not_ready': [], 'problems': {},
+             'causes': {}}
         for pod in sorted(available):
             rc = available[pod].get(name)
             if rc is None:
@@ -215,6 +244,8 @@ def aggregate(results, expected, kind='agent'):
             else:
                 p['not_ready'].append(pod)
                 p['problems'][pod] = describe_remote(rc)
+                if rc.get('cause'):
+                    p['causes'][pod] = list(rc['cause'])
         p['summary'] = '%d/%d configured, %d/%d connected, %d/%d ready' % (
             p['configured'], total, p['connected'], total, p['ready'], total)
         p['ok'] = bool(p['expected'] and total and p['ready'] == total)
@@ -237,6 +268,8 @@ def describe_remote(rc):
         bits.append('status "%s"' % rc['status'])
     if rc['num_failures']:
         bits.append('%d failures, last at %s' % (rc['num_failures'], rc['last_failure'] or 'unknown'))
+    if rc.get('cause'):
+        bits.append('cause (kvstoremesh-dbg troubleshoot): %s' % ' / '.join(rc['cause']))
     return '; '.join(bits) or 'not ready'
 
 
@@ -336,6 +369,13 @@ KVSTOREMESH_SELECTOR = 'k8s-app=clustermesh-apiserver'
 KVSTOREMESH_CONTAINER = 'kvstoremesh'
 KVSTOREMESH_COMMANDS = (['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '-o', 'json'],
                         ['clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '-o', 'json'])
+
+
+# Cilium's own diagnosis of the remote clusters a KVStoreMesh cannot use: DNS, TCP, TLS (CA,
+# names, client certificate) and etcd checks with the pod's own configuration and network.
+KVSTOREMESH_TROUBLESHOOT = (['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot'],
+                            ['clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot'])
+TROUBLESHOOT_TIMEOUT = 5
 
 
 class ExecError(Exception):
@@ -449,6 +489,42 @@ def collect_pods(cluster, namespace, selector, container, commands, parse, exec_
     return results
 
 
+def diagnose_pod(exec_fn, pod, namespace, container, clusters, commands=KVSTOREMESH_TROUBLESHOOT):
+    """Add ``cause`` (Cilium's failed checks) to the not-ready entries of ``clusters`` (one pod's
+    parsed status) by running its troubleshoot command for those peers; never raises."""
+    peers = sorted(name for name, rc in clusters.items() if not rc['ready'])
+    if not peers:
+        return
+    for command in commands:
+        argv = list(command) + ['--timeout', '%ds' % TROUBLESHOOT_TIMEOUT] + peers
+        try:
+            rc, out, err = exec_fn(pod, namespace, container, argv)
+        except Exception:  # the diagnosis is an extra: the status itself was already read
+            return
+        if rc not in (0, None) and not out:
+            continue
+        found = parse_troubleshoot(out)
+        for name in peers:
+            if found.get(name):
+                clusters[name]['cause'] = found[name]
+        return
+
+
+def diagnose(exec_fn, namespace, container, results, parallel):
+    """``diagnose_pod`` for every pod of ``results`` whose status was read and lists a peer that
+    is not ready (bounded concurrency)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = [(pod, r['clusters']) for pod, r in sorted(results.items())
+            if 'clusters' in r and not r.get('simulated') and any(not c['ready'] for c in r['clusters'].values())]
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(todo)))) as pool:
+        for fut in [pool.submit(diagnose_pod, exec_fn, pod, namespace, container, clusters)
+                    for pod, clusters in todo]:
+            fut.result()
+
+
 def gather(cluster, namespace='kube-system', agent_status='auto', parallel=8, exec_timeout=30,
            exec_fn=None):
     """Everything ``build_status`` needs, read from a live cluster.
@@ -475,6 +551,7 @@ def gather(cluster, namespace='kube-system', agent_status='auto', parallel=8, ex
         if kvsm:
             kvstoremesh = collect_pods(cluster, namespace, KVSTOREMESH_SELECTOR, KVSTOREMESH_CONTAINER,
                                        KVSTOREMESH_COMMANDS, parse_kvstoremesh_status, exec_fn, parallel)
+            diagnose(exec_fn, namespace, KVSTOREMESH_CONTAINER, kvstoremesh, parallel)
     return build_status(cluster.name, deployment, has_secret, agents=agents, kvstoremesh=kvstoremesh,
                         kvstoremesh_enabled=kvsm, local_name=local_name,
                         mode='require' if agent_status == 'require' else 'auto', expected=expected)

@@ -30,7 +30,11 @@ description:
     identities and endpoints synced) counts."
   - "B(KVStoreMesh), by exec, when the clustermesh-apiserver Deployment has a C(kvstoremesh)
     container: C(clustermesh-apiserver kvstoremesh-dbg status -o json) in container
-    C(kvstoremesh) of every pod labelled C(k8s-app=clustermesh-apiserver)."
+    C(kvstoremesh) of every pod labelled C(k8s-app=clustermesh-apiserver). For a peer that a
+    KVStoreMesh pod reports not ready, that pod's
+    C(clustermesh-apiserver kvstoremesh-dbg troubleshoot PEER...) (Cilium's own DNS, TCP, TLS and
+    etcd checks, from the pod's network with its configuration) gives the cause: its failed
+    checks are in the peer's C(causes) and its problem text."
   - Traffic between clusters is not tested.
 author:
   - meshops maintainers (@meshops)
@@ -198,7 +202,8 @@ agents:
       description:
         - Peer name to counts, C(configured), C(connected), C(ready) (agents), C(failures) (sum of
           C(num-failures)), C(expected) (listed in the Secret), the pod names C(not_configured),
-          C(not_connected), C(not_ready), C(problems) (pod to reason), C(ok) and C(summary)
+          C(not_connected), C(not_ready), C(problems) (pod to reason), C(causes) (pod to the failed
+          checks of C(kvstoremesh-dbg troubleshoot), KVStoreMesh only), C(ok) and C(summary)
           ("X/Y configured, Z/Y connected, R/Y ready").
       type: dict
 kvstoremesh:

@@ -6,7 +6,8 @@ clusters, the REAL KVStoreMesh of each cluster (its own `kvstoremesh-dbg status 
 by `kubectl exec` into container kvstoremesh) must report every peer connected and synced with
 the cluster ID of the inventory: first on chart 1.19, then after the upgrade to 1.20. On that
 mesh, faults that only Cilium can judge must reach clustermesh_status with Cilium's own verdict
-(a stopped peer: test_status.py, on the same mesh).
+and cause (kvstoremesh-dbg troubleshoot). A stopped peer: test_realmesh_status.py, which runs next
+and reuses this mesh.
 """
 import base64
 import json
@@ -131,8 +132,12 @@ def test_a_peer_entry_at_a_wrong_port_never_connects(clusters, run_module):
                           "mesh-1's KVStoreMesh to drop mesh-3 at port 2399")
         why = " ".join(r["kvstoremesh"]["peers"]["mesh-3"]["problems"].values())
         assert "Waiting for initial connection to be established" in why, why
+        # the cause, from Cilium's own troubleshoot in that KVStoreMesh pod
+        assert "Cannot establish TCP connection to mesh-3.mesh.cilium.io:2399" in why, why
+        assert "connection refused" in why, why
         assert r["kvstoremesh"]["peers"]["mesh-2"]["ok"] is True
         assert "peer mesh-3 not ready on KVStoreMesh" in " ".join(r["not_ready"])
+        assert "connection refused" in " ".join(r["not_ready"])
         # the same verdict straight from kvstoremesh-dbg (false fields are omitted in its JSON)
         st = real_kvstoremesh(c1)
         assert not st["mesh-3"].get("connected") and not st["mesh-3"].get("ready"), st["mesh-3"]
@@ -163,6 +168,9 @@ def test_a_peer_ca_replaced_behind_our_back_is_never_trusted(clusters, run_modul
                           "mesh-1's KVStoreMesh to lose mesh-3 behind a foreign CA", timeout=300)
         why = " ".join(r["kvstoremesh"]["peers"]["mesh-3"]["problems"].values())
         assert "Waiting for initial connection to be established" in why, why
+        # the cause, from Cilium's own troubleshoot: the TLS handshake fails on the certificate
+        assert "Cannot establish TLS connection to mesh-3.mesh.cilium.io:2379" in why, why
+        assert "x509" in why or "certificate" in why, why
         assert r["kvstoremesh"]["peers"]["mesh-2"]["ok"] is True
     finally:
         core.patch_namespaced_secret("clustermesh-apiserver-server-cert", NS, {"data": original})

@@ -172,3 +172,63 @@ def test_a_status_marked_simulated_is_reported_as_such():
     assert st['simulated'] == {'agents': ['p1']}
     assert st['agents']['simulated'] == {'p1': 'fleet stand-in'}
     assert status.simulated_mark(real) is None and status.simulated_mark('not json') is None
+
+
+def test_troubleshoot_output_of_a_healthy_peer_has_no_failed_check():
+    # captured from the fleet's real Cilium 1.20.2: kvstoremesh-dbg troubleshoot --timeout 5s mesh-3
+    assert status.parse_troubleshoot(fixture('kvstoremesh-troubleshoot-ok.txt')) == {'mesh-3': []}
+
+
+def test_troubleshoot_failed_checks_per_peer():
+    found = status.parse_troubleshoot(fixture('kvstoremesh-troubleshoot-failures.txt'))
+    assert sorted(found) == ['mesh-2', 'mesh-3']
+    assert any('connection refused' in t for t in found['mesh-3']), found
+    assert any('x509' in t or 'certificate' in t for t in found['mesh-2']), found
+    assert all(not t.startswith(status.TROUBLESHOOT_FAILURE) for ts in found.values() for t in ts)
+    assert status.parse_troubleshoot('') == {} and status.parse_troubleshoot(None) == {}
+
+
+def _kvsm(ready_3):
+    return {'clusters': {
+        'mesh-2': status.parse_remote_cluster({'name': 'mesh-2', 'connected': True, 'ready': True}),
+        'mesh-3': status.parse_remote_cluster({'name': 'mesh-3', 'connected': ready_3, 'ready': ready_3,
+                                               'status': 'Waiting for initial connection to be established'}),
+    }}
+
+
+def test_diagnose_asks_cilium_about_not_ready_peers_only_and_reports_the_cause():
+    calls = []
+    text = fixture('kvstoremesh-troubleshoot-failures.txt')
+
+    def exec_fn(pod, namespace, container, command):
+        calls.append((pod, container, command))
+        return 0, text, ''
+    results = {'p1': _kvsm(False), 'p2': _kvsm(True), 'p3': {'error': 'pod is Pending'}}
+    status.diagnose(exec_fn, 'kube-system', 'kvstoremesh', results, parallel=4)
+    # only p1 has a peer that is not ready; only that peer is troubleshot
+    assert [(c[0], c[1], c[2][-1]) for c in calls] == [('p1', 'kvstoremesh', 'mesh-3')]
+    assert calls[0][2][:3] == ['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot']
+    cause = results['p1']['clusters']['mesh-3']['cause']
+    assert any('connection refused' in t for t in cause)
+    assert 'cause' not in results['p1']['clusters']['mesh-2']
+    st = status.build_status('mesh-1', DEPLOY_READY, True, kvstoremesh=results, kvstoremesh_enabled=True,
+                             expected=['mesh-2', 'mesh-3'])
+    peer = st['kvstoremesh']['peers']['mesh-3']
+    assert peer['causes'] == {'p1': cause}
+    assert 'connection refused' in peer['problems']['p1']
+    assert any('connection refused' in r and 'mesh-3' in r for r in st['not_ready'])
+
+
+def test_diagnose_never_fails_the_status():
+    def broken(pod, namespace, container, command):
+        raise status.ExecError('exec refused')
+    results = {'p1': _kvsm(False)}
+    status.diagnose(broken, 'kube-system', 'kvstoremesh', results, parallel=1)
+    assert 'cause' not in results['p1']['clusters']['mesh-3']
+
+    def fails_then_answers(pod, namespace, container, command):
+        if command[0].startswith('/'):
+            return 127, '', 'not found'
+        return 0, fixture('kvstoremesh-troubleshoot-failures.txt'), ''
+    status.diagnose(fails_then_answers, 'kube-system', 'kvstoremesh', results, parallel=1)
+    assert results['p1']['clusters']['mesh-3']['cause']
