@@ -4,6 +4,7 @@ The fleet is started once per test session (python -m hack.fleet up) unless one 
 running: `make test` starts it first so its progress is visible, and MESHOPS_FLEET_DIR can
 point at another fleet's state folder.
 """
+import concurrent.futures
 import json
 import os
 import re
@@ -140,10 +141,14 @@ def fleet():
 
 
 def uninstall_cilium(clusters, namespace="kube-system"):
-    """Every cluster of ``clusters`` without the Cilium release and without a CA."""
-    for c in clusters:
+    """Every cluster of ``clusters`` without the Cilium release and without a CA (in parallel)."""
+    def one(c):
         c.helm("uninstall", "cilium", "-n", namespace, "--wait", "--timeout", "2m", check=False)
         c.kubectl("-n", namespace, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
+    clusters = list(clusters)
+    if clusters:
+        with concurrent.futures.ThreadPoolExecutor(len(clusters)) as pool:
+            list(pool.map(one, clusters))
 
 
 def wait_for(predicate, timeout, what, interval=0.5):

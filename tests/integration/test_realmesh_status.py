@@ -8,7 +8,8 @@ for peers behind it. These tests check that the module's per-peer counts follow 
 agent configured/connected/ready for every peer of a converged mesh, and a peer whose
 clustermesh-apiserver has no Ready replica reported not ready, by name, by `wait`.
 
-A converged 3-cluster mesh (site.yml with the local inventory) is reused when present.
+A converged 3-cluster mesh (site.yml with the local inventory) is reused when present: test_realmesh.py,
+which runs just before (file order), leaves one.
 """
 import base64
 
@@ -115,6 +116,9 @@ def test_wait_names_the_peer_whose_apiserver_is_down(mesh, status):
         k3 = r["kvstoremesh"]["peers"]["mesh-3"]
         assert (k3["connected"], k3["ready"]) == (0, 0) and k3["failures"] >= 1, k3
         assert "not connected" in " ".join(k3["problems"].values())
+        # the cause, from Cilium's own troubleshoot: nothing answers at mesh-3's address any more
+        assert "connection refused" in " ".join(k3["problems"].values()), k3["problems"]
+        assert k3["causes"] and all(k3["causes"].values()), k3
         # mesh-3 itself: its own control plane is what is down
         r3 = status(down, agent_status="require")
         assert r3["ready"] is False
