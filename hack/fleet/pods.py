@@ -369,40 +369,33 @@ class Missing(Exception):
     """An object a volume or env needs does not exist (yet)."""
 
 
+def _source_files(key, ref, secrets, configmaps, name_key):
+    """Files of one Secret (``key`` "secret") or ConfigMap ("configMap") reference; {} when it is
+    optional and missing; raises Missing."""
+    kind = "secret" if key == "secret" else "configmap"
+    obj = (secrets if kind == "secret" else configmaps).get(ref[name_key])
+    if obj is None:
+        if ref.get("optional"):
+            return {}
+        raise Missing("%s %s" % ("Secret" if kind == "secret" else "ConfigMap", ref[name_key]))
+    data, dec = _obj_data(obj, kind)
+    return _items(data, ref.get("items"), dec)
+
+
 def volume_files(pod, vol, secrets, configmaps, token_fn):
     """{relative path: (bytes, mode)} of one volume, None for emptyDir; raises Missing."""
     default_mode = None
-    if "secret" in vol:
-        src = vol["secret"]
-        obj = secrets.get(src["secretName"])
-        if obj is None:
-            if src.get("optional"):
-                return {}
-            raise Missing("Secret %s" % src["secretName"])
-        data, dec = _obj_data(obj, "secret")
-        files, default_mode = _items(data, src.get("items"), dec), src.get("defaultMode")
-    elif "configMap" in vol:
-        src = vol["configMap"]
-        obj = configmaps.get(src["name"])
-        if obj is None:
-            if src.get("optional"):
-                return {}
-            raise Missing("ConfigMap %s" % src["name"])
-        data, dec = _obj_data(obj, "configmap")
-        files, default_mode = _items(data, src.get("items"), dec), src.get("defaultMode")
+    if "secret" in vol or "configMap" in vol:
+        key = "secret" if "secret" in vol else "configMap"
+        src = vol[key]
+        files = _source_files(key, src, secrets, configmaps, "secretName" if key == "secret" else "name")
+        default_mode = src.get("defaultMode")
     elif "projected" in vol:
         files, default_mode = {}, vol["projected"].get("defaultMode")
         for s in vol["projected"].get("sources") or []:
             if "secret" in s or "configMap" in s:
-                kind = "secret" if "secret" in s else "configmap"
-                ref = s.get("secret") or s.get("configMap")
-                obj = (secrets if kind == "secret" else configmaps).get(ref["name"])
-                if obj is None:
-                    if ref.get("optional"):
-                        continue
-                    raise Missing("%s %s" % ("Secret" if kind == "secret" else "ConfigMap", ref["name"]))
-                data, dec = _obj_data(obj, kind)
-                files.update(_items(data, ref.get("items"), dec))
+                key = "secret" if "secret" in s else "configMap"
+                files.update(_source_files(key, s[key], secrets, configmaps, "name"))
             elif "serviceAccountToken" in s:
                 t = s["serviceAccountToken"]
                 files[t["path"]] = (token_fn(t.get("audience"), t.get("expirationSeconds") or 3600).encode(), None)
