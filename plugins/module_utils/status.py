@@ -501,9 +501,9 @@ def diagnose_pod(exec_fn, pod, namespace, container, clusters, commands=KVSTOREM
             rc, out, err = exec_fn(pod, namespace, container, argv)
         except Exception:  # the diagnosis is an extra: the status itself was already read
             return
-        if rc not in (0, None) and not out:
-            continue
         found = parse_troubleshoot(out)
+        if not found:  # not this binary (an exec may end without an exit code): try the next
+            continue
         for name in peers:
             if found.get(name):
                 clusters[name]['cause'] = found[name]
