@@ -236,3 +236,12 @@ def test_diagnose_never_fails_the_status():
             return 0, fixture('kvstoremesh-troubleshoot-failures.txt'), ''
         status.diagnose(fails_then_answers, 'kube-system', 'kvstoremesh', results, parallel=1)
         assert results['p1']['clusters']['mesh-3']['cause'], first
+
+
+def test_troubleshoot_of_a_stopped_peer_captured_from_cilium():
+    # captured from the fleet's real Cilium 1.20.2 while mesh-3's clustermesh-apiserver had no replica
+    found = status.parse_troubleshoot(fixture('kvstoremesh-troubleshoot-refused.txt'))
+    assert found == {'mesh-3': [
+        'Cannot establish TCP connection to mesh-3.mesh.cilium.io:2379: dial tcp 127.0.3.200:2379: '
+        'connect: connection refused',
+        'Failed to establish connection: context deadline exceeded']}
