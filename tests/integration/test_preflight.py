@@ -59,8 +59,8 @@ SCENARIOS = {
     }),
     # states: what is installed contradicts a correct-looking inventory
     # (the target is pinned: the skipped-minor message names it, whatever the role default is)
-    "states": ("preflight.yml", [], {"cilium_chart_version": NEW}, {h: {"cilium_cluster_id": i} for i, h in
-                                         enumerate(["mesh-1", "mesh-2", "mesh-3", "mesh-4"], 1)}),
+    "states": ("preflight.yml", [], {"cilium_chart_version": NEW},
+               {h: {"cilium_cluster_id": i} for i, h in enumerate(["mesh-1", "mesh-2", "mesh-3", "mesh-4"], 1)}),
 }
 
 # (scenario, cluster, field, text in the problem, text in the fix, severity)
