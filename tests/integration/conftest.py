@@ -270,3 +270,22 @@ class ModuleRunner(object):
 @pytest.fixture(scope="module")
 def run_module(fleet, collections_path):
     return ModuleRunner(fleet, collections_path)
+
+
+_FILE_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):
+    """Sum setup, call and teardown time per test file, for the summary below."""
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the time of each test file: CI splits the files over two fleets by these figures."""
+    if not _FILE_SECONDS:
+        return
+    terminalreporter.section("time per test file")
+    for path, seconds in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line("%7.1fs  %s" % (seconds, path))
+    terminalreporter.write_line("%7.1fs  total" % sum(_FILE_SECONDS.values()))

@@ -34,13 +34,17 @@ def _meshed(clusters):
 
 
 @pytest.fixture(scope="module")
-def mesh(fleet, collections_path, tmp_path_factory):
+def mesh(fleet, collections_path, tmp_path_factory, run_module):
     clusters = [c for c in fleet.clusters if c.name in HOSTS]
     if len(clusters) < 3:
         pytest.fail("needs 3 fleet clusters")
     if not _meshed(clusters):
         Playbook(fleet, collections_path, tmp_path_factory.mktemp("inv-status"))("site.yml", HOSTS)
         assert _meshed(clusters)
+    # a reused mesh may still be reconnecting after the previous file's faults: start from a ready one
+    for c in clusters:
+        r = run_module("clustermesh_status", c, agent_status="require", wait=True, wait_timeout=240, wait_interval=3)
+        assert r["_rc"] == 0 and r["ready"] is True, "%s: %s" % (c.name, r.get("not_ready") or r.get("msg"))
     return dict((c.name, c) for c in clusters)
 
 
