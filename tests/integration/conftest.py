@@ -282,7 +282,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the time of each test file: CI splits the files over two fleets by these figures."""
+    """Print the time of each test file (CI prints it: where the suite spends its time)."""
     if not _FILE_SECONDS:
         return
     terminalreporter.section("time per test file")

@@ -111,10 +111,6 @@ def _b64(data):
     return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
 
 
-def _restart_apiserver_pod(c):
-    c.kubectl("-n", NS, "delete", "pod", "-l", "k8s-app=clustermesh-apiserver", "--wait=false")
-
-
 def test_a_peer_entry_at_a_wrong_port_never_connects(clusters, run_module):
     """mesh-1's entry for mesh-3 (Secret cilium-kvstoremesh) changed behind our back to a port
     where nothing listens: the real KVStoreMesh never establishes that connection. (Cilium keeps
@@ -147,37 +143,39 @@ def test_a_peer_entry_at_a_wrong_port_never_connects(clusters, run_module):
 
 
 def test_a_peer_ca_replaced_behind_our_back_is_never_trusted(clusters, run_module):
-    """mesh-3's clustermesh-apiserver serves a certificate of a new CA (someone regenerated it
-    outside the playbooks) and trusts only that CA: mesh-1's KVStoreMesh, with the mesh's CA,
-    never gets a TLS session with it again."""
+    """mesh-1's KVStoreMesh is made to trust, for mesh-3, a CA someone else generated (its entry in
+    Secret cilium-kvstoremesh changed behind our back, the way Cilium names a per-cluster CA): mesh-3's
+    server certificate, issued by the mesh's CA, never verifies, and Cilium says so. (A server
+    certificate replaced on mesh-3's side instead makes its own pod unready, so the Service answers no
+    connection at all: the stopped-peer case of test_realmesh_status.py.)"""
     sys.path.insert(0, REPO)
     from hack.fleet import pki  # noqa: PLC0415 - the fleet's own certificate helper
 
-    c1, c3 = clusters["mesh-1"], clusters["mesh-3"]
-    core = c3.core()
-    original = core.read_namespaced_secret("clustermesh-apiserver-server-cert", NS).data
-    ca_pem, _key_pem, ca, ca_key = pki.make_ca("someone-else's CA")
-    crt, key = pki.issue(ca, ca_key, "clustermesh-apiserver.cilium.io", server_names=[
-        "clustermesh-apiserver.cilium.io", "*.mesh.cilium.io", "clustermesh-apiserver.kube-system.svc",
-        "127.0.0.1", "localhost"])
-    core.patch_namespaced_secret("clustermesh-apiserver-server-cert", NS, {"data": {
-        "ca.crt": _b64(ca_pem), "tls.crt": _b64(crt), "tls.key": _b64(key)}})
-    _restart_apiserver_pod(c3)
+    c1 = clusters["mesh-1"]
+    core = c1.core()
+    original = core.read_namespaced_secret("cilium-kvstoremesh", NS).data["mesh-3"]
+    text = base64.b64decode(original).decode()
+    ca_line = [line for line in text.splitlines() if line.startswith("trusted-ca-file:")]
+    assert ca_line, text
+    foreign = os.path.join(os.path.dirname(ca_line[0].split(":", 1)[1].strip()), "mesh-3.etcd-client-ca.crt")
+    ca_pem = pki.make_ca("someone-else's CA")[0]
+    core.patch_namespaced_secret("cilium-kvstoremesh", NS, {"data": {
+        "mesh-3": _b64(text.replace(ca_line[0], "trusted-ca-file: %s" % foreign)),
+        "mesh-3.etcd-client-ca.crt": _b64(ca_pem)}})
     try:
-        # While the new pod starts, the peer is refused at TCP; once its etcd listens with the
-        # foreign certificate, the cause Cilium gives must be the TLS handshake.
         r = _status_until(run_module, c1, "mesh-3",
                           lambda p, why: p["ready"] == 0 and p["connected"] == 0 and "TLS connection" in why,
-                          "mesh-1's KVStoreMesh to lose mesh-3 behind a foreign CA", timeout=300)
+                          "mesh-1's KVStoreMesh to distrust mesh-3 behind a foreign CA", timeout=300)
         why = " ".join(r["kvstoremesh"]["peers"]["mesh-3"]["problems"].values())
-        assert "Waiting for initial connection to be established" in why, why
         # the cause, from Cilium's own troubleshoot: the TLS handshake fails on the certificate
         assert "Cannot establish TLS connection to mesh-3.mesh.cilium.io:2379" in why, why
         assert "x509" in why or "certificate" in why, why
         assert r["kvstoremesh"]["peers"]["mesh-2"]["ok"] is True
+        st = real_kvstoremesh(c1)
+        assert not st["mesh-3"].get("connected") and not st["mesh-3"].get("ready"), st["mesh-3"]
     finally:
-        core.patch_namespaced_secret("clustermesh-apiserver-server-cert", NS, {"data": original})
-        _restart_apiserver_pod(c3)
+        core.patch_namespaced_secret("cilium-kvstoremesh", NS, {"data": {
+            "mesh-3": original, "mesh-3.etcd-client-ca.crt": None}})
         # later tests reuse this mesh: it must be whole again, even when an assertion failed
         _restored(run_module, c1)
 
