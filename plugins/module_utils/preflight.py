@@ -258,13 +258,16 @@ def pod_cidr_sources(m, problems):
 # The checks (each appends to ``problems``)
 # ---------------------------------------------------------------------------
 
-def check_connection(members, problems):
+def check_connection(members, problems, unreachable=ERROR):
+    """``unreachable``: the severity of a cluster that cannot be read (``warning`` in check
+    mode, where the preview goes on for the others and the cluster is reported by name)."""
     for m in members:
         if m.failed:
             problems.append(problem(
                 m.host, 'connection', 'cannot read the cluster: %s' % (m.error or 'unknown error'),
                 'check meshops_kubeconfig and meshops_context of %s and that its API server is reachable '
-                '(every member of the mesh group is read, also outside --limit)' % m.host))
+                '(every member of the mesh group is read, also outside --limit)' % m.host,
+                severity=unreachable))
     seen = {}
     for m in members:
         key = (m.d.get('kubeconfig') or '', m.d.get('context'))
@@ -709,14 +712,16 @@ CHECKS_DOC = (
     'kubeProxyReplacement', 'clustermesh-apiserver NodePort')
 
 
-def check(clusters, ca_source=None):
+def check(clusters, ca_source=None, unreachable=ERROR):
     """Every problem of the mesh described by ``clusters`` (see the module docstring).
+
+    ``unreachable``: severity of a cluster that cannot be read (ERROR or WARNING).
 
     Returns ``problems`` sorted by cluster (in the given order), errors first.
     """
     members = [Member(c) for c in clusters or []]
     problems = []
-    check_connection(members, problems)
+    check_connection(members, problems, unreachable)
     check_names(members, problems)
     check_max_connected(members, problems)
     check_ids(members, problems)

@@ -124,6 +124,13 @@ options:
       - The member whose C(cilium-ca) the mesh uses (the role M(meshops.cilium.cilium) copies it to the others).
         Other CAs are compared with it.
     type: str
+  unreachable:
+    description:
+      - Severity of a member that cannot be read. V(error) stops the run; V(warning) reports it by name and
+        checks the others (the preflight role uses it in check mode, so a preview goes on without that member).
+    type: str
+    choices: [error, warning]
+    default: error
 extends_documentation_fragment:
   - meshops.cilium.attributes
   - meshops.cilium.attributes.info_module
@@ -268,11 +275,12 @@ def main():
         argument_spec=dict(
             clusters=dict(type='list', elements='dict', required=True, options=CLUSTER_SPEC),
             ca_source=dict(type='str'),
+            unreachable=dict(type='str', choices=['error', 'warning'], default='error'),
         ),
         supports_check_mode=True,
     )
     clusters = module.params['clusters']
-    problems = check(clusters, ca_source=module.params['ca_source'])
+    problems = check(clusters, ca_source=module.params['ca_source'], unreachable=module.params['unreachable'])
     errors = sum(1 for p in problems if p['severity'] == ERROR)
     table = format_table(problems) if problems else ''
     msg = summary(problems, len(clusters)) + ('\n' + table if table else '')

@@ -1,0 +1,172 @@
+"""Check mode that always previews (issue 11): every playbook with ``--check --diff`` on a table of
+fleet states exits 0 (an unreachable member is reported by name), shows what would change per
+cluster, never waits, and writes nothing (the audit log of every cluster is read).
+
+Kept fast: one fleet state per test, the playbooks of a state run concurrently, the converged
+state is reused when an earlier module left a three-cluster mesh.
+"""
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO, run_ansible, uninstall_cilium  # noqa: F401 (REPO keeps sys.path set)
+from hack.fleet import runner
+from safety_helpers import NS, command, inventory, listed
+
+
+REMOVE = json.dumps({"clustermesh_remove": ["mesh-3"]})
+PLAYBOOKS = {
+    "site": ("site.yml",),
+    "install": ("install.yml",),
+    "mesh": ("mesh.yml",),
+    "ipsec": ("ipsec.yml",),
+    "rotate_ipsec": ("rotate_ipsec.yml",),
+    "disconnect": ("disconnect.yml", "-e", REMOVE),
+}
+
+
+@pytest.fixture(scope="module")
+def three(fleet):
+    return fleet.clusters[:3]
+
+
+@pytest.fixture(scope="module")
+def inv(tmp_path_factory, three):
+    return inventory(tmp_path_factory.mktemp("preview"), "inv", {c.name: {} for c in three})
+
+
+def previews(fleet, collections_path, inv, names):
+    """Run the named playbooks of PLAYBOOKS with --check --diff at the same time:
+    {name: (rc, output, seconds)}."""
+    procs = {}
+    for name in names:
+        argv, env = command(fleet, collections_path, inv, PLAYBOOKS[name][0], "--check", "--diff",
+                            *PLAYBOOKS[name][1:])
+        procs[name] = (subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        universal_newlines=True), time.time())
+    out = {}
+    for name, (proc, start) in procs.items():
+        text, _ = proc.communicate(timeout=900)
+        out[name] = (proc.returncode, text, time.time() - start)
+        print("%-13s rc=%d %5.1f s" % (name, proc.returncode, out[name][2]))
+    return out
+
+
+def marks(clusters):
+    return {c.name: c.audit_mark() for c in clusters}
+
+
+def writes(clusters, mark):
+    return {c.name: [(e["verb"], (e.get("objectRef") or {}).get("resource"), (e.get("objectRef") or {}).get("name"))
+                     for e in c.mutations_since(mark[c.name])] for c in clusters}
+
+
+def recap(out):
+    import re
+    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+            for m in re.finditer(r"^(mesh-\d+)\s+:\s+(.*)$", out, re.M)}
+
+
+def assert_previewed(results, names, expect_rc=0):
+    for name in names:
+        rc, out, seconds = results[name]
+        assert rc == expect_rc, "%s --check exited %d:\n%s" % (name, rc, out[-6000:])
+        # never waits: the readiness wait is skipped, and nothing takes the 300 s wait timeout
+        assert "Wait for the mesh status" not in out or "skipping" in out.split("Wait for the mesh status", 1)[1][:400]
+        # concurrent runs share the CPUs: the bound only proves that no 300 s readiness wait happened
+        assert seconds < 300, (name, seconds)
+
+
+def meshed(clusters):
+    names = {c.name for c in clusters}
+    return all(listed(c) == names - {c.name} for c in clusters)
+
+
+def test_preview_converged_mesh_after_a_peer_port_changed(fleet, collections_path, inv, three):
+    """Converged, then mesh-2's clustermesh-apiserver port changes: mesh and disconnect previews show
+    the peer change on mesh-1 and mesh-3, do not wait, write nothing."""
+    t0 = time.time()
+    if not meshed(three):
+        uninstall_cilium(fleet.clusters)
+        argv, env = command(fleet, collections_path, inv, "site.yml")
+        proc = run_ansible("ansible-playbook", argv[1:], env)
+        assert proc.returncode == 0, proc.stdout[-6000:]
+    print("converged state ready in %.1f s" % (time.time() - t0))
+    svc = ["-n", NS, "patch", "svc", "clustermesh-apiserver", "--type=json", "-p"]
+    three[1].kubectl(*svc + ['[{"op":"replace","path":"/spec/ports/0/port","value":2380}]'])
+    try:
+        mark = marks(fleet.clusters)
+        res = previews(fleet, collections_path, inv, ["mesh", "disconnect"])
+        assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
+    finally:
+        three[1].kubectl(*svc + ['[{"op":"replace","path":"/spec/ports/0/port","value":2379}]'])
+    assert_previewed(res, ["mesh", "disconnect"])
+    out = res["mesh"][1]
+    assert '+            "port": 2380' in out, out[-4000:]
+    r = recap(out)
+    assert r["mesh-1"]["changed"] >= 1 and r["mesh-3"]["changed"] >= 1 and r["mesh-2"]["changed"] == 0, r
+    # disconnect: mesh-3 would drop every peer, the others would drop mesh-3
+    dis = res["disconnect"][1]
+    assert '+    "peers": []' in dis, dis[-4000:]
+    assert all(recap(dis)[c.name]["changed"] >= 1 for c in three), recap(dis)
+    # the real state is unchanged
+    assert meshed(three)
+
+
+def test_preview_with_one_member_unreachable_names_it_and_previews_the_others(fleet, collections_path, inv, three):
+    runner.stop_apiserver("mesh-3")
+    try:
+        mark = marks(three[:2])
+        res = previews(fleet, collections_path, inv, ["site"])
+        assert writes(three[:2], mark) == {c.name: [] for c in three[:2]}
+    finally:
+        runner.start_apiserver("mesh-3")
+    for name in ("site",):
+        rc, out, seconds = res[name]
+        assert "mesh-3" in out and "127.0.0.1:%d" % (int(three[2].server.rsplit(":", 1)[1])) in out, out[-4000:]
+        r = recap(out)
+        # the others are previewed to the end: no failure there
+        assert r["mesh-1"]["failed"] == 0 and r["mesh-2"]["failed"] == 0, (name, r, out[-4000:])
+        assert seconds < 300, (name, seconds)
+    # the site preview goes through its preflight (a warning names mesh-3) instead of stopping
+    assert "cannot read the cluster" in res["site"][1], res["site"][1][-4000:]
+
+
+def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, collections_path, inv, three):
+    """mesh-1 runs a release installed by plain `helm install` (with a hand-set value), mesh-2 and
+    mesh-3 have nothing: every playbook previews, exits 0 and writes nothing."""
+    uninstall_cilium(fleet.clusters)
+    chart = fleet.chart(fleet.chart_versions[-1])
+    three[0].helm("install", "cilium", chart, "-n", NS, "--set", "cluster.name=mesh-1", "--set", "cluster.id=1",
+                  "--set", "operator.replicas=1", "--set", "ipam.mode=kubernetes")
+    try:
+        mark = marks(fleet.clusters)
+        names = ["site", "mesh", "ipsec", "rotate_ipsec", "disconnect"]  # install.yml: the first plays of site
+        res = previews(fleet, collections_path, inv, names)
+        assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
+    finally:
+        uninstall_cilium(fleet.clusters)
+    assert_previewed(res, names)
+    site, mesh = res["site"][1], res["mesh"][1]
+    expected = [
+        # install: the CA that plain helm created on mesh-1 would be copied, mesh-2/3 installed
+        ("site", site, "changed: [mesh-2]", "Copy the mesh CA to this cluster"),
+        # connect: peers of clusters this run installs are computed from what it would do
+        ("site", site, "Planned (installed by this run first): mesh-2, mesh-3", None),
+        ("site", site, "mesh-2: would be connected once installed by this run; peers: mesh-1, mesh-3", None),
+        ("site", site, '"(known once installed by this run)"', None),
+        # mesh alone: the clusters without Cilium are left out by name, mesh-1 still previewed
+        ("mesh", mesh, "mesh-2: Cilium is not installed (run install.yml first)", None),
+        ("ipsec", res["ipsec"][1], "would copy the IPsec key from mesh-1", None),
+        ("rotate_ipsec", res["rotate_ipsec"][1], "a real run would refuse to rotate", None),
+        ("disconnect", res["disconnect"][1], "mesh-3: Cilium is not installed, nothing to connect or disconnect", None),
+    ]
+    missing = []
+    for name, out, text, after in expected:
+        part = out.split(after, 1)[1][:1500] if after and after in out else out
+        if text not in part:
+            missing.append("%s: %r" % (name, text))
+    assert not missing, "%s\n\n%s\n\n%s" % (missing, site[-5000:], mesh[-3000:])
+    assert all(recap(site)[c.name]["changed"] >= 2 for c in three), recap(site)
