@@ -25,6 +25,7 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.rendered import managed_values, value_problems
 from ansible_collections.meshops.cilium.plugins.module_utils.values import CLUSTER_NAME_MAX, CLUSTER_NAME_RE
 
 ERROR = 'error'
@@ -712,7 +713,17 @@ CHECKS_DOC = (
     'kubeProxyReplacement', 'clustermesh-apiserver NodePort')
 
 
-def check(clusters, ca_source=None, unreachable=ERROR):
+def check_values(members, problems, schemas):
+    """``cilium_values`` of each cluster against the install checks and the target chart's schema
+    (``schemas``: {host: schema or None})."""
+    for m in members:
+        if 'values' not in m.d or m.d.get('values') is None:
+            continue
+        for path, text, fix in value_problems(m.d['values'], managed_values(m.d), (schemas or {}).get(m.host)):
+            problems.append(problem(m.host, path, text, fix))
+
+
+def check(clusters, ca_source=None, unreachable=ERROR, schemas=None):
     """Every problem of the mesh described by ``clusters`` (see the module docstring).
 
     ``unreachable``: severity of a cluster that cannot be read (ERROR or WARNING).
@@ -735,6 +746,7 @@ def check(clusters, ca_source=None, unreachable=ERROR):
     check_versions(members, problems)
     check_kpr(members, problems)
     check_node_ports(members, problems)
+    check_values(members, problems, schemas)
     order = dict((m.host, i) for i, m in enumerate(members))
     problems.sort(key=lambda p: (order.get(p['cluster'], len(order)), p['severity'] != ERROR))
     return problems

@@ -114,6 +114,16 @@ options:
         description: Name of the Cilium Helm release.
         type: str
         default: cilium
+      values:
+        description:
+          - The cluster's C(cilium_values), checked as C(cilium_install) would check them (removed and reserved keys,
+            contradictions with the inventory options) and against the target chart's C(values.schema.json).
+        type: raw
+      chart_ref:
+        description:
+          - The target chart. A local archive or directory gives the C(values.schema.json) that O(clusters[].values) are
+            checked against; a chart from a repository is checked by helm at install time.
+        type: str
       info:
         description:
           - The registered result of M(meshops.cilium.clustermesh_info) for this cluster. A failed result
@@ -238,6 +248,7 @@ msg:
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import MaskingModule
+from ansible_collections.meshops.cilium.plugins.module_utils.rendered import load_chart_schema
 from ansible_collections.meshops.cilium.plugins.module_utils.preflight import (
     ERROR,
     check,
@@ -266,6 +277,8 @@ CLUSTER_SPEC = dict(
     context=dict(type='str'),
     kubeconfig=dict(type='str'),
     release_name=dict(type='str', default='cilium'),
+    values=dict(type='raw'),
+    chart_ref=dict(type='str'),
     info=dict(type='dict'),
 )
 
@@ -280,7 +293,14 @@ def main():
         supports_check_mode=True,
     )
     clusters = module.params['clusters']
-    problems = check(clusters, ca_source=module.params['ca_source'], unreachable=module.params['unreachable'])
+    schemas, loaded = {}, {}
+    for c in clusters:
+        ref = c.get('chart_ref')
+        if ref and ref not in loaded:
+            loaded[ref] = load_chart_schema(ref)
+        schemas[c['host']] = loaded.get(ref) if ref else None
+    problems = check(clusters, ca_source=module.params['ca_source'], unreachable=module.params['unreachable'],
+                     schemas=schemas)
     errors = sum(1 for p in problems if p['severity'] == ERROR)
     table = format_table(problems) if problems else ''
     msg = summary(problems, len(clusters)) + ('\n' + table if table else '')

@@ -170,3 +170,49 @@ def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, collec
             missing.append("%s: %r" % (name, text))
     assert not missing, "%s\n\n%s\n\n%s" % (missing, site[-5000:], mesh[-3000:])
     assert all(recap(site)[c.name]["changed"] >= 2 for c in three), recap(site)
+
+
+BAD_VALUES = {
+    # host: {cilium_values}; each cluster holds five bad values the chart or cilium_install would refuse
+    "mesh-1": {"kubeProxyReplacement": "strict", "cluster": {"id": 7}, "MTU": "1500", "l7Proxy": "no",
+               "devices": 5},
+    "mesh-2": {"clustermesh": {"apiserver": {"tls": {"ca": {"cert": "eA=="}}}}, "routingMode": "native",
+               "operator": {"replicas": "two"}, "k8sServicePort": [6443], "encryption": {"enabled": "yes"}},
+    "mesh-3": {"kubeProxyReplacement": "partial", "bpf": {"masquerade": "on"}, "debug": {"enabled": 1},
+               "ipv4NativeRoutingCIDR": ["10.0.0.0/8"], "hubble": {"enabled": "true"}},
+}
+# (cluster, field of the preflight table, words of the problem)
+EXPECTED_ROWS = [
+    ("mesh-1", "cilium_values", "strict"), ("mesh-1", "cilium_values", "cluster.id"),
+    ("mesh-1", "cilium_values.MTU", "is not of type"), ("mesh-1", "cilium_values.l7Proxy", "is not of type"),
+    ("mesh-1", "cilium_values.devices", "is not of type"),
+    ("mesh-2", "cilium_values", "removed in chart 1.15"), ("mesh-2", "cilium_values", "routingMode"),
+    ("mesh-2", "cilium_values.operator.replicas", "is not of type"),
+    ("mesh-2", "cilium_values.k8sServicePort", "is not of type"),
+    ("mesh-2", "cilium_values.encryption.enabled", "is not of type"),
+    ("mesh-3", "cilium_values", "partial"), ("mesh-3", "cilium_values.bpf.masquerade", "is not of type"),
+    ("mesh-3", "cilium_values.debug.enabled", "is not of type"),
+    ("mesh-3", "cilium_values.ipv4NativeRoutingCIDR", "is not of type"),
+    ("mesh-3", "cilium_values.hubble.enabled", "is not of type"),
+]
+
+
+def test_preflight_refuses_fifteen_bad_cilium_values_before_any_write(fleet, collections_path, three, tmp_path):
+    """Fifteen bad values given only through per-host cilium_values: install.yml (a real run) stops in its
+    preflight with one table naming cluster, value path and fix for each, and nothing is written anywhere."""
+    inv_bad = inventory(tmp_path, "bad", {h: {"cilium_values": v} for h, v in BAD_VALUES.items()})
+    mark = marks(fleet.clusters)
+    argv, env = command(fleet, collections_path, inv_bad, "install.yml")
+    t0 = time.time()
+    proc = run_ansible("ansible-playbook", argv[1:], env)
+    print("install.yml with 15 bad values: rc=%d %.1f s" % (proc.returncode, time.time() - t0))
+    out = proc.stdout
+    assert proc.returncode == 2, out[-6000:]
+    assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
+    assert "Traceback" not in out
+    result = json.JSONDecoder().raw_decode(out.split("FAILED! => ", 1)[1])[0]
+    rows = [(p["cluster"], p["field"], p["problem"], p["fix"]) for p in result["problems"]]
+    missing = [e for e in EXPECTED_ROWS
+               if not any(r[0] == e[0] and r[1] == e[1] and e[2] in r[2] and r[3] for r in rows)]
+    assert not missing, (missing, rows)
+    assert "TASK [meshops.cilium.cilium" not in out  # stopped before the CA or any release
