@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_ansible, uninstall_cilium  # noqa: F401 (REPO keeps sys.path set)
+from conftest import run_ansible, uninstall_cilium
 from hack.fleet import runner
 from safety_helpers import NS, command, inventory, listed
 
@@ -48,7 +48,7 @@ def previews(fleet, collections_path, inv, names):
                                         universal_newlines=True), time.time())
     out = {}
     for name, (proc, start) in procs.items():
-        text, _ = proc.communicate(timeout=900)
+        text = proc.communicate(timeout=900)[0]
         out[name] = (proc.returncode, text, time.time() - start)
         print("%-13s rc=%d %5.1f s" % (name, proc.returncode, out[name][2]))
     return out
