@@ -16,7 +16,9 @@ Declared keys (all optional except ``host``): ``host`` (inventory name),
 ``ipam_mode``, ``pod_cidrs``, ``service_cidrs``, ``native_routing_cidr``,
 ``chart_version``, ``kube_proxy_replacement``, ``k8s_service_host``,
 ``service_type``, ``node_port``, ``chaining_mode``, ``eni``,
-``allow_identity_change``, ``context``, ``kubeconfig``, ``release_name``.
+``allow_identity_change``, ``context``, ``kubeconfig``, ``release_name``, ``values``
+(``cilium_values``), ``chart_ref``, ``install`` (the options ``cilium_install`` gets, with
+``default_options`` and ``existing_values``: the review of an installed release's datapath values).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,7 +27,11 @@ __metaclass__ = type
 import ipaddress
 import re
 
-from ansible_collections.meshops.cilium.plugins.module_utils.rendered import managed_values, value_problems
+from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
+    existing_value_problems,
+    managed_values,
+    value_problems,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.values import CLUSTER_NAME_MAX, CLUSTER_NAME_RE
 
 ERROR = 'error'
@@ -723,6 +729,16 @@ def check_values(members, problems, schemas):
             problems.append(problem(m.host, path, text, fix))
 
 
+def check_existing_values(members, problems):
+    """An installed release's datapath values that the run would drop or change unchosen (safe
+    adoption): ``install`` of each member holds cilium_install's options as the cilium role passes them."""
+    for m in members:
+        if not m.installed or not m.release or not isinstance(m.d.get('install'), dict):
+            continue
+        for path, text, fix in existing_value_problems(m.d['install'], m.release.get('datapath_values') or {}):
+            problems.append(problem(m.host, path, text, fix))
+
+
 def check(clusters, ca_source=None, unreachable=ERROR, schemas=None):
     """Every problem of the mesh described by ``clusters`` (see the module docstring).
 
@@ -747,6 +763,7 @@ def check(clusters, ca_source=None, unreachable=ERROR, schemas=None):
     check_kpr(members, problems)
     check_node_ports(members, problems)
     check_values(members, problems, schemas)
+    check_existing_values(members, problems)
     order = dict((m.host, i) for i, m in enumerate(members))
     problems.sort(key=lambda p: (order.get(p['cluster'], len(order)), p['severity'] != ERROR))
     return problems

@@ -23,8 +23,12 @@ except ImportError:  # reported by value_problems
 
 from ansible_collections.meshops.cilium.plugins.module_utils.values import (
     check_user_values,
+    chosen_paths,
+    desired_install_values,
+    get_path,
     merge_user_values,
     normalize_kpr,
+    review_existing,
     set_path,
 )
 
@@ -106,3 +110,34 @@ def value_problems(values, managed=None, schema=None):
             problems.append(('cilium_values.%s' % _path(err), 'the target chart\'s values.schema.json refuses it: %s'
                              % err.message, 'give %s a value of the type the chart expects' % _path(err)))
     return problems
+
+
+def existing_value_problems(params, datapath_values):
+    """The values of an installed release that shape its datapath and that an install with ``params``
+    (``cilium_install``'s options, with ``values``, ``default_options`` and ``existing_values``) would drop
+    or change without the user choosing it, as ``[(path, problem, fix)]``: the same review
+    ``cilium_install`` makes (``values.settle_existing``), done before the first write of the run.
+    ``datapath_values``: the release's datapath values, as ``clustermesh_info`` returns them."""
+    if not datapath_values or (params.get('existing_values') or 'refuse') != 'refuse':
+        return []
+    try:
+        desired = merge_user_values(params.get('values') or {}, desired_install_values(params))
+        review = review_existing(datapath_values, desired, chosen_paths(params))
+    except (TypeError, ValueError):
+        return []  # bad options or values: reported by the other checks
+    out = []
+    for r in review:
+        if not r['datapath'] or r['chosen']:
+            continue
+        before = get_path(datapath_values, r['keys'])
+        if r['change'] == 'dropped':
+            what = 'this run would drop it'
+        else:
+            what = 'this run would change it to %s' % json.dumps(get_path(desired, r['keys'])) \
+                if get_path(desired, r['keys']) is not None else 'this run would change it'
+        out.append(('cilium_values.%s' % r['path'],
+                    'the installed release has %s=%s, which the inventory does not set, and %s; it shapes %s'
+                    % (r['path'], json.dumps(before), what, r['datapath']),
+                    'set cilium_values.%s (or its cilium_* variable) to the value it must have, or '
+                    'cilium_existing_values: keep (keep the release\'s values) or reset (drop them)' % r['path']))
+    return out

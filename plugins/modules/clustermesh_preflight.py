@@ -124,6 +124,14 @@ options:
           - The target chart. A local archive or directory gives the C(values.schema.json) that O(clusters[].values) are
             checked against; a chart from a repository is checked by helm at install time.
         type: str
+      install:
+        description:
+          - The options M(meshops.cilium.cilium_install) will get for this cluster (as the C(cilium) role passes them:
+            C(cluster_name), C(ipam_mode), C(routing_mode), C(values), ..., with C(default_options) and
+            C(existing_values)). With it, the datapath values of an installed release that the run would drop or
+            change without the inventory choosing it are errors (unless C(existing_values) is V(keep) or V(reset)),
+            the same review C(cilium_install) makes, done before the first write.
+        type: dict
       info:
         description:
           - The registered result of M(meshops.cilium.clustermesh_info) for this cluster. A failed result
@@ -279,6 +287,7 @@ CLUSTER_SPEC = dict(
     release_name=dict(type='str', default='cilium'),
     values=dict(type='raw'),
     chart_ref=dict(type='str'),
+    install=dict(type='dict'),
     info=dict(type='dict'),
 )
 
