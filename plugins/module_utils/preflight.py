@@ -30,6 +30,7 @@ import re
 from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
     existing_value_problems,
     managed_values,
+    render_problems,
     value_problems,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.values import CLUSTER_NAME_MAX, CLUSTER_NAME_RE
@@ -719,14 +720,23 @@ CHECKS_DOC = (
     'kubeProxyReplacement', 'clustermesh-apiserver NodePort')
 
 
-def check_values(members, problems, schemas):
+def check_values(members, problems, schemas, render=None):
     """``cilium_values`` of each cluster against the install checks and the target chart's schema
-    (``schemas``: {host: schema or None})."""
+    (``schemas``: {host: schema or None}); then, for the clusters without such a problem whose target
+    chart is local (it has a schema here) and whose install options are known, the chart rendered
+    with those values (``render(values, chart_ref)``: None or helm's error)."""
+    to_render = []
     for m in members:
         if 'values' not in m.d or m.d.get('values') is None:
             continue
-        for path, text, fix in value_problems(m.d['values'], managed_values(m.d), (schemas or {}).get(m.host)):
+        schema = (schemas or {}).get(m.host)
+        found = value_problems(m.d['values'], managed_values(m.d), schema)
+        for path, text, fix in found:
             problems.append(problem(m.host, path, text, fix))
+        if not found and render and schema and isinstance(m.d.get('install'), dict) and m.d.get('chart_ref'):
+            to_render.append((m.host, m.d['install'], m.d['chart_ref']))
+    for host, path, text, fix in render_problems(to_render, render):
+        problems.append(problem(host, path, text, fix))
 
 
 def check_existing_values(members, problems):
@@ -739,7 +749,7 @@ def check_existing_values(members, problems):
             problems.append(problem(m.host, path, text, fix))
 
 
-def check(clusters, ca_source=None, unreachable=ERROR, schemas=None):
+def check(clusters, ca_source=None, unreachable=ERROR, schemas=None, render=None):
     """Every problem of the mesh described by ``clusters`` (see the module docstring).
 
     ``unreachable``: severity of a cluster that cannot be read (ERROR or WARNING).
@@ -762,7 +772,7 @@ def check(clusters, ca_source=None, unreachable=ERROR, schemas=None):
     check_versions(members, problems)
     check_kpr(members, problems)
     check_node_ports(members, problems)
-    check_values(members, problems, schemas)
+    check_values(members, problems, schemas, render)
     check_existing_values(members, problems)
     order = dict((m.host, i) for i, m in enumerate(members))
     problems.sort(key=lambda p: (order.get(p['cluster'], len(order)), p['severity'] != ERROR))

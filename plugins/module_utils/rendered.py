@@ -15,6 +15,7 @@ __metaclass__ = type
 import json
 import os
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 
 try:
     from jsonschema import Draft7Validator
@@ -140,4 +141,35 @@ def existing_value_problems(params, datapath_values):
                     % (r['path'], json.dumps(before), what, r['datapath']),
                     'set cilium_values.%s (or its cilium_* variable) to the value it must have, or '
                     'cilium_existing_values: keep (keep the release\'s values) or reset (drop them)' % r['path']))
+    return out
+
+
+def install_values(params):
+    """The complete user values ``cilium_install`` gives Helm for ``params`` on a fresh install (its
+    options over ``values``); raises ValueError or TypeError for bad options."""
+    return merge_user_values(params.get('values') or {}, desired_install_values(params))
+
+
+def render_problems(entries, render, workers=4):
+    """Render the target chart with each cluster's install values, the chart's own render-time
+    checks (``fail`` in its templates: for example ipam.mode=eni without eni.enabled, an invalid
+    cluster name). ``entries``: ``[(host, install params, chart_ref)]``, only local charts;
+    ``render(values, chart_ref)`` returns None or helm's error. Returns ``[(host, path, problem, fix)]``."""
+    jobs = []
+    for host, params, chart_ref in entries:
+        try:
+            jobs.append((host, install_values(params), chart_ref))
+        except (TypeError, ValueError):
+            continue  # reported by value_problems
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max(1, min(workers, len(jobs)))) as pool:
+        errors = list(pool.map(lambda job: render(job[1], job[2]), jobs))
+    out = []
+    for (host, _values, chart_ref), err in zip(jobs, errors):
+        if err:
+            out.append((host, 'cilium_values', 'the target chart %s refuses the values this run would install: %s'
+                        % (os.path.basename(str(chart_ref)), err),
+                        'correct the value the chart names (in cilium_values or its cilium_* variable); '
+                        '`helm template` of that chart with these values shows the same'))
     return out

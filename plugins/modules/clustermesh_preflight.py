@@ -149,6 +149,12 @@ options:
     type: str
     choices: [error, warning]
     default: error
+  helm_binary:
+    description:
+      - The helm binary that renders the target chart (C(helm template), client-side only) with each cluster's
+        values, for the chart's own render-time checks. Only for local charts (archive or directory) of clusters
+        with O(clusters[].install). Default C(helm) from C(PATH); without it the render is skipped with a warning.
+    type: str
 extends_documentation_fragment:
   - meshops.cilium.attributes
   - meshops.cilium.attributes.info_module
@@ -256,6 +262,7 @@ msg:
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import MaskingModule
+from ansible_collections.meshops.cilium.plugins.module_utils.helm import HelmError, find_helm, render_chart
 from ansible_collections.meshops.cilium.plugins.module_utils.rendered import load_chart_schema
 from ansible_collections.meshops.cilium.plugins.module_utils.preflight import (
     ERROR,
@@ -298,6 +305,7 @@ def main():
             clusters=dict(type='list', elements='dict', required=True, options=CLUSTER_SPEC),
             ca_source=dict(type='str'),
             unreachable=dict(type='str', choices=['error', 'warning'], default='error'),
+            helm_binary=dict(type='str'),
         ),
         supports_check_mode=True,
     )
@@ -308,8 +316,17 @@ def main():
         if ref and ref not in loaded:
             loaded[ref] = load_chart_schema(ref)
         schemas[c['host']] = loaded.get(ref) if ref else None
+    render, not_rendered = None, None
+    if any(c.get('install') is not None and schemas.get(c['host']) for c in clusters):
+        try:
+            binary = find_helm(module.params['helm_binary'])
+        except HelmError as e:
+            not_rendered = 'the target chart was not rendered with the values (helm template): %s' % e.detail
+        else:
+            def render(values, chart_ref):
+                return render_chart(binary, 'cilium', 'kube-system', values, chart_ref)
     problems = check(clusters, ca_source=module.params['ca_source'], unreachable=module.params['unreachable'],
-                     schemas=schemas)
+                     schemas=schemas, render=render)
     errors = sum(1 for p in problems if p['severity'] == ERROR)
     table = format_table(problems) if problems else ''
     msg = summary(problems, len(clusters)) + ('\n' + table if table else '')
@@ -319,6 +336,8 @@ def main():
         module.fail_json(**result)
     for p in problems:
         module.warn('%s: %s: %s (fix: %s)' % (p['cluster'], p['field'], p['problem'], p['fix']))
+    if not_rendered:
+        module.warn(not_rendered)
     module.exit_json(**result)
 
 

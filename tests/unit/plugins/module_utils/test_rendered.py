@@ -98,3 +98,63 @@ def test_preflight_table_names_cluster_path_and_fix(schema):
     assert ('mesh-1', 'cilium_values.MTU', 'error') in rows
     assert ('mesh-2', 'cilium_values', 'error') in rows
     assert all(p['fix'] for p in problems)
+
+
+# -- the chart rendered with the install values (helm template) --------------------------------------
+
+def _fake_helm(tmp_path, script):
+    path = tmp_path / 'helm'
+    path.write_text('#!/bin/sh\n' + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_render_chart_passes_values_in_a_private_file_and_masks_secrets(tmp_path):
+    from ansible_collections.meshops.cilium.plugins.module_utils.helm import render_chart
+    seen = tmp_path / 'seen'
+    helm = _fake_helm(tmp_path, 'echo "$@" > %s; for a in "$@"; do case "$a" in *values.yaml) cat "$a" >> %s;; '
+                      'esac; done; echo "Error: execution error at (cilium/templates/validate.yaml:1:2): '
+                      'key s3cr3t-value is bad" >&2; echo "Use --debug flag" >&2; exit 1\n' % (seen, seen))
+    err = render_chart(helm, 'cilium', 'kube-system', {'ipam': {'mode': 'eni'}, 'tls': {'key': 's3cr3t-value'}},
+                       '/charts/cilium-1.20.2.tgz')
+    argv = seen.read_text()
+    assert argv.startswith('template --namespace kube-system --kube-version 1.34.0 -f ')
+    assert argv.split('\n')[0].endswith('-- cilium /charts/cilium-1.20.2.tgz')
+    assert '"eni"' in argv  # the values went through the file
+    assert 'validate.yaml' in err and 's3cr3t-value' not in err and 'Use --debug' not in err
+    # the private file is gone
+    path = argv.split(' -f ', 1)[1].split(' ', 1)[0]
+    assert not os.path.exists(path)
+    ok = _fake_helm(tmp_path, 'exit 0\n')
+    assert render_chart(ok, 'cilium', 'kube-system', {}, '/charts/c.tgz') is None
+
+
+def test_render_problems_only_for_good_values_and_name_the_cluster():
+    calls = []
+
+    def render(values, chart_ref):
+        calls.append((values, chart_ref))
+        if values.get('ipam', {}).get('mode') == 'eni':
+            return 'Error: execution error at (cilium/templates/validate.yaml:257:5): ipam.mode=eni requires eni.enabled=true'
+        return None
+    good = dict(ENTRY, values={'debug': {'enabled': True}})
+    bad = dict(ENTRY, cluster_name='mesh-2', cluster_id=2, ipam_mode='eni', values={})
+    members = [
+        {'host': 'mesh-1', 'cluster_name': 'mesh-1', 'cluster_id': 1, 'values': good['values'], 'install': good,
+         'chart_ref': '/c/cilium-1.20.2.tgz'},
+        {'host': 'mesh-2', 'cluster_name': 'mesh-2', 'cluster_id': 2, 'values': {}, 'install': bad,
+         'chart_ref': '/c/cilium-1.20.2.tgz'},
+        # a value problem already: not rendered
+        {'host': 'mesh-3', 'cluster_name': 'mesh-3', 'cluster_id': 3, 'values': {'kubeProxyReplacement': 'strict'},
+         'install': dict(ENTRY, values={'kubeProxyReplacement': 'strict'}), 'chart_ref': '/c/cilium-1.20.2.tgz'},
+    ]
+    schemas = {'mesh-1': {}, 'mesh-2': {}, 'mesh-3': {}}
+    schemas = dict((h, {'type': 'object'}) for h in schemas)
+    problems = preflight.check(members, schemas=schemas, render=render)
+    rows = [(p['cluster'], p['field'], p['problem']) for p in problems if 'refuses the values' in p['problem']]
+    assert rows == [('mesh-2', 'cilium_values', 'the target chart cilium-1.20.2.tgz refuses the values this run '
+                     'would install: Error: execution error at (cilium/templates/validate.yaml:257:5): '
+                     'ipam.mode=eni requires eni.enabled=true')]
+    assert len(calls) == 2 and calls[0][0]['debug'] == {'enabled': True} and calls[0][0]['cluster']['name'] == 'mesh-1'
+    # without a render function (no helm) or a local chart nothing is rendered
+    assert not [p for p in preflight.check(members, schemas=schemas) if 'refuses the values' in p['problem']]
