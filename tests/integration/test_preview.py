@@ -2,8 +2,10 @@
 fleet states exits 0 (an unreachable member is reported by name), shows what would change per
 cluster, never waits, and writes nothing (the audit log of every cluster is read).
 
-Kept fast: one fleet state per test, the playbooks of a state run concurrently, the converged
-state is reused when an earlier module left a three-cluster mesh.
+The states follow one another in file order, each built from the previous one by one real run: empty
+with one release installed by plain `helm install`; all installed, not meshed (install.yml); converged
+(mesh.yml: every preview reports no change); converged, then one peer's Service port changed; one
+member's API server stopped. The playbooks of a state run concurrently.
 """
 import json
 import subprocess
@@ -84,11 +86,86 @@ def meshed(clusters):
     return all(listed(c) == names - {c.name} for c in clusters)
 
 
+def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, collections_path, inv, three):
+    """mesh-1 runs a release installed by plain `helm install` (with a hand-set value), mesh-2 and
+    mesh-3 have nothing: every playbook previews, exits 0 and writes nothing."""
+    uninstall_cilium(fleet.clusters)
+    chart = fleet.chart(fleet.chart_versions[-1])
+    three[0].helm("install", "cilium", chart, "-n", NS, "--set", "cluster.name=mesh-1", "--set", "cluster.id=1",
+                  "--set", "operator.replicas=1", "--set", "ipam.mode=kubernetes")
+    try:
+        mark = marks(fleet.clusters)
+        names = ["site", "mesh", "ipsec", "rotate_ipsec", "disconnect"]  # install.yml: the first plays of site
+        res = previews(fleet, collections_path, inv, names)
+        assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
+    finally:
+        uninstall_cilium(fleet.clusters)
+    assert_previewed(res, names)
+    site, mesh = res["site"][1], res["mesh"][1]
+    expected = [
+        # install: the CA that plain helm created on mesh-1 would be copied, mesh-2/3 installed
+        ("site", site, "changed: [mesh-2]", "Copy the mesh CA to this cluster"),
+        # connect: peers of clusters this run installs are computed from what it would do
+        ("site", site, "Planned (installed by this run first): mesh-2, mesh-3", None),
+        ("site", site, "mesh-2: would be connected once installed by this run; peers: mesh-1, mesh-3", None),
+        ("site", site, '"(known once installed by this run)"', None),
+        # mesh alone: the clusters without Cilium are left out by name, mesh-1 still previewed
+        ("mesh", mesh, "mesh-2: Cilium is not installed (run install.yml first)", None),
+        ("ipsec", res["ipsec"][1], "would copy the IPsec key from mesh-1", None),
+        ("rotate_ipsec", res["rotate_ipsec"][1], "a real run would refuse to rotate", None),
+        ("disconnect", res["disconnect"][1], "mesh-3: Cilium is not installed, nothing to connect or disconnect", None),
+    ]
+    missing = []
+    for name, out, text, after in expected:
+        part = out.split(after, 1)[1][:1500] if after and after in out else out
+        if text not in part:
+            missing.append("%s: %r" % (name, text))
+    assert not missing, "%s\n\n%s\n\n%s" % (missing, site[-5000:], mesh[-3000:])
+    assert all(recap(site)[c.name]["changed"] >= 2 for c in three), recap(site)
+
+
+def test_preview_all_installed_not_meshed(fleet, collections_path, inv, three):
+    """Every cluster runs Cilium (install.yml, for real) but none is connected: the mesh and site previews
+    plan every peer on every cluster, exit 0 and write nothing."""
+    argv, env = command(fleet, collections_path, inv, "install.yml")
+    proc = run_ansible("ansible-playbook", argv[1:], env)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert not any(listed(c) for c in three)
+    mark = marks(fleet.clusters)
+    names = ["site", "mesh", "disconnect"]
+    res = previews(fleet, collections_path, inv, names)
+    assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
+    assert_previewed(res, names)
+    for name in ("site", "mesh"):
+        r = recap(res[name][1])
+        assert all(r[c.name]["changed"] >= 1 and r[c.name]["failed"] == 0 for c in three), (name, r)
+    # nothing is connected yet: disconnect has nothing to remove
+    assert all(recap(res["disconnect"][1])[c.name]["changed"] == 0 for c in three), res["disconnect"][1][-3000:]
+    assert not any(listed(c) for c in three)
+
+
+def test_preview_of_a_converged_mesh_changes_nothing(fleet, collections_path, inv, three):
+    """mesh.yml (for real) connects them; then the site, install and mesh previews report no change on
+    any cluster (a preview of a converged fleet is as quiet as a re-run) and write nothing."""
+    argv, env = command(fleet, collections_path, inv, "mesh.yml")
+    proc = run_ansible("ansible-playbook", argv[1:], env)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert meshed(three)
+    mark = marks(fleet.clusters)
+    names = ["site", "install", "mesh"]
+    res = previews(fleet, collections_path, inv, names)
+    assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
+    assert_previewed(res, names)
+    for name in names:
+        r = recap(res[name][1])
+        assert all(r[c.name]["changed"] == 0 for c in three), (name, r, res[name][1][-4000:])
+
+
 def test_preview_converged_mesh_after_a_peer_port_changed(fleet, collections_path, inv, three):
     """Converged, then mesh-2's clustermesh-apiserver port changes: mesh and disconnect previews show
     the peer change on mesh-1 and mesh-3, do not wait, write nothing."""
     t0 = time.time()
-    if not meshed(three):
+    if not meshed(three):  # run alone; in file order the previous test leaves the converged mesh
         uninstall_cilium(fleet.clusters)
         argv, env = command(fleet, collections_path, inv, "site.yml")
         proc = run_ansible("ansible-playbook", argv[1:], env)
@@ -132,44 +209,6 @@ def test_preview_with_one_member_unreachable_names_it_and_previews_the_others(fl
         assert seconds < 300, (name, seconds)
     # the site preview goes through its preflight (a warning names mesh-3) instead of stopping
     assert "cannot read the cluster" in res["site"][1], res["site"][1][-4000:]
-
-
-def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, collections_path, inv, three):
-    """mesh-1 runs a release installed by plain `helm install` (with a hand-set value), mesh-2 and
-    mesh-3 have nothing: every playbook previews, exits 0 and writes nothing."""
-    uninstall_cilium(fleet.clusters)
-    chart = fleet.chart(fleet.chart_versions[-1])
-    three[0].helm("install", "cilium", chart, "-n", NS, "--set", "cluster.name=mesh-1", "--set", "cluster.id=1",
-                  "--set", "operator.replicas=1", "--set", "ipam.mode=kubernetes")
-    try:
-        mark = marks(fleet.clusters)
-        names = ["site", "mesh", "ipsec", "rotate_ipsec", "disconnect"]  # install.yml: the first plays of site
-        res = previews(fleet, collections_path, inv, names)
-        assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
-    finally:
-        uninstall_cilium(fleet.clusters)
-    assert_previewed(res, names)
-    site, mesh = res["site"][1], res["mesh"][1]
-    expected = [
-        # install: the CA that plain helm created on mesh-1 would be copied, mesh-2/3 installed
-        ("site", site, "changed: [mesh-2]", "Copy the mesh CA to this cluster"),
-        # connect: peers of clusters this run installs are computed from what it would do
-        ("site", site, "Planned (installed by this run first): mesh-2, mesh-3", None),
-        ("site", site, "mesh-2: would be connected once installed by this run; peers: mesh-1, mesh-3", None),
-        ("site", site, '"(known once installed by this run)"', None),
-        # mesh alone: the clusters without Cilium are left out by name, mesh-1 still previewed
-        ("mesh", mesh, "mesh-2: Cilium is not installed (run install.yml first)", None),
-        ("ipsec", res["ipsec"][1], "would copy the IPsec key from mesh-1", None),
-        ("rotate_ipsec", res["rotate_ipsec"][1], "a real run would refuse to rotate", None),
-        ("disconnect", res["disconnect"][1], "mesh-3: Cilium is not installed, nothing to connect or disconnect", None),
-    ]
-    missing = []
-    for name, out, text, after in expected:
-        part = out.split(after, 1)[1][:1500] if after and after in out else out
-        if text not in part:
-            missing.append("%s: %r" % (name, text))
-    assert not missing, "%s\n\n%s\n\n%s" % (missing, site[-5000:], mesh[-3000:])
-    assert all(recap(site)[c.name]["changed"] >= 2 for c in three), recap(site)
 
 
 BAD_VALUES = {
