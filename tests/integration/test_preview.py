@@ -205,12 +205,13 @@ def test_preview_with_one_member_unreachable_names_it_and_previews_the_others(fl
     finally:
         runner.start_apiserver("mesh-3")
     for name in ("site",):
-        rc, out, seconds = res[name]
+        rc, out, _seconds = res[name]
         assert "mesh-3" in out and "127.0.0.1:%d" % (int(three[2].server.rsplit(":", 1)[1])) in out, out[-4000:]
         r = recap(out)
         # the others are previewed to the end: no failure there
         assert r["mesh-1"]["failed"] == 0 and r["mesh-2"]["failed"] == 0, (name, r, out[-4000:])
-        assert seconds < 300, (name, seconds)
+        # no readiness wait on the way (the time itself is printed)
+        assert "Wait for the mesh status" not in out or "skipping" in out.split("Wait for the mesh status", 1)[1][:400]
     # the site preview goes through its preflight (a warning names mesh-3) instead of stopping
     assert "cannot read the cluster" in res["site"][1], res["site"][1][-4000:]
 
