@@ -489,6 +489,33 @@ class HelmRunner(object):
                              extra_secrets=_secret_strings(values))
 
 
+# The Kubernetes version a client-side render assumes (helm's own default is 1.20, older than
+# every supported chart accepts); the cluster's version is checked by helm at install time.
+RENDER_KUBE_VERSION = '1.34.0'
+
+
+def render_chart(binary, release, namespace, values, chart_ref, kube_version=RENDER_KUBE_VERSION, timeout=120):
+    """``helm template`` of the local chart ``chart_ref`` with the complete user values ``values``,
+    client-side only (no cluster is contacted, no kubeconfig is given). Returns None when the chart
+    renders, else helm's error (secrets of ``values`` masked). The values go in a private temporary
+    file, removed when the call ends."""
+    with private_dir() as tmpdir:
+        values_file = _write_private(os.path.join(tmpdir, 'values.yaml'),
+                                     json.dumps(values or {}, indent=1, sort_keys=True))
+        argv = [binary, 'template', '--namespace', namespace, '--kube-version', kube_version, '-f', values_file,
+                '--', release, chart_ref]
+        try:
+            rc, _out, err = run_command(argv, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return 'helm template did not finish within %ss' % timeout
+        except OSError as e:
+            return 'cannot run %s: %s' % (binary, e)
+    if rc == 0:
+        return None
+    lines = [line for line in (err or '').splitlines() if line.strip() and not line.startswith('Use --debug')]
+    return mask_text(' '.join(lines) or 'helm template failed (exit %d)' % rc, set(_secret_strings(values)))
+
+
 # ---------------------------------------------------------------------------
 # Chart version of a local chart
 # ---------------------------------------------------------------------------

@@ -25,6 +25,10 @@ except ImportError:
     HAS_CRYPTOGRAPHY = False
 
 
+from ansible_collections.meshops.cilium.plugins.module_utils.redact import mask_secrets
+from ansible_collections.meshops.cilium.plugins.module_utils.values import datapath_values
+
+
 HELM_RELEASE_TYPE = 'helm.sh/release.v1'
 GZIP_MAGIC = b'\x1f\x8b'
 _RELEASE_NAME_RE = re.compile(r'sh\.helm\.release\.v1\.(?P<release>.+)\.v(?P<version>\d+)')  # use fullmatch
@@ -419,6 +423,9 @@ def build_descriptor(config_map=None, release=None, ca_secret=None, service=None
         'routing_mode': None, 'tunnel_protocol': None}
     rel = summarize_release(release) if release else None
     values = rel.pop('values') if rel else {}
+    if rel:
+        # only the user values that shape the datapath (the preflight reviews what a run would drop)
+        rel['datapath_values'] = mask_secrets(datapath_values(values))
     if config_map is None:
         warnings.append('ConfigMap %s/%s not found: Cilium is not installed' % (namespace, CILIUM_CONFIG))
     if rel is None:

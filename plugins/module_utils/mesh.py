@@ -340,6 +340,29 @@ def plan_peers(current_entries, peers, membership='exact', remove=()):
     }
 
 
+PLANNED_ADDRESS = '(known once installed by this run)'
+PLANNED_FIELDS = ('endpoint', 'endpoint.port', 'ca')
+
+
+def plan_planned_peers(peers, planned_names):
+    """Check mode: peers that this run would install first (``planned_names``) have no
+    clustermesh-apiserver endpoint and no CA yet. Their endpoint becomes a placeholder the
+    preview shows; returns the peers (copies) in the same order."""
+    out = []
+    for p in peers:
+        if p['name'] in planned_names:
+            p = dict(p, endpoint={'ips': [], 'address': PLANNED_ADDRESS, 'port': p['endpoint']['port']})
+        out.append(p)
+    return out
+
+
+def drop_planned_problems(problems, planned_names):
+    """``problems`` without the endpoint and CA problems of planned peers (they only exist after
+    the install this run would do; the CA is the one the same run copies)."""
+    return [x for x in problems
+            if not (x['field'] in PLANNED_FIELDS and x['clusters'][1] in planned_names)]
+
+
 def remove_conflicts(peers, remove):
     """Sorted names that are both a peer and to be removed."""
     remove = set(str(r) for r in (remove or ()))

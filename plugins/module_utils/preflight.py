@@ -16,7 +16,9 @@ Declared keys (all optional except ``host``): ``host`` (inventory name),
 ``ipam_mode``, ``pod_cidrs``, ``service_cidrs``, ``native_routing_cidr``,
 ``chart_version``, ``kube_proxy_replacement``, ``k8s_service_host``,
 ``service_type``, ``node_port``, ``chaining_mode``, ``eni``,
-``allow_identity_change``, ``context``, ``kubeconfig``, ``release_name``.
+``allow_identity_change``, ``context``, ``kubeconfig``, ``release_name``, ``values``
+(``cilium_values``), ``chart_ref``, ``install`` (the options ``cilium_install`` gets, with
+``default_options`` and ``existing_values``: the review of an installed release's datapath values).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,6 +27,12 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
+    existing_value_problems,
+    managed_values,
+    render_problems,
+    value_problems,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.values import CLUSTER_NAME_MAX, CLUSTER_NAME_RE
 
 ERROR = 'error'
@@ -258,13 +266,16 @@ def pod_cidr_sources(m, problems):
 # The checks (each appends to ``problems``)
 # ---------------------------------------------------------------------------
 
-def check_connection(members, problems):
+def check_connection(members, problems, unreachable=ERROR):
+    """``unreachable``: the severity of a cluster that cannot be read (``warning`` in check
+    mode, where the preview goes on for the others and the cluster is reported by name)."""
     for m in members:
         if m.failed:
             problems.append(problem(
                 m.host, 'connection', 'cannot read the cluster: %s' % (m.error or 'unknown error'),
                 'check meshops_kubeconfig and meshops_context of %s and that its API server is reachable '
-                '(every member of the mesh group is read, also outside --limit)' % m.host))
+                '(every member of the mesh group is read, also outside --limit)' % m.host,
+                severity=unreachable))
     seen = {}
     for m in members:
         key = (m.d.get('kubeconfig') or '', m.d.get('context'))
@@ -709,14 +720,45 @@ CHECKS_DOC = (
     'kubeProxyReplacement', 'clustermesh-apiserver NodePort')
 
 
-def check(clusters, ca_source=None):
+def check_values(members, problems, schemas, render=None):
+    """``cilium_values`` of each cluster against the install checks and the target chart's schema
+    (``schemas``: {host: schema or None}); then, for the clusters without such a problem whose target
+    chart is local (it has a schema here) and whose install options are known, the chart rendered
+    with those values (``render(values, chart_ref)``: None or helm's error)."""
+    to_render = []
+    for m in members:
+        if 'values' not in m.d or m.d.get('values') is None:
+            continue
+        schema = (schemas or {}).get(m.host)
+        found = value_problems(m.d['values'], managed_values(m.d), schema)
+        for path, text, fix in found:
+            problems.append(problem(m.host, path, text, fix))
+        if not found and render and schema and isinstance(m.d.get('install'), dict) and m.d.get('chart_ref'):
+            to_render.append((m.host, m.d['install'], m.d['chart_ref']))
+    for host, path, text, fix in render_problems(to_render, render):
+        problems.append(problem(host, path, text, fix))
+
+
+def check_existing_values(members, problems):
+    """An installed release's datapath values that the run would drop or change unchosen (safe
+    adoption): ``install`` of each member holds cilium_install's options as the cilium role passes them."""
+    for m in members:
+        if not m.installed or not m.release or not isinstance(m.d.get('install'), dict):
+            continue
+        for path, text, fix in existing_value_problems(m.d['install'], m.release.get('datapath_values') or {}):
+            problems.append(problem(m.host, path, text, fix))
+
+
+def check(clusters, ca_source=None, unreachable=ERROR, schemas=None, render=None):
     """Every problem of the mesh described by ``clusters`` (see the module docstring).
+
+    ``unreachable``: severity of a cluster that cannot be read (ERROR or WARNING).
 
     Returns ``problems`` sorted by cluster (in the given order), errors first.
     """
     members = [Member(c) for c in clusters or []]
     problems = []
-    check_connection(members, problems)
+    check_connection(members, problems, unreachable)
     check_names(members, problems)
     check_max_connected(members, problems)
     check_ids(members, problems)
@@ -730,6 +772,8 @@ def check(clusters, ca_source=None):
     check_versions(members, problems)
     check_kpr(members, problems)
     check_node_ports(members, problems)
+    check_values(members, problems, schemas, render)
+    check_existing_values(members, problems)
     order = dict((m.host, i) for i, m in enumerate(members))
     problems.sort(key=lambda p: (order.get(p['cluster'], len(order)), p['severity'] != ERROR))
     return problems

@@ -67,6 +67,46 @@ OTHER_OWNED = (
 # Keys that make a cluster's mesh identity (changing them breaks the mesh).
 IDENTITY_KEYS = ('cluster.name', 'cluster.id', 'clustermesh.maxConnectedClusters')
 
+# Values that shape a cluster's datapath or its reach, with the reason (the one list; issue 11's
+# "safe adoption"). An upgrade of an installed release never drops or changes one of them, under
+# any key below these prefixes, unless the user chose the new value: a value in ``values`` or an
+# option that is not a caller's default (``default_options``); or ``existing_values`` says keep or
+# reset. Matched on whole keys: ``bpf`` covers ``bpf.masquerade``, not ``bpfClockProbe``.
+DATAPATH_VALUES = (
+    ('ipam', 'how pods get their addresses: a change strands the running pods and can hand out addresses in use'),
+    ('routingMode', 'tunnel or native routing: a change cuts pod traffic between nodes until every agent restarts'),
+    ('tunnelProtocol', 'the encapsulation nodes and peers expect: a change cuts tunnelled traffic'),
+    ('tunnelPort', 'the port tunnelled traffic uses: a change cuts it'),
+    ('ipv4NativeRoutingCIDR', 'what is routed without masquerading in native routing'),
+    ('autoDirectNodeRoutes', 'the routes between nodes in native routing'),
+    ('kubeProxyReplacement', 'whether Cilium serves Services: without kube-proxy, dropping it leaves every '
+                             'Service unreachable'),
+    ('k8sServiceHost', 'how the agents reach the API server without kube-proxy: a wrong or missing value stops '
+                       'every agent'),
+    ('k8sServicePort', 'how the agents reach the API server without kube-proxy'),
+    ('encryption', 'transparent encryption: dropping it sends traffic in clear and cuts encrypted peers'),
+    ('cluster', 'the cluster\'s mesh identity (name and ID)'),
+    ('clustermesh.maxConnectedClusters', 'the identity space shared by the mesh'),
+    ('devices', 'the interfaces the datapath attaches to'),
+    ('MTU', 'the packet size of the pod network'),
+    ('bpf', 'BPF datapath settings (masquerading, host routing, map sizes)'),
+    ('enableIPv4Masquerade', 'source NAT of pod traffic leaving the cluster'),
+    ('enableIPv6Masquerade', 'source NAT of pod traffic leaving the cluster'),
+    ('ipMasqAgent', 'source NAT of pod traffic leaving the cluster'),
+    ('ipv4', 'IPv4 in the pod network'),
+    ('ipv6', 'IPv6 in the pod network'),
+    ('nodePort', 'Services served by the datapath'),
+    ('loadBalancer', 'how Services are load-balanced and forwarded'),
+    ('hostFirewall', 'the host firewall: a change opens or closes node ports'),
+    ('cni', 'the CNI configuration (chaining, exclusive mode): a change breaks pod networking'),
+    ('eni', 'AWS ENI networking'),
+    ('azure', 'Azure networking'),
+    ('egressGateway', 'the egress gateway'),
+    ('socketLB', 'socket-level load-balancing'),
+)
+
+EXISTING_VALUES = ('refuse', 'keep', 'reset')
+
 # A Cilium cluster name (use with fullmatch: "$" would accept a trailing newline). The one home:
 # mesh.py and preflight.py import it.
 CLUSTER_NAME_RE = re.compile(r'([a-z0-9][-a-z0-9]*)?[a-z0-9]')
@@ -541,6 +581,10 @@ def plan_install(params, current_values=None, current_chart_version=None, instal
         # the apiserver is left to clustermesh_enable (or whoever set it)
         keep = keep + APISERVER_KEYS
     desired = merge_over_current(current_values or {}, wanted, keep=keep) if installed else wanted
+    review = []
+    if installed:
+        desired, review, more = settle_existing(params, current_values or {}, desired)
+        warnings = list(warnings or []) + more
     identity = []
     if installed:
         cur = current_values or {}
@@ -566,7 +610,106 @@ def plan_install(params, current_values=None, current_chart_version=None, instal
     else:
         action = 'none'
     return {'desired': desired, 'changed_keys': changed_keys, 'action': action, 'chart_change': chart_change,
-            'identity': identity, 'warnings': warnings}
+            'identity': identity, 'warnings': warnings,
+            'existing_values': [dict((k, v) for k, v in r.items() if k != 'keys') for r in review]}
+
+
+def datapath_reason(path):
+    """Why ``path`` (dotted or keys) shapes the datapath (DATAPATH_VALUES), or None."""
+    keys = split_path(path)
+    for prefix, reason in DATAPATH_VALUES:
+        pk = split_path(prefix)
+        if keys[:len(pk)] == pk:
+            return reason
+    return None
+
+
+def datapath_values(values):
+    """The leaves of ``values`` that shape the datapath (DATAPATH_VALUES), as a nested dict: what
+    clustermesh_info returns of a release's user values so that the preflight can review them."""
+    out = {}
+    for keys, value in leaves(values or {}).items():
+        if datapath_reason(keys):
+            set_path(out, keys, copy.deepcopy(value))
+    return out
+
+
+def review_existing(current_values, desired, chosen=()):
+    """The release's current user values that ``desired`` drops or changes (pure).
+
+    ``chosen``: key tuples of leaves the user chose (see ``chosen_paths``). Returns
+    ``[{'path', 'keys', 'change' ('dropped' or 'changed'), 'datapath' (reason or None), 'chosen'}]``,
+    sorted by path. Values are not included: they may be secrets.
+    """
+    chosen = set(tuple(c) for c in chosen)
+    cur, new = leaves(current_values or {}), leaves(desired or {})
+    out = []
+    for keys in sorted(cur):
+        if keys in new and same(cur[keys], new[keys]):
+            continue
+        if keys not in new and any(keys[:n] in new for n in range(1, len(keys))):
+            # a parent became a scalar or a list in ``desired``: that value replaced this one
+            change = 'changed'
+        else:
+            change = 'changed' if keys in new else 'dropped'
+        out.append({'path': format_path(keys), 'keys': keys, 'change': change, 'datapath': datapath_reason(keys),
+                    'chosen': keys in chosen or any(keys[:n] in chosen for n in range(1, len(keys)))})
+    return out
+
+
+def chosen_paths(params):
+    """Key tuples of the values the user chose: every leaf of ``values`` and the values of the
+    options that are not in ``default_options`` (a caller's defaults, e.g. the cilium role's)."""
+    defaults = set(params.get('default_options') or ())
+    own = dict((k, v) for k, v in params.items() if k not in defaults)
+    chosen = set(leaves(params.get('values') or {}))
+    chosen.update(leaves(desired_install_values(own)))
+    for path in IDENTITY_KEYS:  # the mesh identity is checked on its own (allow_identity_change)
+        chosen.add(split_path(path))
+    return chosen
+
+
+def _describe(rows):
+    return ', '.join('%s (%s)' % (r['path'], r['change']) for r in rows)
+
+
+def settle_existing(params, current_values, desired):
+    """Apply ``params['existing_values']`` to ``desired`` for an installed release (pure).
+
+    Returns ``(desired, review, warnings)``. ``refuse`` (the default) raises ValueError when a datapath
+    value of the release would be dropped or changed without the user choosing it; ``keep`` keeps
+    every value of the release that the user did not choose anew; ``reset`` lets them go. Other
+    dropped or changed values are named in a warning."""
+    mode = params.get('existing_values') or 'refuse'
+    if mode not in EXISTING_VALUES:
+        raise ValueError('existing_values must be one of %s, not %r' % (', '.join(EXISTING_VALUES), mode))
+    review = review_existing(current_values, desired, chosen_paths(params))
+    unchosen = [r for r in review if not r['chosen']]
+    warnings = []
+    if mode == 'keep' and unchosen:
+        desired = copy.deepcopy(desired)
+        for r in unchosen:
+            for n in range(1, len(r['keys'])):
+                above = get_path(desired, r['keys'][:n], _MISSING)
+                if above is not _MISSING and not isinstance(above, dict):
+                    delete_path(desired, r['keys'][:n], prune=False)
+            set_path(desired, r['keys'], copy.deepcopy(get_path(current_values, r['keys'])))
+        warnings.append('existing_values=keep: kept the release\'s own value of %s' % _describe(unchosen))
+        return desired, review, warnings
+    guarded = [r for r in unchosen if r['datapath']]
+    if mode == 'refuse' and guarded:
+        listed = '; '.join('%s (%s: %s)' % (r['path'], r['change'], r['datapath']) for r in guarded)
+        raise ValueError(
+            'the release holds values that shape the datapath or the cluster\'s reach, and this run would drop or '
+            'change them without anyone choosing that: %s. Set each in values (cilium_values) or its option '
+            '(cilium_* variable) to the value it must have, or set existing_values (cilium_existing_values) '
+            'to keep to keep the release\'s values, or to reset to drop them' % listed)
+    others = [r for r in unchosen if not r['datapath'] or mode == 'reset']
+    if others:
+        warnings.append('values of the release that this run %s: %s%s' % (
+            'drops or changes', _describe(others),
+            '' if mode == 'reset' else ' (set existing_values=keep to keep them, or give them in values)'))
+    return desired, review, warnings
 
 
 def plan_enable(current_values, api):

@@ -162,6 +162,30 @@ options:
         selectors) or under C(secretKeyRef)/C(configMapKeyRef) names something and stays visible.
     type: dict
     default: {}
+  existing_values:
+    description:
+      - What to do, when upgrading an installed release (for example one installed by hand with C(helm install)),
+        with the release's own user values that this run would drop or change without anyone choosing that.
+        Chosen values are those in O(values) and those of the options given and not listed in O(default_options).
+      - V(refuse) fails before any write when such a value shapes the datapath or the cluster's reach (IPAM,
+        routing and tunnel settings, kube-proxy replacement, C(k8sServiceHost)/C(k8sServicePort), encryption,
+        cluster identity, devices, MTU, BPF and masquerading settings; the list and its reasons are
+        C(DATAPATH_VALUES) in C(plugins/module_utils/values.py)), naming each; other such values are named in a
+        warning and dropped.
+      - V(keep) keeps every value of the release that is not chosen anew (a warning names them).
+      - V(reset) drops or changes them (a warning names them): the release ends with exactly the desired values.
+      - RV(existing_values) lists what was found, without the values.
+    type: str
+    choices: [refuse, keep, reset]
+    default: refuse
+  default_options:
+    description:
+      - Names of options of this task whose value is a default of the caller rather than the user's choice
+        (the C(cilium) role fills it with the options whose C(cilium_*) variable the inventory does not set).
+        Such an option never counts as choosing a value of an installed release; see O(existing_values).
+    type: list
+    elements: str
+    default: []
   allow_identity_change:
     description:
       - Allow changing C(cluster.name), C(cluster.id) or C(clustermesh.maxConnectedClusters) of an installed
@@ -295,6 +319,26 @@ ready:
   returned: when O(wait=true) and O(state=present)
   type: dict
   sample: {"DaemonSet/cilium": "3/3 ready"}
+existing_values:
+  description:
+    - For an installed release, its user values that the desired values drop or change (no values, only paths).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: Dotted value key.
+      type: str
+      sample: routingMode
+    change:
+      description: V(dropped) or V(changed).
+      type: str
+    datapath:
+      description: Why the value shapes the datapath or the cluster's reach, or V(null).
+      type: str
+    chosen:
+      description: Whether the user chose the new value (in O(values) or an option not in O(default_options)).
+      type: bool
 warnings_detail:
   description: Non-fatal findings (also emitted as warnings).
   returned: always
@@ -354,13 +398,13 @@ def absent(m, current):
     p = m.params
     if current is None:
         m.exit(changed=False, action='absent', release=None, changed_keys=[], chart_change=None,
-               warnings_detail=[])
+               warnings_detail=[], existing_values=[])
     if not m.check_mode:
         _runner(m).uninstall(p['release_name'], p['namespace'], wait=p['wait'], timeout=p['wait_timeout'])
         m.wrote('uninstalled Helm release %s/%s (was revision %s)' % (p['namespace'], p['release_name'],
                                                                       current.revision))
     m.exit(changed=True, action='uninstalled', release=_summary(current), changed_keys=[], chart_change=None,
-           warnings_detail=[], before={'release': _summary(current)}, after={'release': None})
+           warnings_detail=[], existing_values=[], before={'release': _summary(current)}, after={'release': None})
 
 
 def run(m):
@@ -416,7 +460,7 @@ def run(m):
             lambda: read_release(m.cluster, ns, name), current)
     result = dict(changed=needs_helm, action=action, release=_summary(release), changed_keys=plan['changed_keys'],
                   chart_change=list(plan['chart_change']) if plan['chart_change'] else None,
-                  warnings_detail=plan['warnings'])
+                  warnings_detail=plan['warnings'], existing_values=plan['existing_values'])
     if p['wait'] and not m.check_mode:
         result['ready'] = wait_ready(m.cluster, ns, install_components(plan['desired']), timeout=p['wait_timeout'])
     m.exit(before=current.values if installed else {}, after=plan['desired'], **result)
@@ -446,6 +490,8 @@ def main():
                 enabled=dict(type='bool'),
             )),
             values=dict(type='dict', default={}),
+            existing_values=dict(type='str', choices=['refuse', 'keep', 'reset'], default='refuse'),
+            default_options=dict(type='list', elements='str', default=[]),
             allow_identity_change=dict(type='bool', default=False),
             wait=dict(type='bool', default=False),
             wait_timeout=dict(type='int', default=300),

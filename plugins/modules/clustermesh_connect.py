@@ -43,6 +43,10 @@ options:
         passed to every member.
       - The CAs are compared by SHA-256 fingerprint, or by SubjectKeyId when a fingerprint is
         missing.
+      - Check mode only, C(planned=true) marks a peer that the same run would install first (the
+        M(meshops.cilium.cilium) role in C(site.yml)). It has no endpoint or CA yet, so those are not
+        checked and the preview shows the endpoint as known once installed. Outside check mode a planned
+        peer is refused.
     type: list
     elements: dict
     required: true
@@ -207,6 +211,11 @@ clusters_form:
   returned: always
   type: str
   sample: list
+planned:
+  description: Peers marked planned (check mode), previewed with their endpoint still unknown.
+  returned: always
+  type: list
+  elements: str
 revision:
   description: Release revision after the run.
   returned: always
@@ -262,11 +271,14 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     parse_cilium_config,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.mesh import (
+    PLANNED_ADDRESS,
+    drop_planned_problems,
     normalize_entries,
     normalize_peer,
     peer_identity_problems,
     peer_summary,
     plan_peers,
+    plan_planned_peers,
     remove_conflicts,
     rollout_note,
     split_self,
@@ -300,7 +312,8 @@ def render_clusters(plan, chart_version):
     are written back as they were (with any extra keys), in the same form.
     """
     kept = set(plan['kept'])
-    value = clusters_value([e for e in plan['entries'] if e['name'] not in kept], chart_version)
+    value = clusters_value([e for e in plan['entries'] if e['name'] not in kept
+                            and e.get('address') != PLANNED_ADDRESS], chart_version)
     for e in plan['entries']:
         if e['name'] not in kept:
             continue
@@ -320,6 +333,12 @@ def run(m):
     p = m.params
     ns, rel_name = p['namespace'], p['release_name']
     peers = [normalize_peer(d) for d in p['peers'] if isinstance(d, dict)]
+    planned = set(str(d.get('cluster_name') or d.get('name')) for d in p['peers']
+                  if isinstance(d, dict) and d.get('planned'))
+    if planned and not m.check_mode:
+        m.fail('refusing to connect (nothing was changed): peers %s are marked planned (not installed yet); '
+               'planned peers are only accepted in check mode. Install Cilium there first (install.yml)'
+               % ', '.join(sorted(planned)))
     problems = peer_identity_problems(m.name, peers)  # before connecting
     if problems:
         m.fail('refusing to connect (nothing was changed): %s' % '; '.join(x['message'] for x in problems),
@@ -337,7 +356,8 @@ def run(m):
                'refusing to upgrade it' % (ns, rel_name, release.status))
 
     peers, skipped = split_self(local, peers)
-    problems = validate_peers(local, peers)
+    peers = plan_planned_peers(peers, planned)
+    problems = drop_planned_problems(validate_peers(local, peers), planned)
     for name in remove_conflicts(peers, p['remove']):
         problems.append({'clusters': [local['name'], name], 'field': 'remove',
                          'message': '%s: remove: "%s" is both a peer and to be removed; drop it from one '
@@ -360,6 +380,7 @@ def run(m):
         peers=[e['name'] for e in plan['entries']],
         added=plan['added'], removed=plan['removed'], changed_peers=plan['changed'], kept=plan['kept'],
         skipped_self=[s['name'] for s in skipped],
+        planned=sorted(planned),
         rollout=rollout_note(kvsm) if needs_upgrade else None,
         kvstoremesh=kvsm,
         chart_version=release.chart_version,

@@ -182,6 +182,14 @@ release:
       description: App version of the chart.
       type: str
       sample: 1.19.5
+    datapath_values:
+      description:
+        - The release's user values that shape the datapath or the cluster's reach (IPAM, routing, tunnel,
+          kube-proxy replacement, C(k8sServiceHost), encryption settings, devices, MTU, BPF, ...), secret keys
+          masked. No other user value is returned. The preflight reviews them before an upgrade
+          (C(cilium_existing_values)).
+      type: dict
+      sample: {"routingMode": "native", "ipv4NativeRoutingCIDR": "10.0.0.0/8"}
 ca:
   description: Identity of the CA in Secret C(cilium-ca), or V(null) if there is none. Never the key.
   returned: always

@@ -114,6 +114,24 @@ options:
         description: Name of the Cilium Helm release.
         type: str
         default: cilium
+      values:
+        description:
+          - The cluster's C(cilium_values), checked as C(cilium_install) would check them (removed and reserved keys,
+            contradictions with the inventory options) and against the target chart's C(values.schema.json).
+        type: raw
+      chart_ref:
+        description:
+          - The target chart. A local archive or directory gives the C(values.schema.json) that O(clusters[].values) are
+            checked against; a chart from a repository is checked by helm at install time.
+        type: str
+      install:
+        description:
+          - The options M(meshops.cilium.cilium_install) will get for this cluster (as the C(cilium) role passes them:
+            C(cluster_name), C(ipam_mode), C(routing_mode), C(values), ..., with C(default_options) and
+            C(existing_values)). With it, the datapath values of an installed release that the run would drop or
+            change without the inventory choosing it are errors (unless C(existing_values) is V(keep) or V(reset)),
+            the same review C(cilium_install) makes, done before the first write.
+        type: dict
       info:
         description:
           - The registered result of M(meshops.cilium.clustermesh_info) for this cluster. A failed result
@@ -123,6 +141,19 @@ options:
     description:
       - The member whose C(cilium-ca) the mesh uses (the role M(meshops.cilium.cilium) copies it to the others).
         Other CAs are compared with it.
+    type: str
+  unreachable:
+    description:
+      - Severity of a member that cannot be read. V(error) stops the run; V(warning) reports it by name and
+        checks the others (the preflight role uses it in check mode, so a preview goes on without that member).
+    type: str
+    choices: [error, warning]
+    default: error
+  helm_binary:
+    description:
+      - The helm binary that renders the target chart (C(helm template), client-side only) with each cluster's
+        values, for the chart's own render-time checks. Only for local charts (archive or directory) of clusters
+        with O(clusters[].install). Default C(helm) from C(PATH); without it the render is skipped with a warning.
     type: str
 extends_documentation_fragment:
   - meshops.cilium.attributes
@@ -231,6 +262,8 @@ msg:
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import MaskingModule
+from ansible_collections.meshops.cilium.plugins.module_utils.helm import HelmError, find_helm, render_chart
+from ansible_collections.meshops.cilium.plugins.module_utils.rendered import load_chart_schema
 from ansible_collections.meshops.cilium.plugins.module_utils.preflight import (
     ERROR,
     check,
@@ -259,6 +292,9 @@ CLUSTER_SPEC = dict(
     context=dict(type='str'),
     kubeconfig=dict(type='str'),
     release_name=dict(type='str', default='cilium'),
+    values=dict(type='raw'),
+    chart_ref=dict(type='str'),
+    install=dict(type='dict'),
     info=dict(type='dict'),
 )
 
@@ -268,11 +304,29 @@ def main():
         argument_spec=dict(
             clusters=dict(type='list', elements='dict', required=True, options=CLUSTER_SPEC),
             ca_source=dict(type='str'),
+            unreachable=dict(type='str', choices=['error', 'warning'], default='error'),
+            helm_binary=dict(type='str'),
         ),
         supports_check_mode=True,
     )
     clusters = module.params['clusters']
-    problems = check(clusters, ca_source=module.params['ca_source'])
+    schemas, loaded = {}, {}
+    for c in clusters:
+        ref = c.get('chart_ref')
+        if ref and ref not in loaded:
+            loaded[ref] = load_chart_schema(ref)
+        schemas[c['host']] = loaded.get(ref) if ref else None
+    render, not_rendered = None, None
+    if any(c.get('install') is not None and schemas.get(c['host']) for c in clusters):
+        try:
+            binary = find_helm(module.params['helm_binary'])
+        except HelmError as e:
+            not_rendered = 'the target chart was not rendered with the values (helm template): %s' % e.detail
+        else:
+            def render(values, chart_ref):
+                return render_chart(binary, 'cilium', 'kube-system', values, chart_ref)
+    problems = check(clusters, ca_source=module.params['ca_source'], unreachable=module.params['unreachable'],
+                     schemas=schemas, render=render)
     errors = sum(1 for p in problems if p['severity'] == ERROR)
     table = format_table(problems) if problems else ''
     msg = summary(problems, len(clusters)) + ('\n' + table if table else '')
@@ -282,6 +336,8 @@ def main():
         module.fail_json(**result)
     for p in problems:
         module.warn('%s: %s: %s (fix: %s)' % (p['cluster'], p['field'], p['problem'], p['fix']))
+    if not_rendered:
+        module.warn(not_rendered)
     module.exit_json(**result)
 
 

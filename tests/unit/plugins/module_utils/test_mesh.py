@@ -235,3 +235,23 @@ def test_remove_and_peers_must_not_overlap():
     assert mesh.remove_conflicts(norm(desc('mesh-2', 2), desc('mesh-3', 3)), ['mesh-3', 'x']) == ['mesh-3']
     with pytest.raises(ValueError, match='mesh-2'):
         mesh.plan_peers(None, norm(desc('mesh-2', 2)), 'merge', remove=['mesh-2'])
+
+
+def test_planned_peers_are_previewed_without_endpoint_or_ca_problems():
+    local = mesh.normalize_peer({'cluster_name': 'mesh-1', 'cluster_id': 1, 'ca': {'sha256': 'AA'}})
+    planned = mesh.normalize_peer({'cluster_name': 'mesh-2', 'cluster_id': 2})
+    real = mesh.normalize_peer({'cluster_name': 'mesh-3', 'cluster_id': 3})  # no endpoint, no CA: refused
+    peers = mesh.plan_planned_peers([planned, real], {'mesh-2'})
+    problems = mesh.drop_planned_problems(mesh.validate_peers(local, peers), {'mesh-2'})
+    assert sorted(set(p['field'] for p in problems)) == ['ca', 'endpoint', 'endpoint.port']
+    assert all(p['clusters'][1] == 'mesh-3' for p in problems)
+    plan = mesh.plan_peers(None, peers[:1], 'exact')
+    assert plan['added'] == ['mesh-2']
+    assert plan['entries'] == [{'name': 'mesh-2', 'address': mesh.PLANNED_ADDRESS, 'port': None}]
+
+
+def test_a_planned_peer_with_the_same_id_as_another_is_still_refused():
+    local = mesh.normalize_peer({'cluster_name': 'mesh-1', 'cluster_id': 1, 'ca': {'sha256': 'AA'}})
+    planned = mesh.plan_planned_peers([mesh.normalize_peer({'cluster_name': 'mesh-2', 'cluster_id': 1})], {'mesh-2'})
+    problems = mesh.drop_planned_problems(mesh.validate_peers(local, planned), {'mesh-2'})
+    assert [p['field'] for p in problems] == ['cluster_id']

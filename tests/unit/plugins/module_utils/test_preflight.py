@@ -111,6 +111,16 @@ def test_a_cluster_that_cannot_be_read_is_a_row_of_its_own():
     assert len(problems) == 1
 
 
+def test_check_mode_reports_an_unreachable_cluster_as_a_warning_and_checks_the_others():
+    clusters = mesh(3)
+    clusters[1]['info'] = {'failed': True, 'msg': 'mesh-2: connection refused'}
+    clusters[2]['cluster_id'] = 1  # a real problem among the reachable ones is still an error
+    problems = check(clusters, unreachable=WARNING)
+    p = only(problems, 'mesh-2', 'meshops_kubeconfig/meshops_context', severity=WARNING)
+    assert 'connection refused' in p['problem']
+    assert errors(problems, 'mesh-3')
+
+
 def test_a_failed_result_registered_with_failed_when_false_is_still_a_failure():
     clusters = mesh(2)
     clusters[0]['info'] = {'failed': False, 'changed': False, 'msg': 'cannot load kubeconfig'}

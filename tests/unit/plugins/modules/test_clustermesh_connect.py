@@ -222,3 +222,30 @@ def test_remove_takes_back_a_peer_in_merge_mode_and_conflicts_are_refused(apiser
     ok, res = run_module(args(apiserver, MESH, remove=['mesh-3']))
     assert not ok and len(upgrades) == 1
     assert [p['field'] for p in res['problems']] == ['remove'] and 'mesh-3' in res['msg']
+
+
+PLANNED = {'cluster_name': 'mesh-3', 'cluster_id': 3, 'max_connected_clusters': 255, 'planned': True}
+
+
+def test_check_mode_previews_a_planned_peer_without_endpoint_or_ca(apiserver, run_module, upgrades):
+    install(apiserver)
+    ok, res = run_module(args(apiserver, [peer('mesh-2', 2), PLANNED], _ansible_check_mode=True,
+                              _ansible_diff=True))
+    assert ok, res
+    assert res['changed'] is True and res['planned'] == ['mesh-3'] and res['added'] == ['mesh-2', 'mesh-3']
+    assert {'name': 'mesh-3', 'address': '(known once installed by this run)', 'port': None} in res['diff']['after']['peers']
+    assert upgrades == []
+
+
+def test_a_planned_peer_is_refused_outside_check_mode(apiserver, run_module, upgrades):
+    install(apiserver)
+    ok, res = run_module(args(apiserver, [peer('mesh-2', 2), PLANNED]))
+    assert not ok
+    assert 'mesh-3' in res['msg'] and 'only accepted in check mode' in res['msg']
+    assert upgrades == []
+
+
+def test_a_planned_peer_still_gets_identity_checks(apiserver, run_module, upgrades):
+    install(apiserver)
+    ok, res = run_module(args(apiserver, [dict(PLANNED, cluster_id=1)], _ansible_check_mode=True))
+    assert not ok and 'cluster ID 1' in res['msg'], res

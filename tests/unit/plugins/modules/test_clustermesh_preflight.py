@@ -74,6 +74,8 @@ def test_role_defaults_mirror_the_cilium_role():
         mirrored = yaml.safe_load(f)['preflight_cilium_defaults']
     with open(os.path.join(REPO, 'roles', 'cilium', 'defaults', 'main.yml')) as f:
         cilium = yaml.safe_load(f)
+    with open(os.path.join(REPO, 'roles', 'cilium', 'vars', 'main.yml')) as f:
+        cilium.update(yaml.safe_load(f))
     for key, value in mirrored.items():
         assert key in cilium, key
         assert cilium[key] == value, key

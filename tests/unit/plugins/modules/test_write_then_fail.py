@@ -66,7 +66,7 @@ def test_install_wait_fails_after_upgrade_reports_the_revision_and_rollback(flee
         raise ClusterError('not ready after 5s in namespace kube-system: DaemonSet/cilium: 0/1 ready', cluster='mesh-1')
     monkeypatch.setattr(cilium_install, 'wait_ready', not_ready)
     ok, res = module_runner(monkeypatch, cilium_install.main)({
-        'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1,
+        'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1, 'ipam_mode': 'kubernetes',
         'values': {'debug': {'enabled': True}}, 'wait': True, 'wait_timeout': 5})
     assert not ok
     assert len(helm.calls) == 1
@@ -81,7 +81,7 @@ def test_helm_fails_after_storing_a_revision(fleet, monkeypatch):
     apiserver, store = fleet
     monkeypatch.setattr(cilium_install, 'HelmRunner', FakeHelm(store, fail_with='helm failed to upgrade (exit 1)'))
     ok, res = module_runner(monkeypatch, cilium_install.main)({
-        'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1,
+        'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1, 'ipam_mode': 'kubernetes',
         'values': {'debug': {'enabled': True}}})
     assert not ok
     assert res['changed'] is True
@@ -106,7 +106,7 @@ def test_helm_fails_without_storing_a_revision_is_not_changed(fleet, monkeypatch
             raise HelmError('helm failed to upgrade (exit 1): rendered manifests contain an error', cluster='mesh-1')
     monkeypatch.setattr(cilium_install, 'HelmRunner', Refused(store))
     ok, res = module_runner(monkeypatch, cilium_install.main)({
-        'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1,
+        'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1, 'ipam_mode': 'kubernetes',
         'values': {'debug': {'enabled': True}}})
     assert not ok
     assert not res.get('changed') and 'written' not in res
@@ -159,3 +159,18 @@ def test_traffic_check_fails_after_creating_its_objects(apiserver, monkeypatch):
     assert res['written'] == ['Namespace meshops-traffic (create)',
                               'Deployment meshops-traffic/meshops-traffic-mesh-1 (create)']
     assert res['msg'].count('state=absent removes Namespace meshops-traffic') == 1
+
+
+def test_an_unchosen_datapath_value_is_refused_before_any_write(fleet, monkeypatch):
+    """The release's ipam.mode, not given again, would be dropped (the chart default differs): refused."""
+    apiserver, store = fleet
+    helm = FakeHelm(store)
+    monkeypatch.setattr(cilium_install, 'HelmRunner', helm)
+    args = {'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1,
+            'values': {'debug': {'enabled': True}}}
+    ok, res = module_runner(monkeypatch, cilium_install.main)(dict(args))
+    assert not ok and helm.calls == [] and not res.get('changed')
+    assert 'ipam.mode (dropped' in res['msg'] and 'existing_values' in res['msg']
+    ok, res = module_runner(monkeypatch, cilium_install.main)(dict(args, existing_values='keep'))
+    assert ok and helm.calls[-1]['ipam'] == {'mode': 'kubernetes'} and helm.calls[-1]['debug'] == {'enabled': True}
+    assert [r['path'] for r in res['existing_values']] == ['ipam.mode']

@@ -1,0 +1,175 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The preflight's check of the values Helm will get (issue 11, "preflight on the rendered truth").
+
+``value_problems`` runs, on one cluster's ``cilium_values`` merged with the values the inventory
+options set, the checks ``cilium_install`` would only run later (reserved and removed keys,
+contradictions with module options) and the target chart's own ``values.schema.json``. Pure,
+except ``load_chart_schema`` which reads the schema out of a local chart archive.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+
+try:
+    from jsonschema import Draft7Validator
+except ImportError:  # reported by value_problems
+    Draft7Validator = None
+
+from ansible_collections.meshops.cilium.plugins.module_utils.values import (
+    check_user_values,
+    chosen_paths,
+    desired_install_values,
+    get_path,
+    merge_user_values,
+    normalize_kpr,
+    review_existing,
+    set_path,
+)
+
+
+def load_chart_schema(chart_ref):
+    """``values.schema.json`` of a local chart archive (``.tgz``) or directory, else None (a chart
+    from a repository is checked by ``helm`` itself at install time)."""
+    if not chart_ref:
+        return None
+    path = os.path.expanduser(str(chart_ref))
+    try:
+        if os.path.isdir(path):
+            with open(os.path.join(path, 'values.schema.json')) as f:
+                return json.load(f)
+        if os.path.isfile(path) and tarfile.is_tarfile(path):
+            with tarfile.open(path) as tar:
+                for member in tar.getmembers():
+                    parts = member.name.split('/')
+                    if len(parts) == 2 and parts[1] == 'values.schema.json':
+                        return json.load(tar.extractfile(member))
+    except (OSError, ValueError, tarfile.TarError):
+        return None
+    return None
+
+
+def managed_values(entry):
+    """The chart values the inventory options of preflight ``entry`` set (what cilium_install sets
+    whatever ``values`` say): identity, routing mode, kube-proxy replacement."""
+    out = {}
+    if entry.get('cluster_name'):
+        set_path(out, 'cluster.name', str(entry['cluster_name']))
+    try:
+        if entry.get('cluster_id') is not None:
+            set_path(out, 'cluster.id', int(entry['cluster_id']))
+        if entry.get('max_connected_clusters') is not None:
+            set_path(out, 'clustermesh.maxConnectedClusters', int(entry['max_connected_clusters']))
+    except (TypeError, ValueError):
+        pass  # reported by the identity checks
+    if entry.get('routing_mode'):
+        set_path(out, 'routingMode', entry['routing_mode'])
+    if entry.get('kube_proxy_replacement') is not None:
+        try:
+            set_path(out, 'kubeProxyReplacement', normalize_kpr(entry['kube_proxy_replacement']))
+        except ValueError:
+            pass  # reported by the kubeProxyReplacement check
+    return out
+
+
+def _path(err):
+    return '.'.join(str(x) for x in err.absolute_path) or '(top level)'
+
+
+def value_problems(values, managed=None, schema=None):
+    """Every problem with ``values`` (a cluster's ``cilium_values``) as ``[(path, problem, fix)]``.
+
+    ``managed``: what the inventory options set (``managed_values``); ``schema``: the target chart's
+    ``values.schema.json`` (None: not checked)."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        return [('cilium_values', 'is a %s, not a mapping of Helm values' % type(values).__name__,
+                 'set cilium_values to a mapping, e.g. {operator: {replicas: 1}}')]
+    problems = []
+    try:
+        check_user_values(values)
+    except ValueError as e:
+        problems.append(('cilium_values', str(e), 'remove or correct that key in cilium_values'))
+    merged = values
+    try:
+        merged = merge_user_values(values, managed or {})
+    except ValueError as e:
+        problems.append(('cilium_values', str(e),
+                         'set it through the role variable (cilium_*) instead of cilium_values, or remove it'))
+    if schema:
+        if Draft7Validator is None:
+            return problems + [('cilium_values', 'the Python library jsonschema is missing: the values were not '
+                                'checked against the chart schema', 'pip install -r requirements.txt')]
+        for err in sorted(Draft7Validator(schema).iter_errors(merged), key=lambda e: [str(x) for x in e.absolute_path]):
+            problems.append(('cilium_values.%s' % _path(err), 'the target chart\'s values.schema.json refuses it: %s'
+                             % err.message, 'give %s a value of the type the chart expects' % _path(err)))
+    return problems
+
+
+def existing_value_problems(params, datapath_values):
+    """The values of an installed release that shape its datapath and that an install with ``params``
+    (``cilium_install``'s options, with ``values``, ``default_options`` and ``existing_values``) would drop
+    or change without the user choosing it, as ``[(path, problem, fix)]``: the same review
+    ``cilium_install`` makes (``values.settle_existing``), done before the first write of the run.
+    ``datapath_values``: the release's datapath values, as ``clustermesh_info`` returns them."""
+    if not datapath_values or (params.get('existing_values') or 'refuse') != 'refuse':
+        return []
+    try:
+        desired = merge_user_values(params.get('values') or {}, desired_install_values(params))
+        review = review_existing(datapath_values, desired, chosen_paths(params))
+    except (TypeError, ValueError):
+        return []  # bad options or values: reported by the other checks
+    out = []
+    for r in review:
+        if not r['datapath'] or r['chosen']:
+            continue
+        before = get_path(datapath_values, r['keys'])
+        if r['change'] == 'dropped':
+            what = 'this run would drop it'
+        else:
+            what = 'this run would change it to %s' % json.dumps(get_path(desired, r['keys'])) \
+                if get_path(desired, r['keys']) is not None else 'this run would change it'
+        out.append(('cilium_values.%s' % r['path'],
+                    'the installed release has %s=%s, which the inventory does not set, and %s; it shapes %s'
+                    % (r['path'], json.dumps(before), what, r['datapath']),
+                    'set cilium_values.%s (or its cilium_* variable) to the value it must have, or '
+                    'cilium_existing_values: keep (keep the release\'s values) or reset (drop them)' % r['path']))
+    return out
+
+
+def install_values(params):
+    """The complete user values ``cilium_install`` gives Helm for ``params`` on a fresh install (its
+    options over ``values``); raises ValueError or TypeError for bad options."""
+    return merge_user_values(params.get('values') or {}, desired_install_values(params))
+
+
+def render_problems(entries, render, workers=4):
+    """Render the target chart with each cluster's install values, the chart's own render-time
+    checks (``fail`` in its templates: for example ipam.mode=eni without eni.enabled, an invalid
+    cluster name). ``entries``: ``[(host, install params, chart_ref)]``, only local charts;
+    ``render(values, chart_ref)`` returns None or helm's error. Returns ``[(host, path, problem, fix)]``."""
+    jobs = []
+    for host, params, chart_ref in entries:
+        try:
+            jobs.append((host, install_values(params), chart_ref))
+        except (TypeError, ValueError):
+            continue  # reported by value_problems
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max(1, min(workers, len(jobs)))) as pool:
+        errors = list(pool.map(lambda job: render(job[1], job[2]), jobs))
+    out = []
+    for (host, _values, chart_ref), err in zip(jobs, errors):
+        if err:
+            out.append((host, 'cilium_values', 'the target chart %s refuses the values this run would install: %s'
+                        % (os.path.basename(str(chart_ref)), err),
+                        'correct the value the chart names (in cilium_values or its cilium_* variable); '
+                        '`helm template` of that chart with these values shows the same'))
+    return out

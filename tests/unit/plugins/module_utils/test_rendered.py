@@ -1,0 +1,160 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The preflight's check of cilium_values against the install checks and the real chart schema."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import tarfile
+
+import pytest
+
+from ansible_collections.meshops.cilium.plugins.module_utils import preflight
+from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
+    load_chart_schema,
+    managed_values,
+    value_problems,
+)
+
+FIXTURE = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'chart-1.20.2')
+ENTRY = {'cluster_name': 'mesh-1', 'cluster_id': 1, 'max_connected_clusters': 255, 'routing_mode': 'tunnel',
+         'kube_proxy_replacement': False}
+
+
+@pytest.fixture(scope='module')
+def schema():
+    with open(os.path.join(FIXTURE, 'values.schema.json')) as f:
+        return json.load(f)
+
+
+# (cilium_values, the value path the problem names, words the problem says)
+BAD = [
+    ({'kubeProxyReplacement': 'strict'}, 'cilium_values', 'strict'),
+    ({'kubeProxyReplacement': 'partial'}, 'cilium_values', 'partial'),
+    ({'kubeProxyReplacement': 'disabled'}, 'cilium_values', 'disabled'),
+    ({'clustermesh': {'apiserver': {'tls': {'ca': {'cert': 'x'}}}}}, 'cilium_values', 'removed in chart 1.15'),
+    ({'cluster': {'name': 'other'}}, 'cilium_values', 'cluster.name'),
+    ({'cluster': {'id': 7}}, 'cilium_values', 'cluster.id'),
+    ({'clustermesh': {'maxConnectedClusters': 511}}, 'cilium_values', 'maxConnectedClusters'),
+    ({'routingMode': 'native'}, 'cilium_values', 'routingMode'),
+    ({'kubeProxyReplacement': True}, 'cilium_values', 'kubeProxyReplacement'),
+    ({'cluster': 'mesh-1'}, 'cilium_values', 'cluster'),
+    ({'MTU': '1500'}, 'cilium_values.MTU', 'is not of type'),
+    ({'operator': {'replicas': 'two'}}, 'cilium_values.operator.replicas', 'is not of type'),
+    ({'k8sServicePort': [6443]}, 'cilium_values.k8sServicePort', 'is not of type'),
+    ({'k8sServiceHost': 10}, 'cilium_values.k8sServiceHost', 'is not of type'),
+    ({'ipv4NativeRoutingCIDR': ['10.0.0.0/8']}, 'cilium_values.ipv4NativeRoutingCIDR', 'is not of type'),
+    ({'encryption': {'enabled': 'yes'}}, 'cilium_values.encryption.enabled', 'is not of type'),
+    ({'devices': 5}, 'cilium_values.devices', 'is not of type'),
+    ({'bpf': {'masquerade': 'on'}}, 'cilium_values.bpf.masquerade', 'is not of type'),
+    ({'l7Proxy': 'false'}, 'cilium_values.l7Proxy', 'is not of type'),
+    ({'debug': {'enabled': 1}}, 'cilium_values.debug.enabled', 'is not of type'),
+]
+
+
+@pytest.mark.parametrize('values, path, words', BAD, ids=[json.dumps(b[0], sort_keys=True) for b in BAD])
+def test_bad_values_are_refused_with_path_and_fix(schema, values, path, words):
+    problems = value_problems(values, managed_values(ENTRY), schema)
+    assert problems, values
+    assert any(p[0] == path and words in p[1] and p[2] for p in problems), problems
+
+
+def test_good_values_pass(schema):
+    values = {'operator': {'replicas': 1}, 'MTU': 1450, 'k8sServiceHost': 'auto', 'k8sServicePort': 6443,
+              'cluster': {'name': 'mesh-1', 'id': 1}, 'bpf': {'masquerade': True}, 'devices': 'eth+'}
+    assert value_problems(values, managed_values(ENTRY), schema) == []
+
+
+def test_a_non_mapping_is_one_problem():
+    assert [p[0] for p in value_problems(['a'], {}, None)] == ['cilium_values']
+
+
+def test_all_problems_of_one_cluster_at_once(schema):
+    problems = value_problems({'MTU': 'x', 'l7Proxy': 'x', 'kubeProxyReplacement': 'strict'},
+                              managed_values(ENTRY), schema)
+    paths = sorted(p[0] for p in problems)
+    assert 'cilium_values.MTU' in paths and 'cilium_values.l7Proxy' in paths and 'cilium_values' in paths
+
+
+def test_schema_is_read_from_a_chart_archive_and_a_directory(tmp_path):
+    archive = tmp_path / 'cilium-1.20.2.tgz'
+    with tarfile.open(str(archive), 'w:gz') as tar:
+        tar.add(os.path.join(FIXTURE, 'values.schema.json'), arcname='cilium/values.schema.json')
+        tar.add(os.path.join(FIXTURE, 'Chart.yaml'), arcname='cilium/Chart.yaml')
+    assert load_chart_schema(str(archive))['properties']['MTU'] == {'type': 'integer'}
+    assert load_chart_schema(FIXTURE)['properties']['MTU'] == {'type': 'integer'}
+    assert load_chart_schema('cilium/cilium') is None
+    assert load_chart_schema(str(tmp_path / 'missing.tgz')) is None
+
+
+def test_preflight_table_names_cluster_path_and_fix(schema):
+    clusters = [dict(ENTRY, host='mesh-1', values={'MTU': 'big'}),
+                dict(ENTRY, host='mesh-2', cluster_name='mesh-2', cluster_id=2, values={'kubeProxyReplacement': 'strict'})]
+    problems = preflight.check(clusters, schemas={'mesh-1': schema, 'mesh-2': schema})
+    rows = [(p['cluster'], p['field'], p['severity']) for p in problems]
+    assert ('mesh-1', 'cilium_values.MTU', 'error') in rows
+    assert ('mesh-2', 'cilium_values', 'error') in rows
+    assert all(p['fix'] for p in problems)
+
+
+# -- the chart rendered with the install values (helm template) --------------------------------------
+
+def _fake_helm(tmp_path, script):
+    path = tmp_path / 'helm'
+    path.write_text('#!/bin/sh\n' + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_render_chart_passes_values_in_a_private_file_and_masks_secrets(tmp_path):
+    from ansible_collections.meshops.cilium.plugins.module_utils.helm import render_chart
+    seen = tmp_path / 'seen'
+    helm = _fake_helm(tmp_path, 'echo "$@" > %s; for a in "$@"; do case "$a" in *values.yaml) cat "$a" >> %s;; '
+                      'esac; done; echo "Error: execution error at (cilium/templates/validate.yaml:1:2): '
+                      'key s3cr3t-value is bad" >&2; echo "Use --debug flag" >&2; exit 1\n' % (seen, seen))
+    err = render_chart(helm, 'cilium', 'kube-system', {'ipam': {'mode': 'eni'}, 'tls': {'key': 's3cr3t-value'}},
+                       '/charts/cilium-1.20.2.tgz')
+    argv = seen.read_text()
+    assert argv.startswith('template --namespace kube-system --kube-version 1.34.0 -f ')
+    assert argv.split('\n')[0].endswith('-- cilium /charts/cilium-1.20.2.tgz')
+    assert '"eni"' in argv  # the values went through the file
+    assert 'validate.yaml' in err and 's3cr3t-value' not in err and 'Use --debug' not in err
+    # the private file is gone
+    path = argv.split(' -f ', 1)[1].split(' ', 1)[0]
+    assert not os.path.exists(path)
+    ok = _fake_helm(tmp_path, 'exit 0\n')
+    assert render_chart(ok, 'cilium', 'kube-system', {}, '/charts/c.tgz') is None
+
+
+def test_render_problems_only_for_good_values_and_name_the_cluster():
+    calls = []
+
+    def render(values, chart_ref):
+        calls.append((values, chart_ref))
+        if values.get('ipam', {}).get('mode') == 'eni':
+            return 'Error: execution error at (cilium/templates/validate.yaml:257:5): ipam.mode=eni requires eni.enabled=true'
+        return None
+    good = dict(ENTRY, values={'debug': {'enabled': True}})
+    bad = dict(ENTRY, cluster_name='mesh-2', cluster_id=2, ipam_mode='eni', values={})
+    members = [
+        {'host': 'mesh-1', 'cluster_name': 'mesh-1', 'cluster_id': 1, 'values': good['values'], 'install': good,
+         'chart_ref': '/c/cilium-1.20.2.tgz'},
+        {'host': 'mesh-2', 'cluster_name': 'mesh-2', 'cluster_id': 2, 'values': {}, 'install': bad,
+         'chart_ref': '/c/cilium-1.20.2.tgz'},
+        # a value problem already: not rendered
+        {'host': 'mesh-3', 'cluster_name': 'mesh-3', 'cluster_id': 3, 'values': {'kubeProxyReplacement': 'strict'},
+         'install': dict(ENTRY, values={'kubeProxyReplacement': 'strict'}), 'chart_ref': '/c/cilium-1.20.2.tgz'},
+    ]
+    schemas = {'mesh-1': {}, 'mesh-2': {}, 'mesh-3': {}}
+    schemas = dict((h, {'type': 'object'}) for h in schemas)
+    problems = preflight.check(members, schemas=schemas, render=render)
+    rows = [(p['cluster'], p['field'], p['problem']) for p in problems if 'refuses the values' in p['problem']]
+    assert rows == [('mesh-2', 'cilium_values', 'the target chart cilium-1.20.2.tgz refuses the values this run '
+                     'would install: Error: execution error at (cilium/templates/validate.yaml:257:5): '
+                     'ipam.mode=eni requires eni.enabled=true')]
+    assert len(calls) == 2 and calls[0][0]['debug'] == {'enabled': True} and calls[0][0]['cluster']['name'] == 'mesh-1'
+    # without a render function (no helm) or a local chart nothing is rendered
+    assert not [p for p in preflight.check(members, schemas=schemas) if 'refuses the values' in p['problem']]
