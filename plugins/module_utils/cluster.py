@@ -17,11 +17,18 @@ that a missing library gives a clear ``missing_required_lib`` message.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import atexit
+import base64
 import copy
+import importlib
+import importlib.util
 import json
 import os
 import re
+import shutil
 import ssl
+import sys
+import tempfile
 import traceback
 from urllib.parse import unquote
 
@@ -39,11 +46,25 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
 
 KUBERNETES_IMPORT_ERROR = None
+
+
+def _import_light(name):
+    """Import ``kubernetes.<name>`` without running the ``kubernetes`` package's ``__init__`` when no
+    one imported the package yet. That ``__init__`` also loads the kubeconfig loader (with requests,
+    requests-oauthlib, oauthlib and google-auth), the websocket stream, watch, the dynamic client,
+    leader election and informers: about one second of CPU in every module process, which only an
+    exec or auth-provider kubeconfig user needs (``kube_config`` is then imported on demand)."""
+    if 'kubernetes' not in sys.modules:
+        spec = importlib.util.find_spec('kubernetes')
+        if spec is None:
+            raise ImportError("No module named 'kubernetes'")
+        sys.modules['kubernetes'] = importlib.util.module_from_spec(spec)
+    return importlib.import_module('kubernetes.' + name)
+
+
 try:
-    from kubernetes import client as k8s_client
-    from kubernetes.client.rest import ApiException
-    from kubernetes.config.config_exception import ConfigException
-    from kubernetes.config import kube_config
+    k8s_client = _import_light('client')
+    ApiException = _import_light('client.rest').ApiException
     HAS_KUBERNETES = True
 except ImportError:
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
@@ -54,8 +75,12 @@ except ImportError:
         reason = None
         body = None
 
-    class ConfigException(Exception):  # type: ignore[no-redef]
-        pass
+
+def _config_exception():
+    """kubernetes' ConfigException class if its kubeconfig loader was imported (only then can it
+    have been raised), else None."""
+    return getattr(sys.modules.get('kubernetes.config.config_exception'), 'ConfigException', None)
+
 
 try:
     from urllib3 import exceptions as urllib3_exc
@@ -78,6 +103,14 @@ CLUSTER_ARGUMENT_SPEC = dict(
 )
 
 CONNECTION_OPTIONS = tuple(CLUSTER_ARGUMENT_SPEC)
+
+# kubeconfig entries the client is configured from directly (Cluster._direct_configuration); a
+# kubeconfig with any other key (exec, auth-provider, username/password) goes through kubernetes'
+# own kubeconfig loader instead.
+DIRECT_CLUSTER_KEYS = frozenset(('server', 'certificate-authority', 'certificate-authority-data',
+                                 'insecure-skip-tls-verify', 'tls-server-name', 'proxy-url'))
+DIRECT_USER_KEYS = frozenset(('token', 'tokenFile', 'client-certificate', 'client-certificate-data',
+                              'client-key', 'client-key-data'))
 
 DEFAULT_KUBECONFIG = '~/.kube/config'
 
@@ -343,7 +376,8 @@ def translate_error(exc, cluster=None, action=None, host=None, contexts=None, ti
         return exc.detail if not cluster else prefix + exc.detail
     if isinstance(exc, ApiException):
         return prefix + _api_exception_msg(exc, action)
-    if isinstance(exc, ConfigException):
+    config_exception = _config_exception()
+    if config_exception is not None and isinstance(exc, config_exception):
         text = str(exc)
         m = _CONTEXT_RE.search(text)
         if m:
@@ -634,6 +668,7 @@ class Cluster(object):
         self.connection = connection or resolve_connection(self.params, environ)
         self.name = self.connection.name
         self.contexts = []
+        self._private_dir = None
         self.configuration = self._configuration()
         self.host = self.configuration.host
         self.api_client = k8s_client.ApiClient(configuration=self.configuration)
@@ -645,11 +680,16 @@ class Cluster(object):
         """The client configuration, made from the connection's one-context kubeconfig (the
         same one helm gets), so every request goes to ``connection.server``."""
         conn = self.connection
-        configuration = k8s_client.Configuration()
         try:
-            kube_config.load_kube_config_from_dict(
-                copy.deepcopy(conn.kubeconfig), context=conn.context, client_configuration=configuration,
-                persist_config=False)
+            configuration = self._direct_configuration()
+            if configuration is None:
+                configuration = k8s_client.Configuration()
+                kube_config = importlib.import_module('kubernetes.config.kube_config')
+                kube_config.load_kube_config_from_dict(
+                    copy.deepcopy(conn.kubeconfig), context=conn.context, client_configuration=configuration,
+                    persist_config=False)
+        except ClusterError:
+            raise
         except Exception as e:
             raise ClusterError(translate_error(e), cluster=self.name, cause=e)
         if conn.proxy:
@@ -660,6 +700,56 @@ class Cluster(object):
             raise ClusterError('the client would talk to %s instead of %s; refusing' % (
                 configuration.host, conn.server), cluster=self.name)
         return configuration
+
+    def _direct_configuration(self):
+        """The configuration for a kubeconfig user given by token, token file or client
+        certificate, built here without kubernetes' kubeconfig loader (and its imports); None
+        for any other form (exec, auth-provider, basic auth), which that loader handles.
+
+        Certificate and key data are written to files of a private directory (the TLS library
+        reads files), removed by ``close()`` or at the latest when the process exits.
+        """
+        kc = self.connection.kubeconfig
+        cluster = kc['clusters'][0]['cluster']
+        user = kc['users'][0]['user'] or {}
+        if set(user) - DIRECT_USER_KEYS or set(cluster) - DIRECT_CLUSTER_KEYS:
+            return None
+        configuration = k8s_client.Configuration()
+        configuration.host = cluster['server'].rstrip('/')
+        if 'insecure-skip-tls-verify' in cluster:
+            configuration.verify_ssl = not cluster['insecure-skip-tls-verify']
+        if cluster.get('tls-server-name'):
+            configuration.tls_server_name = cluster['tls-server-name']
+        if cluster.get('proxy-url'):
+            configuration.proxy = cluster['proxy-url']
+        if configuration.host.startswith('https'):
+            configuration.ssl_ca_cert = self._file_or_data(cluster, 'certificate-authority')
+            configuration.cert_file = self._file_or_data(user, 'client-certificate')
+            configuration.key_file = self._file_or_data(user, 'client-key')
+        token = user.get('token')
+        if not token and user.get('tokenFile'):
+            with open(user['tokenFile']) as f:
+                token = f.read()
+        if token:
+            configuration.api_key['authorization'] = 'Bearer ' + token.strip()
+        return configuration
+
+    def _file_or_data(self, entry, key):
+        """The path of ``entry[key]``, or of a private file holding the base64 ``entry[key-data]``."""
+        if entry.get(key + '-data'):
+            if self._private_dir is None:
+                self._private_dir = tempfile.mkdtemp(prefix='meshops-tls-')
+                atexit.register(self._remove_private_dir)
+            fd, path = tempfile.mkstemp(dir=self._private_dir)
+            with os.fdopen(fd, 'wb') as f:
+                f.write(base64.standard_b64decode(entry[key + '-data']))
+            return path
+        return entry.get(key) or None
+
+    def _remove_private_dir(self):
+        if self._private_dir:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+            self._private_dir = None
 
     # -- calls -----------------------------------------------------------
     @property
@@ -740,3 +830,4 @@ class Cluster(object):
             self.api_client.close()
         except Exception:
             pass
+        self._remove_private_dir()
