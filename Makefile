@@ -6,6 +6,10 @@ CLUSTERS ?= 3
 PY ?= python3
 VENV ?= .venv
 FLEET := $(VENV)/bin/python -m hack.fleet
+# Every ansible task starts Python processes that import ansible, kubernetes and cryptography: with
+# PYTHONDONTWRITEBYTECODE set (some images set it) each of them compiles those sources again, about
+# twice the CPU of a task. Byte-code is cached for everything started from here.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: venv build fleet-up fleet-down fleet-status test unit sanity lint integration demo bench clean
 

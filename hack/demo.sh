@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: a local fleet of N clusters, playbooks/site.yml on it, the mesh status as a table.
 set -euo pipefail
+# byte-code cached for every Python process of the run (see the Makefile)
+unset PYTHONDONTWRITEBYTECODE
 cd "$(dirname "$0")/.."
 clusters="${1:-3}"
 say() { printf '\n=== %s\n' "$*"; }

@@ -7,6 +7,8 @@
 # beside the Go builds, the fleet and the integration tests (which spend much of their time
 # waiting), and their output is printed in full once they end. Every step prints its time.
 set -euo pipefail
+# byte-code cached for every Python process of the run (see the Makefile)
+unset PYTHONDONTWRITEBYTECODE
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }

@@ -416,8 +416,15 @@ def kubernetes_exec(cluster, timeout):
                 except Exception:
                     rc = None if not out else 0
                 return rc, out, err
+            except ExecError:
+                raise
+            except Exception as e:  # the stream broke after the handshake (differs by client version)
+                raise ExecError(_exec_error_text(cluster, e, pod, container))
             finally:
-                ws.close()
+                try:
+                    ws.close()
+                except Exception:
+                    pass
         finally:
             try:
                 api_client.close()
@@ -428,7 +435,10 @@ def kubernetes_exec(cluster, timeout):
 
 def _exec_error_text(cluster, exc, pod, container):
     from ansible_collections.meshops.cilium.plugins.module_utils.cluster import translate_error
-    text = translate_error(exc, action='exec into pod %s container %s' % (pod, container))
+    action = 'exec into pod %s container %s' % (pod, container)
+    text = translate_error(exc, action=action)
+    if action not in text:
+        text = '%s failed: %s' % (action, text)
     return ' '.join(text.split())[:400]
 
 
