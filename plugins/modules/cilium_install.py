@@ -173,7 +173,7 @@ options:
         C(DATAPATH_VALUES) in C(plugins/module_utils/values.py)), naming each; other such values are named in a
         warning and dropped.
       - V(keep) keeps every value of the release that is not chosen anew (a warning names them).
-      - V(reset) drops or changes them (a warning names them): the release ends with exactly the desired values.
+      - V(reset) drops or changes them (a warning names them), so the release ends with exactly the desired values.
       - RV(existing_values) lists what was found, without the values.
     type: str
     choices: [refuse, keep, reset]

@@ -126,8 +126,8 @@ options:
         type: str
       install:
         description:
-          - The options M(meshops.cilium.cilium_install) will get for this cluster (as the C(cilium) role passes them:
-            C(cluster_name), C(ipam_mode), C(routing_mode), C(values), ..., with C(default_options) and
+          - The options M(meshops.cilium.cilium_install) will get for this cluster, as the C(cilium) role passes them
+            (C(cluster_name), C(ipam_mode), C(routing_mode), C(values) and the others, with C(default_options) and
             C(existing_values)). With it, the datapath values of an installed release that the run would drop or
             change without the inventory choosing it are errors (unless C(existing_values) is V(keep) or V(reset)),
             the same review C(cilium_install) makes, done before the first write.

@@ -52,8 +52,8 @@ def test_the_datapath_list_matches_whole_keys_only():
     assert datapath_reason('clustermesh.config.clusters') is None
     assert datapath_reason('operator.replicas') is None and datapath_reason('hubble.enabled') is None
     # one place, every entry with its reason
-    assert len(set(p for p, _ in DATAPATH_VALUES)) == len(DATAPATH_VALUES)
-    assert all(reason for _, reason in DATAPATH_VALUES)
+    assert len(set(path for path, _reason in DATAPATH_VALUES)) == len(DATAPATH_VALUES)
+    assert all(reason for _path, reason in DATAPATH_VALUES)
 
 
 def test_refuse_names_every_unchosen_datapath_value_and_nothing_else():
