@@ -49,3 +49,8 @@ demo: build
 
 clean: fleet-down
 	rm -rf $(VENV) tests/output
+
+# Performance of the playbooks against the floor, kubernetes.core and cilium-cli, on a fleet of its
+# own (build/bench/fleet): BENCH_SIZES="2 3 5 8" by default. Results in build/bench/.
+bench: build
+	@$(VENV)/bin/python -m benchmarks.bench

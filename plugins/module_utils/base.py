@@ -27,6 +27,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CLUSTER_ARGUMENT_SPEC,
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
+    USER_AGENT,
     Cluster,
     ClusterError,
     kubeconfig_secret_values,
@@ -260,7 +261,8 @@ class ClusterModule(object):
                                       exception=KUBERNETES_IMPORT_ERROR)
             connection = self.connection
             try:
-                self._cluster = Cluster(self.params, connection=connection)
+                self._cluster = Cluster(self.params, connection=connection, user_agent='%s/%s' % (
+                    USER_AGENT, self.module._name.rsplit('.', 1)[-1]))
             except ClusterError as e:
                 self.fail_from(e)
         return self._cluster

@@ -119,6 +119,9 @@ DEFAULT_KUBECONFIG = '~/.kube/config'
 KUBECONFIG_SECRET_KEYS = SECRET_KEYS
 
 
+USER_AGENT = 'meshops.cilium'
+
+
 class ClusterError(Exception):
     """An error already phrased for the user; ``str()`` names the cluster."""
 
@@ -659,7 +662,7 @@ class Cluster(object):
     Build errors are raised as ``ClusterError`` with the cluster named.
     """
 
-    def __init__(self, params, connection=None, environ=None):
+    def __init__(self, params, connection=None, environ=None, user_agent=None):
         if not HAS_KUBERNETES:
             raise ClusterError('the Python library "kubernetes" is required (pip install kubernetes)')
         self.params = dict((k, params.get(k)) for k in CONNECTION_OPTIONS)
@@ -672,6 +675,8 @@ class Cluster(object):
         self.configuration = self._configuration()
         self.host = self.configuration.host
         self.api_client = k8s_client.ApiClient(configuration=self.configuration)
+        # the cluster's audit log names the module that made each request
+        self.api_client.user_agent = user_agent or USER_AGENT
         self.core = k8s_client.CoreV1Api(self.api_client)
         self.apps = k8s_client.AppsV1Api(self.api_client)
 

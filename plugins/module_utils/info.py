@@ -479,7 +479,13 @@ def gather(cluster, namespace='kube-system', release_name='cilium', endpoint_ove
             warnings.append('cannot decode Helm release Secret %s: %s' % (newest['metadata']['name'], e))
     del secrets, newest
     ca_secret = cluster.read_secret(namespace, CILIUM_CA, missing_ok=True)
+    ca_extra = {}
     if ca_secret is not None:
+        # ca.py imports this module: imported here
+        from ansible_collections.meshops.cilium.plugins.module_utils.ca import complete_material, owner_release
+        owner = owner_release(ca_secret)
+        ca_extra = {'complete': complete_material(ca_secret) is not None,
+                    'helm_release': '%s/%s' % (owner[1], owner[0]) if owner else None}
         # Keep only the certificate: the CA key never leaves this function.
         ca_secret = {'data': {'ca.crt': (ca_secret.get('data') or {}).get('ca.crt')}}
     service = cluster.read_service(namespace, APISERVER_SERVICE, missing_ok=True)
@@ -487,4 +493,6 @@ def gather(cluster, namespace='kube-system', release_name='cilium', endpoint_ove
     desc = build_descriptor(config_map, release, ca_secret, service, nodes, endpoint_override,
                             namespace=namespace, release_name=release_name)
     desc['warnings'] = warnings + desc['warnings']
+    if desc.get('ca'):
+        desc['ca'].update(ca_extra)
     return desc

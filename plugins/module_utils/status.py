@@ -362,19 +362,20 @@ def build_status(cluster, deployment, clustermesh_secret, agents=None, kvstoreme
 
 APISERVER = 'clustermesh-apiserver'
 CLUSTERMESH_SECRET = 'cilium-clustermesh'
-AGENT_SELECTOR = 'k8s-app=cilium'
+AGENT_APP = 'cilium'
 AGENT_CONTAINER = 'cilium-agent'
 AGENT_COMMANDS = (['cilium-dbg', 'status', '-o', 'json'], ['cilium', 'status', '-o', 'json'])
-KVSTOREMESH_SELECTOR = 'k8s-app=clustermesh-apiserver'
+KVSTOREMESH_APP = 'clustermesh-apiserver'
 KVSTOREMESH_CONTAINER = 'kvstoremesh'
-KVSTOREMESH_COMMANDS = (['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '-o', 'json'],
-                        ['clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '-o', 'json'])
+# the image's PATH holds /usr/bin: the bare name works there and wherever the binary is on PATH
+KVSTOREMESH_COMMANDS = (['clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '-o', 'json'],
+                        ['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '-o', 'json'])
 
 
 # Cilium's own diagnosis of the remote clusters a KVStoreMesh cannot use: DNS, TCP, TLS (CA,
 # names, client certificate) and etcd checks with the pod's own configuration and network.
-KVSTOREMESH_TROUBLESHOOT = (['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot'],
-                            ['clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot'])
+KVSTOREMESH_TROUBLESHOOT = (['clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot'],
+                            ['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot'])
 TROUBLESHOOT_TIMEOUT = 5
 
 
@@ -398,6 +399,7 @@ def kubernetes_exec(cluster, timeout):
 
     def run(pod, namespace, container, command):
         api_client = k8s_client.ApiClient(configuration=cluster.configuration)
+        api_client.user_agent = cluster.api_client.user_agent
         try:
             core = k8s_client.CoreV1Api(api_client)
             try:
@@ -474,29 +476,33 @@ def read_pod_status(exec_fn, pod, namespace, container, commands, parse):
     return {'error': '; '.join(tried) or 'no status'}
 
 
-def collect_pods(cluster, namespace, selector, container, commands, parse, exec_fn, parallel):
-    """Run the status command in every pod matching ``selector`` (bounded concurrency)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def list_status_pods(cluster, namespace, apps):
+    """``{app: [pod dict, ...]}`` for the pods labelled ``k8s-app`` = each of ``apps``, in one request."""
+    selector = 'k8s-app in (%s)' % ','.join(sorted(apps))
     res = cluster.call('list Pods %s in namespace %s' % (selector, namespace),
                        cluster.core.list_namespaced_pod, namespace, label_selector=selector)
-    pods = [cluster.to_dict(p) for p in (res.items or [])]
-    results = {}
-    runnable = []
+    out = dict((app, []) for app in apps)
+    for pod in (cluster.to_dict(p) for p in (res.items or [])):
+        app = ((pod.get('metadata') or {}).get('labels') or {}).get('k8s-app')
+        if app in out:
+            out[app].append(pod)
+    return out
+
+
+def collect_pods(pods, namespace, container, commands, parse, exec_fn, pool):
+    """Futures of the status command in every running pod of ``pods`` (on ``pool``); ``result(futures)``
+    turns them into ``{pod: status}``."""
+    futures = {}
     for pod in pods:
         name = (pod.get('metadata') or {}).get('name')
         why = _pod_ready(pod)
-        if why:
-            results[name] = {'error': why}
-        else:
-            runnable.append(name)
-    if runnable:
-        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(runnable)))) as pool:
-            futures = dict((name, pool.submit(read_pod_status, exec_fn, name, namespace, container,
-                                              commands, parse)) for name in runnable)
-            for name, fut in futures.items():
-                results[name] = fut.result()
-    return results
+        futures[name] = why or pool.submit(read_pod_status, exec_fn, name, namespace, container, commands, parse)
+    return futures
+
+
+def collected(futures):
+    """``{pod: status}`` of ``collect_pods``' futures (a reason string stands for a pod not run)."""
+    return dict((name, {'error': f} if isinstance(f, str) else f.result()) for name, f in futures.items())
 
 
 def diagnose_pod(exec_fn, pod, namespace, container, clusters, commands=KVSTOREMESH_TROUBLESHOOT):
@@ -555,12 +561,18 @@ def gather(cluster, namespace='kube-system', agent_status='auto', parallel=8, ex
     kvsm = any(c.get('name') == KVSTOREMESH_CONTAINER for c in containers) if deployment else None
     agents = kvstoremesh = None
     if agent_status != 'skip':
+        from concurrent.futures import ThreadPoolExecutor
         exec_fn = exec_fn or kubernetes_exec(cluster, exec_timeout)
-        agents = collect_pods(cluster, namespace, AGENT_SELECTOR, AGENT_CONTAINER, AGENT_COMMANDS,
-                              parse_agent_status, exec_fn, parallel)
+        # one list for the agents and the KVStoreMesh pods; their status commands run side by side
+        pods = list_status_pods(cluster, namespace, [AGENT_APP] + ([KVSTOREMESH_APP] if kvsm else []))
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            agent_futures = collect_pods(pods[AGENT_APP], namespace, AGENT_CONTAINER, AGENT_COMMANDS,
+                                         parse_agent_status, exec_fn, pool)
+            kvsm_futures = collect_pods(pods[KVSTOREMESH_APP], namespace, KVSTOREMESH_CONTAINER,
+                                        KVSTOREMESH_COMMANDS, parse_kvstoremesh_status, exec_fn, pool) if kvsm else None
+            agents = collected(agent_futures)
+            kvstoremesh = collected(kvsm_futures) if kvsm else None
         if kvsm:
-            kvstoremesh = collect_pods(cluster, namespace, KVSTOREMESH_SELECTOR, KVSTOREMESH_CONTAINER,
-                                       KVSTOREMESH_COMMANDS, parse_kvstoremesh_status, exec_fn, parallel)
             diagnose(exec_fn, namespace, KVSTOREMESH_CONTAINER, kvstoremesh, parallel)
     return build_status(cluster.name, deployment, has_secret, agents=agents, kvstoremesh=kvstoremesh,
                         kvstoremesh_enabled=kvsm, local_name=local_name,

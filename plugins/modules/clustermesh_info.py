@@ -211,6 +211,14 @@ ca:
       description: End of validity (ISO 8601).
       type: str
       sample: "2028-01-01T00:00:00+00:00"
+    complete:
+      description: Whether the Secret also holds C(ca.key) and that key belongs to the certificate (the key itself is never returned).
+      type: bool
+      sample: true
+    helm_release:
+      description: The Helm release that owns the Secret (C(namespace/name) of its Helm metadata), V(null) if none.
+      type: str
+      sample: kube-system/cilium
 endpoint:
   description: Where peers reach the clustermesh-apiserver, or V(null) without Service or O(endpoint).
   returned: always

@@ -224,6 +224,16 @@ simulated:
   returned: always
   type: dict
   sample: {agents: [cilium-abcde, cilium-fghij]}
+namespace:
+  description: The namespace that was read (O(namespace)).
+  returned: always
+  type: str
+  sample: kube-system
+agent_status:
+  description: How the agents' status was read (O(agent_status)).
+  returned: always
+  type: str
+  sample: auto
 attempts:
   description: Number of checks made (more than one with O(wait)).
   returned: always
@@ -261,13 +271,14 @@ def run(m):
         m.warn('%s status of %d pods is SIMULATED, not read from Cilium: %s' % (kind, len(pods), '; '.join(reason)))
     if p['wait'] and not st['ready']:
         m.fail('ClusterMesh not ready after %ss (%d checks): %s' % (
-            p['wait_timeout'], attempts, '; '.join(st['not_ready'])), attempts=attempts, **_result(st))
-    m.exit(changed=False, attempts=attempts, **_result(st))
+            p['wait_timeout'], attempts, '; '.join(st['not_ready'])), attempts=attempts, **_result(st, p))
+    m.exit(changed=False, attempts=attempts, **_result(st, p))
 
 
-def _result(st):
+def _result(st, p):
     out = dict(st)
     out.pop('cluster', None)
+    out.update(namespace=p['namespace'], agent_status=p['agent_status'])
     return out
 
 

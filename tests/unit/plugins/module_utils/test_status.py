@@ -207,7 +207,7 @@ def test_diagnose_asks_cilium_about_not_ready_peers_only_and_reports_the_cause()
     status.diagnose(exec_fn, 'kube-system', 'kvstoremesh', results, parallel=4)
     # only p1 has a peer that is not ready; only that peer is troubleshot
     assert [(c[0], c[1], c[2][-1]) for c in calls] == [('p1', 'kvstoremesh', 'mesh-3')]
-    assert calls[0][2][:3] == ['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot']
+    assert calls[0][2][:3] == ['clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot']
     cause = results['p1']['clusters']['mesh-3']['cause']
     assert any('connection refused' in t for t in cause)
     assert 'cause' not in results['p1']['clusters']['mesh-2']

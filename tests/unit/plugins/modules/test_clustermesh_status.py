@@ -161,11 +161,17 @@ class StubCluster(object):
 
     def __init__(self, pods):
         self.pods = pods
+        self.lists = lists = []
 
         class Core(object):
             def list_namespaced_pod(self, namespace, label_selector=None):  # pylint: disable=unused-argument
+                # gather lists the agents and KVStoreMesh in one request: 'k8s-app in (a,b)'
+                assert label_selector.startswith('k8s-app in (') and label_selector.endswith(')'), label_selector
+                apps = label_selector[len('k8s-app in ('):-1].split(',')
+                lists.append(apps)
+
                 class R(object):
-                    items = [p for p in pods if 'k8s-app=%s' % p['metadata']['labels']['k8s-app'] == label_selector]
+                    items = [p for p in pods if p['metadata']['labels']['k8s-app'] in apps]
                 return R()
         self.core = Core()
 
@@ -211,8 +217,10 @@ def test_gather_kvstoremesh_bounded_and_pending_pods():
             return 0, fixture('kvstoremesh-connected.json'), ''
         return 0, fixture('agent-connected.json'), ''
     st = status.gather(cl, parallel=2, exec_fn=exec_fn)
+    assert cl.lists == [['cilium', 'clustermesh-apiserver']]
     assert state['max'] <= 2
-    assert ('cm-0', 'kvstoremesh', '/usr/bin/clustermesh-apiserver') in state['calls']
+    # the name on the image's PATH first (the full path only when that fails)
+    assert [c for c in state['calls'] if c[0] == 'cm-0'][0] == ('cm-0', 'kvstoremesh', 'clustermesh-apiserver')
     assert st['kvstoremesh_enabled'] is True
     assert st['agents']['unavailable'] == {'cilium-pending': 'pod is Pending'}
     assert st['agents']['peers']['mesh-3']['summary'] == '6/6 configured, 6/6 connected, 6/6 ready'

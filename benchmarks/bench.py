@@ -1,0 +1,457 @@
+"""`make bench`: what a converged mesh costs to re-check, against the floor, kubernetes.core and cilium-cli.
+
+One run, on a fleet of its own (build/bench/fleet, port base 26000 unless MESHOPS_FLEET_PORT_BASE
+says otherwise), for every size N of --sizes (default 2 3 5 8):
+
+* first converge of ``playbooks/site.yml`` on clusters 1..N: wall time, Helm revisions per cluster;
+* adding cluster N+1 to it: Helm revisions per existing cluster;
+* a no-op re-run of ``site.yml`` on the N clusters: wall time, read and mutating API requests per
+  cluster (from each kube-apiserver's audit log, which leaves the fleet's own machinery out);
+* ``playbooks/status.yml``: wall time, requests per cluster;
+* baseline (a), the floor: one ``helm status`` task per cluster; baseline (b): the same read with
+  ``kubernetes.core.helm_info`` + ``k8s_info``;
+* the peer, cilium-cli (``benchmarks/peer.py``): install, ``clustermesh enable``, ``connect`` and
+  ``status --wait`` on the same N clusters, with its writes and Helm revisions.
+
+Peak memory is the largest summed RSS of the ansible-playbook process tree, sampled every 0.1 s.
+Results: a table with PASS/FAIL per target, ``build/bench/results.json``, ``build/bench/bench.png``.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(REPO, "build", "bench")
+os.environ.setdefault("MESHOPS_FLEET_DIR", os.path.join(OUT, "fleet"))
+os.environ.setdefault("MESHOPS_FLEET_PORT_BASE", "26000")
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.path.insert(0, REPO)
+
+from hack.fleet import build, runner  # noqa: E402
+
+NS = "kube-system"
+MUTATING = ("create", "update", "patch", "delete", "deletecollection")
+# The issue's targets.
+NOOP_MAX_REQUESTS = 15
+NOOP_MAX_FLOOR_RATIO = 3.0
+STATUS_MAX_FLOOR_RATIO = 2.0
+CONVERGE_MAX_REVISIONS = 2
+ADD_ONE_REVISIONS = 1
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+# -- the fleet's audit logs ------------------------------------------------------------------
+
+def audit_mark(clusters):
+    return {c["name"]: os.path.getsize(c["audit_log"]) for c in clusters}
+
+
+def audit_events(cluster, mark):
+    """Completed requests since ``mark`` (one per audit ID; exec streams log two stages)."""
+    events = {}
+    with open(cluster["audit_log"]) as f:
+        f.seek(mark.get(cluster["name"], 0))
+        for line in f:
+            if line.strip():
+                e = json.loads(line)
+                events[e["auditID"]] = e
+    return list(events.values())
+
+
+def requests_since(clusters, mark):
+    """{cluster: {reads, writes, revisions, by_agent}} since ``mark``."""
+    out = {}
+    for c in clusters:
+        evs = audit_events(c, mark)
+        writes = [e for e in evs if e["verb"] in MUTATING]
+        revisions = [e for e in writes if e["verb"] == "create"
+                     and (e.get("objectRef") or {}).get("resource") == "secrets"
+                     and ((e.get("objectRef") or {}).get("name") or "").startswith("sh.helm.release.v1.cilium.v")]
+        agents = {}
+        for e in evs:
+            agent = (e.get("userAgent") or "exec stream").split(" ")[0]
+            agents[agent] = agents.get(agent, 0) + 1
+        out[c["name"]] = {"requests": len(evs), "reads": len(evs) - len(writes), "writes": len(writes),
+                          "revisions": len(revisions), "by_agent": agents}
+    return out
+
+
+# -- running playbooks -----------------------------------------------------------------------
+
+def _tree_rss_kib(root):
+    """Summed RSS of ``root`` and its descendants."""
+    parents, rss = {}, {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            parents[int(pid)] = int(fields[1])
+            rss[int(pid)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(p for p, pp in parents.items() if pp == pid)
+    return total
+
+
+class Ansible(object):
+    def __init__(self, env, logdir):
+        self.env = env
+        self.logdir = logdir
+        self.n = 0
+
+    def run(self, playbook, inventory, name, extra=()):
+        self.n += 1
+        logfile = os.path.join(self.logdir, "%02d-%s.log" % (self.n, name))
+        argv = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", inventory, playbook] + list(extra)
+        started = time.time()
+        with open(logfile, "w") as out:
+            p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+            peak = [0]
+
+            def sample():
+                while p.poll() is None:
+                    peak[0] = max(peak[0], _tree_rss_kib(p.pid))
+                    time.sleep(0.1)
+            t = threading.Thread(target=sample, daemon=True)
+            t.start()
+            rc = p.wait()
+            t.join()
+        wall = time.time() - started
+        if rc != 0:
+            with open(logfile) as f:
+                tail = f.read()[-3000:]
+            raise SystemExit("%s failed (rc %d), log %s:\n%s" % (name, rc, logfile, tail))
+        return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak[0] / 1024.0, 1), "log": logfile}
+
+
+def write_inventory(path, clusters):
+    os.makedirs(os.path.join(path, "group_vars"), exist_ok=True)
+    shutil.copy(os.path.join(REPO, "inventories", "local", "group_vars", "all.yml"),
+                os.path.join(path, "group_vars", "all.yml"))
+    lines = ["mesh:", "  hosts:"]
+    for c in clusters:
+        lines += ["    %s:" % c["name"], "      cilium_cluster_id: %d" % c["index"]]
+    with open(os.path.join(path, "hosts.yml"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def kubernetes_core(collections):
+    """kubernetes.core, taken from the ``ansible`` package on PyPI (cached in the wheelhouse)."""
+    dest = os.path.join(collections, "ansible_collections", "kubernetes", "core")
+    if os.path.isdir(dest):
+        return
+    wheelhouse = os.path.join(build.CACHE, "wheelhouse")
+    wheels = sorted(w for w in os.listdir(wheelhouse) if w.startswith("ansible-") and w.endswith(".whl")) \
+        if os.path.isdir(wheelhouse) else []
+    if not wheels:
+        log("downloading the ansible package once for kubernetes.core (about 50 MB)")
+        subprocess.check_call([os.path.join(REPO, ".venv", "bin", "pip"), "download", "--no-deps", "-q",
+                               "ansible>=12,<15", "-d", wheelhouse])
+        wheels = sorted(w for w in os.listdir(wheelhouse) if w.startswith("ansible-") and w.endswith(".whl"))
+    prefix = "ansible_collections/kubernetes/core/"
+    with zipfile.ZipFile(os.path.join(wheelhouse, wheels[-1])) as z:
+        for name in z.namelist():
+            if name.startswith(prefix) and not name.endswith("/"):
+                target = os.path.join(collections, name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with z.open(name) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    log("kubernetes.core from %s" % wheels[-1])
+
+
+def reset(clusters, bins):
+    """Every cluster without Cilium, CA and mesh Secrets (in parallel)."""
+    def one(c):
+        env = dict(os.environ, KUBECONFIG=c["kubeconfig"])
+        subprocess.call([bins["helm"], "uninstall", "cilium", "-n", NS, "--wait", "--timeout", "2m"],
+                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.call([bins["kubectl"], "-n", NS, "delete", "secret", "--ignore-not-found",
+                         "cilium-ca", "cilium-clustermesh", "cilium-kvstoremesh", "cilium-ipsec-keys",
+                         "clustermesh-apiserver-remote-cert", "clustermesh-apiserver-server-cert",
+                         "clustermesh-apiserver-admin-cert", "clustermesh-apiserver-local-cert"],
+                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with concurrent.futures.ThreadPoolExecutor(len(clusters)) as pool:
+        list(pool.map(one, clusters))
+
+
+def per_cluster(counts, key):
+    return max(v[key] for v in counts.values()) if counts else 0
+
+
+def measure(size, clusters, more, ansible, workdir, bins, peer):
+    """Every figure for N = ``size`` (``more`` is the next cluster, to measure adding one)."""
+    fig = {"n": size}
+    inv = write_inventory(os.path.join(workdir, "inv-%d" % size), clusters)
+    site = os.path.join(REPO, "playbooks", "site.yml")
+    log("N=%d: removing Cilium from the fleet" % size)
+    reset(clusters + ([more] if more else []), bins)
+
+    log("N=%d: first converge (site.yml)" % size)
+    mark = audit_mark(clusters)
+    fig["converge"] = ansible.run(site, inv, "converge-%d" % size)
+    counts = requests_since(clusters, mark)
+    fig["converge"].update(revisions=dict((k, v["revisions"]) for k, v in counts.items()),
+                           writes=dict((k, v["writes"]) for k, v in counts.items()))
+    log("N=%d: converged in %.1f s, Helm revisions %s" % (size, fig["converge"]["wall_s"], fig["converge"]["revisions"]))
+
+    log("N=%d: no-op re-run (site.yml)" % size)
+    mark = audit_mark(clusters)
+    fig["noop"] = ansible.run(site, inv, "noop-%d" % size)
+    counts = requests_since(clusters, mark)
+    fig["noop"].update(requests=counts, max_requests=per_cluster(counts, "requests"),
+                       writes=sum(v["writes"] for v in counts.values()))
+    log("N=%d: no-op %.1f s, at most %d requests per cluster, %d writes" % (
+        size, fig["noop"]["wall_s"], fig["noop"]["max_requests"], fig["noop"]["writes"]))
+
+    log("N=%d: status.yml" % size)
+    mark = audit_mark(clusters)
+    fig["status"] = ansible.run(os.path.join(REPO, "playbooks", "status.yml"), inv, "status-%d" % size)
+    fig["status"]["max_requests"] = per_cluster(requests_since(clusters, mark), "requests")
+
+    for name, book in (("floor", "floor.yml"), ("kubernetes_core", "kubernetes_core.yml")):
+        log("N=%d: baseline %s" % (size, name))
+        mark = audit_mark(clusters)
+        fig[name] = ansible.run(os.path.join(REPO, "benchmarks", "playbooks", book), inv, "%s-%d" % (name, size))
+        fig[name]["max_requests"] = per_cluster(requests_since(clusters, mark), "requests")
+
+    if more:
+        log("N=%d: adding %s" % (size, more["name"]))
+        inv_more = write_inventory(os.path.join(workdir, "inv-%d-plus" % size), clusters + [more])
+        mark = audit_mark(clusters + [more])
+        fig["add_one"] = ansible.run(site, inv_more, "add-one-%d" % size)
+        counts = requests_since(clusters, mark)
+        fig["add_one"]["revisions"] = dict((k, v["revisions"]) for k, v in counts.items())
+
+    fig["peer"] = run_peer(size, clusters + ([more] if more else []), clusters, bins, peer)
+    return fig
+
+
+def run_peer(size, all_clusters, clusters, bins, peer):
+    if peer.get("error"):
+        return {"error": peer["error"]}
+    log("N=%d: the peer, cilium-cli (install, clustermesh enable, connect, status --wait)" % size)
+    reset(all_clusters, bins)
+    from benchmarks import peer as peer_mod  # noqa: PLC0415
+    merged = os.path.join(runner.FLEET_DIR, "kubeconfig")
+    spec = [{"name": c["name"], "context": c["name"], "kubeconfig": merged, "cluster_id": c["index"],
+             "audit_log": c["audit_log"]} for c in clusters]
+    try:
+        result = peer_mod.run(peer["cli"], spec, log)
+    except Exception as e:  # the benchmark reports the peer's failure instead of stopping
+        return {"error": "cilium-cli failed: %s" % " ".join(str(e).split())[:600]}
+    return result
+
+
+def find_peer():
+    try:
+        from benchmarks import peer as peer_mod  # noqa: PLC0415
+    except ImportError as e:
+        return {"error": "benchmarks/peer.py is not available: %s" % e}
+    try:
+        return {"cli": peer_mod.build(log)}
+    except peer_mod.PeerUnavailable as e:
+        return {"error": "cilium-cli cannot be built here: %s" % e}
+
+
+# -- verdicts ----------------------------------------------------------------------------
+
+def verdicts(figs, forks):
+    rows = []
+
+    def row(n, target, value, ok):
+        rows.append({"n": n, "target": target, "value": value,
+                     "result": "n/a" if ok is None else ("PASS" if ok else "FAIL")})
+    first = figs[0]
+    for f in figs:
+        n, floor = f["n"], f["floor"]["wall_s"]
+        row(n, "no-op site.yml writes nothing", "%d writes" % f["noop"]["writes"], f["noop"]["writes"] == 0)
+        row(n, "no-op site.yml <= %d requests per cluster" % NOOP_MAX_REQUESTS,
+            "%d" % f["noop"]["max_requests"], f["noop"]["max_requests"] <= NOOP_MAX_REQUESTS)
+        ratio = f["noop"]["wall_s"] / floor
+        row(n, "no-op site.yml <= %gx floor (a)" % NOOP_MAX_FLOOR_RATIO,
+            "%.1fx (%.1f s / %.1f s)" % (ratio, f["noop"]["wall_s"], floor), ratio <= NOOP_MAX_FLOOR_RATIO)
+        ratio = f["status"]["wall_s"] / floor
+        row(n, "status.yml <= %gx floor (a)" % STATUS_MAX_FLOOR_RATIO,
+            "%.1fx (%.1f s)" % (ratio, f["status"]["wall_s"]), ratio <= STATUS_MAX_FLOOR_RATIO)
+        revs = max(f["converge"]["revisions"].values())
+        row(n, "first converge <= %d Helm revisions per cluster" % CONVERGE_MAX_REVISIONS, "%d" % revs,
+            revs <= CONVERGE_MAX_REVISIONS)
+        if "add_one" in f:
+            revs = sorted(set(f["add_one"]["revisions"].values()))
+            row(n, "adding one cluster: %d revision per existing cluster" % ADD_ONE_REVISIONS,
+                "/".join(map(str, revs)), revs == [ADD_ONE_REVISIONS])
+        peer = f.get("peer") or {}
+        if peer.get("error"):
+            row(n, "first converge faster than cilium-cli enable+connect", peer["error"][:80], None)
+        elif n >= 3:
+            row(n, "first converge faster than cilium-cli enable+connect",
+                "%.1f s vs %.1f s" % (f["converge"]["wall_s"], peer["total_s"]),
+                f["converge"]["wall_s"] < peer["total_s"])
+        if n > first["n"] and n <= forks:
+            grow = f["noop"]["wall_s"] / first["noop"]["wall_s"]
+            row(n, "no-op wall grows sub-linearly up to forks (%d)" % forks,
+                "x%.2f for x%.2f clusters" % (grow, float(n) / first["n"]), grow < float(n) / first["n"])
+    return rows
+
+
+def table(figs, rows):
+    lines = ["", "%-3s %-9s %-9s %-8s %-9s %-8s %-8s %-8s %-9s %-10s %s" % (
+        "N", "converge", "no-op", "status", "floor(a)", "k8s.core", "no-op/a", "req/cl", "peak MiB", "revisions",
+        "cilium-cli enable+connect")]
+    for f in figs:
+        peer = f.get("peer") or {}
+        lines.append("%-3d %-9s %-9s %-8s %-9s %-8s %-8s %-8d %-9s %-10s %s" % (
+            f["n"], "%.1f s" % f["converge"]["wall_s"], "%.1f s" % f["noop"]["wall_s"],
+            "%.1f s" % f["status"]["wall_s"], "%.1f s" % f["floor"]["wall_s"],
+            "%.1f s" % f["kubernetes_core"]["wall_s"], "%.1fx" % (f["noop"]["wall_s"] / f["floor"]["wall_s"]),
+            f["noop"]["max_requests"], "%.0f" % max(f["converge"]["peak_rss_mib"], f["noop"]["peak_rss_mib"]),
+            "/".join(str(v) for v in sorted(set(f["converge"]["revisions"].values()))),
+            ("%.1f s, %s revisions, %s writes" % (peer["total_s"], "/".join(map(str, sorted(set(peer["helm_upgrades"].values())))),
+                                                   "/".join(map(str, sorted(set(peer["writes"].values())))))
+             if "total_s" in peer else "n/a: " + peer.get("error", "not run")[:70])))
+    lines.append("")
+    for r in rows:
+        lines.append("%-5s N=%-3d %-58s %s" % (r["result"], r["n"], r["target"], r["value"]))
+    return "\n".join(lines)
+
+
+def plot(figs, path):
+    try:
+        import matplotlib  # noqa: PLC0415
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as e:
+        log("no plot: %s" % e)
+        return None
+    ns = [f["n"] for f in figs]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, label in (("converge", "first converge"), ("noop", "no-op site.yml"), ("status", "status.yml"),
+                       ("floor", "floor (a): helm status"), ("kubernetes_core", "kubernetes.core (b)")):
+        a.plot(ns, [f[key]["wall_s"] for f in figs], marker="o", label=label)
+    peer = [(f["n"], f["peer"]["total_s"]) for f in figs if "total_s" in (f.get("peer") or {})]
+    if peer:
+        a.plot([p[0] for p in peer], [p[1] for p in peer], marker="s", linestyle="--", label="cilium-cli enable+connect")
+    a.set_xlabel("clusters (N)")
+    a.set_ylabel("wall time (s)")
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    b.plot(ns, [f["noop"]["max_requests"] for f in figs], marker="o", label="no-op site.yml (max per cluster)")
+    b.plot(ns, [f["status"]["max_requests"] for f in figs], marker="o", label="status.yml (max per cluster)")
+    b.axhline(NOOP_MAX_REQUESTS, color="red", linestyle=":", label="target (%d)" % NOOP_MAX_REQUESTS)
+    b.set_xlabel("clusters (N)")
+    b.set_ylabel("API requests per cluster")
+    b.legend(fontsize=8)
+    b.grid(alpha=0.3)
+    fig.suptitle("meshops.cilium on the local fleet (2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "2 3 5 8"),
+                   help="cluster counts N to measure (default: 2 3 5 8)")
+    p.add_argument("--no-peer", action="store_true", help="skip cilium-cli")
+    p.add_argument("--keep-fleet", action="store_true", help="leave the bench fleet running")
+    args = p.parse_args(argv)
+    sizes = sorted(set(int(s) for s in args.sizes.replace(",", " ").split()))
+    if not sizes or sizes[0] < 2 or sizes[-1] > runner.MAX_CLUSTERS - 1:
+        p.error("sizes must be between 2 and %d" % (runner.MAX_CLUSTERS - 1))
+    forks = 5
+    os.makedirs(OUT, exist_ok=True)
+    logdir = os.path.join(OUT, "logs")
+    shutil.rmtree(logdir, ignore_errors=True)
+    os.makedirs(logdir)
+    total = sizes[-1] + 1
+    log("sizes %s; fleet of %d clusters (one more than the largest N, to measure adding one) in %s, port base %s"
+        % (" ".join(map(str, sizes)), total, runner.FLEET_DIR, runner.PORT_BASE))
+    build.build_all()
+    peer = {"error": "skipped (--no-peer)"} if args.no_peer else find_peer()
+    if peer.get("error"):
+        log("peer: %s" % peer["error"])
+    collections = os.path.join(OUT, "collections")
+    os.makedirs(os.path.join(collections, "ansible_collections", "meshops"), exist_ok=True)
+    link = os.path.join(collections, "ansible_collections", "meshops", "cilium")
+    if not os.path.islink(link):
+        os.symlink(REPO, link)
+    kubernetes_core(collections)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_FORKS=str(forks),
+               PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ["PATH"])
+    if runner.Fleet.load() is not None:
+        runner.down()
+    t0 = time.time()
+    runner.up(total)
+    fleet = runner.Fleet.load()
+    clusters = fleet.state["clusters"]
+    bins = fleet.state["binaries"]
+    rss = fleet_rss_mib(fleet)
+    ansible = Ansible(env, logdir)
+    figs = []
+    try:
+        for size in sizes:
+            figs.append(measure(size, clusters[:size], clusters[size], ansible, OUT, bins, peer))
+    finally:
+        if not args.keep_fleet:
+            runner.down()
+    rows = verdicts(figs, forks)
+    limits = machine_limits(rss, total)
+    results = {"sizes": sizes, "forks": forks, "figures": figs, "targets": rows, "machine": limits,
+               "wall_s": round(time.time() - t0, 1)}
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    print(table(figs, rows))
+    print("\n" + limits["text"])
+    png = plot(figs, os.path.join(OUT, "bench.png"))
+    log("results: %s%s; logs: %s; %.0f s in all" % (
+        os.path.join(OUT, "results.json"), (", plot: " + png) if png else "", logdir, time.time() - t0))
+    return 0
+
+
+def fleet_rss_mib(fleet):
+    total = 0
+    for entry in fleet.state.get("processes", []):
+        pid = entry.get("pid") if isinstance(entry, dict) else None
+        if pid:
+            try:
+                with open("/proc/%d/statm" % pid) as f:
+                    total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, ValueError):
+                pass
+    return total / 1048576.0
+
+
+def machine_limits(rss_mib, clusters):
+    mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1048576.0
+    per = rss_mib / clusters if rss_mib else 0
+    cpus = os.cpu_count()
+    by_memory = int(mem * 0.8 / per) if per else None
+    text = ("This machine: %d cores, %.0f MiB. The fleet's processes used %.0f MiB for %d clusters (%.0f MiB each, "
+            "before Cilium's pods), so memory alone would hold about %s clusters; the fleet's addressing allows %d. "
+            "CPU is the limit: with %d cores every Ansible fork, kube-apiserver and Cilium process shares them, "
+            "so the largest N measured is %d." % (
+                cpus, mem, rss_mib, clusters, per, by_memory if by_memory else "?", runner.MAX_CLUSTERS, cpus,
+                clusters - 1))
+    return {"cores": cpus, "memory_mib": round(mem), "fleet_rss_mib": round(rss_mib),
+            "per_cluster_mib": round(per), "clusters_by_memory": by_memory, "text": text}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
