@@ -369,13 +369,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "2 3 5 8"),
                    help="cluster counts N to measure (default: 2 3 5 8)")
+    p.add_argument("--forks", type=int, default=int(os.environ.get("BENCH_FORKS", "5")),
+                   help="Ansible forks (default 5, Ansible's own default)")
     p.add_argument("--no-peer", action="store_true", help="skip cilium-cli")
     p.add_argument("--keep-fleet", action="store_true", help="leave the bench fleet running")
     args = p.parse_args(argv)
     sizes = sorted(set(int(s) for s in args.sizes.replace(",", " ").split()))
     if not sizes or sizes[0] < 2 or sizes[-1] > runner.MAX_CLUSTERS - 1:
         p.error("sizes must be between 2 and %d" % (runner.MAX_CLUSTERS - 1))
-    forks = 5
+    forks = args.forks
     os.makedirs(OUT, exist_ok=True)
     logdir = os.path.join(OUT, "logs")
     shutil.rmtree(logdir, ignore_errors=True)
@@ -408,6 +410,9 @@ def main(argv=None):
     try:
         for size in sizes:
             figs.append(measure(size, clusters[:size], clusters[size], ansible, OUT, bins, peer))
+            # what is measured so far survives an interrupted run
+            with open(os.path.join(OUT, "results.partial.json"), "w") as f:
+                json.dump({"sizes": sizes, "forks": forks, "figures": figs}, f, indent=1, sort_keys=True)
     finally:
         if not args.keep_fleet:
             runner.down()

@@ -62,6 +62,18 @@ def writes(clusters, mark):
                      for e in c.mutations_since(mark[c.name])] for c in clusters}
 
 
+def requests_by_module(c, mark):
+    """{module: requests} since ``mark``, from the user agent our modules send (exec streams aside)."""
+    out = {}
+    for e in c.audit_events()[mark:]:
+        agent = (e.get("userAgent") or "").split(" ")[0]
+        if e.get("stage") != "ResponseComplete" or not agent.startswith("meshops.cilium"):
+            continue
+        name = agent.split("/", 1)[1] if "/" in agent else "(copy source)"
+        out[name] = out.get(name, 0) + 1
+    return out
+
+
 def assert_meshed(clusters):
     names = sorted(c.name for c in clusters)
     ca = {ca_cert(c) for c in clusters}
@@ -88,6 +100,13 @@ def test_site_converges_is_idempotent_and_survives_limit(fleet, fresh, playbook)
     out = playbook("site.yml", hosts)
     assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
     assert writes(fresh, mark) == {c.name: [] for c in fresh}
+    # a no-op run reads each cluster's state once and hands it on: one description (5 reads), no CA
+    # reads (the preflight saw the same complete CA everywhere), one mesh status (4 reads)
+    for c in three:
+        by_module = requests_by_module(c, mark[c.name])
+        assert by_module.get("clustermesh_info") == 5, (c.name, by_module)
+        assert "cilium_ca" not in by_module and "(copy source)" not in by_module, (c.name, by_module)
+        assert by_module.get("clustermesh_status") == 4, (c.name, by_module)
 
     # --limit: only mesh-2 is in the play, yet it keeps its full peer list and nothing else is written
     mark = marks(fresh)

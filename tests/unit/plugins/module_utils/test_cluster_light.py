@@ -150,3 +150,13 @@ def test_an_exec_user_goes_through_the_kubeconfig_loader(tmp_path):
     got = _child(kubeconfig(cluster, user))
     assert got['host'] == 'https://127.0.0.1:6443'
     assert 'kubernetes.config.kube_config' in got['loaded']
+
+
+def test_requests_name_the_module_in_their_user_agent(tmp_path):
+    cluster, user = forms(tmp_path)['token and CA data']
+    c = Cluster(params(kubeconfig(cluster, user)), user_agent='meshops.cilium/clustermesh_status')
+    assert c.api_client.user_agent == 'meshops.cilium/clustermesh_status'
+    c.close()
+    c = Cluster(params(kubeconfig(cluster, user)))
+    assert c.api_client.user_agent == 'meshops.cilium'
+    c.close()

@@ -258,3 +258,63 @@ def test_descriptor_installed_never_returns_values():
     assert d['peers'][0]['name'] == 'mesh-2'
     assert 'values' not in d['release']
     assert 'U0VDUkVUS0VZ' not in json.dumps(d)
+
+
+class _GatherStub(object):
+    """The reads ``info.gather`` makes, answered from a CA Secret (nothing else installed)."""
+    name = 'stub'
+
+    def __init__(self, ca_secret):
+        self.ca_secret = ca_secret
+
+    def read_config_map(self, namespace, name, missing_ok=False):
+        return None
+
+    def list_secrets(self, namespace, label_selector=None, field_selector=None):
+        return []
+
+    def read_secret(self, namespace, name, missing_ok=False):
+        assert name == 'cilium-ca'
+        return self.ca_secret
+
+    def read_service(self, namespace, name, missing_ok=False):
+        return None
+
+    def list_nodes(self):
+        return []
+
+
+def _ca_secret(key_from_other=False, drop_key=False, owned=True):
+    from ansible_collections.meshops.cilium.plugins.module_utils import ca
+    cert, key = ca.generate_ca()
+    if key_from_other:
+        key = ca.generate_ca()[1]
+    body = ca.secret_body(cert, key, 'kube-system')
+    if drop_key:
+        del body['data']['ca.key']
+    if not owned:
+        body['metadata'].pop('labels')
+        body['metadata'].pop('annotations')
+    return body, key
+
+
+@pytest.mark.parametrize('kw,complete,owner', [
+    ({}, True, 'kube-system/cilium'),
+    ({'key_from_other': True}, False, 'kube-system/cilium'),
+    ({'drop_key': True}, False, 'kube-system/cilium'),
+    ({'owned': False}, True, None),
+])
+def test_gather_says_whether_the_ca_is_complete_and_who_owns_it_never_the_key(kw, complete, owner):
+    from ansible_collections.meshops.cilium.plugins.module_utils.info import gather
+    secret, key = _ca_secret(**kw)
+    desc = gather(_GatherStub(secret))
+    assert desc['ca']['complete'] is complete
+    assert desc['ca']['helm_release'] == owner
+    text = json.dumps(desc)
+    assert key.decode() not in text and base64.b64encode(key).decode() not in text
+    assert 'ca.key' not in text
+
+
+def test_gather_without_ca_secret_has_no_ca():
+    from ansible_collections.meshops.cilium.plugins.module_utils.info import gather
+    assert gather(_GatherStub(None))['ca'] is None
