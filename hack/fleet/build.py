@@ -42,10 +42,10 @@ COLD_ESTIMATES = {"kubernetes": "15-30 min", "cilium": "8-15 min", "cilium-cli":
 
 # Modules whose pinned versions are not in the public checksum database: their hashes are
 # pinned in the helper modules' go.sum instead (the cilium-cli ones were checked against the
-# go.sum of the Cilium pseudo-version it builds from).
+# go.sum of the Cilium module version it builds from: every line it shares is identical).
 GONOSUMDB = "github.com/cilium/charts"
-GONOSUMDB_CILIUM_CLI = ",".join([GONOSUMDB, "github.com/cilium/cilium-cli", "github.com/cilium/gobgp",
-                                 "github.com/cilium/proxy"])
+GONOSUMDB_CILIUM_CLI = ",".join([GONOSUMDB, "github.com/cilium/gobgp", "github.com/cilium/proxy",
+                                 "sigs.k8s.io/network-policy-api"])
 
 
 def log(msg):
@@ -219,17 +219,20 @@ def build_all(only=None):
 
 
 def cilium_cli_version():
-    return _gomod_version("cilium-cli", "github.com/cilium/cilium-cli")
+    """The Cilium module version whose cilium-cli/ is built (see hack/gotools/cilium-cli/go.mod
+    for why it is not a github.com/cilium/cilium-cli release)."""
+    return _gomod_version("cilium-cli", "github.com/cilium/cilium")
 
 
 def cilium_cli_spec():
-    """The upstream cilium-cli (hack/gotools/cilium-cli/go.mod says which Cilium code it is)."""
+    """The upstream cilium-cli: github.com/cilium/cilium/cilium-cli/cmd/cilium, version string
+    (`cilium version --client`) the Cilium module version, as its Makefile's git describe."""
     version = cilium_cli_version()
     return dict(
         version=version, moddir="cilium-cli", binaries=["cilium"],
         argv=["go", "build", "-trimpath", "-ldflags",
               "-s -w -X github.com/cilium/cilium/cilium-cli/defaults.CLIVersion=" + version,
-              "-o", "{out}/cilium", "github.com/cilium/cilium-cli/cmd/cilium"],
+              "-o", "{out}/cilium", "github.com/cilium/cilium/cilium-cli/cmd/cilium"],
     )
 
 

@@ -7,5 +7,5 @@
 package tools
 
 import (
-	_ "github.com/cilium/cilium-cli/cmd/cilium"
+	_ "github.com/cilium/cilium/cilium-cli/cmd/cilium"
 )
