@@ -38,7 +38,7 @@ KWOK_VERSION = "v0.8.0"
 CHART_VERSIONS = ("1.17.14", "1.18.8", "1.19.2")
 
 
-COLD_ESTIMATES = {"kubernetes": "15-30 min", "cilium": "8-15 min", "cilium-cli": "10-25 min"}
+COLD_ESTIMATES = {"kubernetes": "15-30 min", "cilium": "8-15 min", "cilium-cli": "20-25 min"}
 
 # Modules whose pinned versions are not in the public checksum database: their hashes are
 # pinned in the helper modules' go.sum instead (the cilium-cli ones were checked against the
