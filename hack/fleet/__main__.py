@@ -1,4 +1,4 @@
-"""Command line of the local fleet: python -m hack.fleet {build,up,down,status,stop-apiserver,start-apiserver}."""
+"""Command line of the local fleet: python -m hack.fleet {build,build-cilium-cli,up,down,status,stop-apiserver,start-apiserver}."""
 import argparse
 import signal
 import sys
@@ -10,6 +10,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m hack.fleet", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("build", help="build (or find cached) etcd, Kubernetes, kwok, helm and the Cilium charts")
+    sub.add_parser("build-cilium-cli", help="build (or find cached) the upstream cilium-cli, the benchmark's "
+                   "reference peer (not part of build)")
     up = sub.add_parser("up", help="start N clusters on loopback")
     up.add_argument("--clusters", type=int, default=3)
     sub.add_parser("down", help="stop every process the fleet started and remove its state")
@@ -25,6 +27,9 @@ def main(argv=None):
     if args.cmd == "build":
         build.build_all()
         build.log("tools ready; cache %s" % build.cache_size())
+        return 0
+    if args.cmd == "build-cilium-cli":
+        print(build.build_cilium_cli(), flush=True)
         return 0
     if args.cmd == "up":
         if not 1 <= args.clusters <= 50:

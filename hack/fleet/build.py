@@ -10,7 +10,9 @@ Everything comes from pinned Go modules:
     kvstoremesh, etcdinit, clustermesh-dbg, kvstoremesh-dbg) and cilium-dbg, from
     github.com/cilium/cilium (see that go.mod for its three extra lines); the same build copies
     Cilium's real chart source, CRDs and the image's etcd-config.yaml out of that module;
-  * helm and kwok with `go install module@version` (no replace lines in their go.mod).
+  * helm and kwok with `go install module@version` (no replace lines in their go.mod);
+  * on demand only (build_cilium_cli, never build_all): hack/gotools/cilium-cli, the upstream
+    cilium-cli, the benchmark's reference peer (benchmarks/peer.py).
 Results live under ~/.cache/meshops/bin/<tool>-<version>-<hash of the pins>/.
 """
 import hashlib
@@ -36,7 +38,14 @@ KWOK_VERSION = "v0.8.0"
 CHART_VERSIONS = ("1.17.14", "1.18.8", "1.19.2")
 
 
-COLD_ESTIMATES = {"kubernetes": "15-30 min", "cilium": "8-15 min"}
+COLD_ESTIMATES = {"kubernetes": "15-30 min", "cilium": "8-15 min", "cilium-cli": "20-25 min"}
+
+# Modules whose pinned versions are not in the public checksum database: their hashes are
+# pinned in the helper modules' go.sum instead (the cilium-cli ones were checked against the
+# go.sum of the Cilium module version it builds from: every line it shares is identical).
+GONOSUMDB = "github.com/cilium/charts"
+GONOSUMDB_CILIUM_CLI = ",".join([GONOSUMDB, "github.com/cilium/gobgp", "github.com/cilium/proxy",
+                                 "sigs.k8s.io/network-policy-api"])
 
 
 def log(msg):
@@ -154,44 +163,49 @@ def _run_with_progress(label, argv, cwd, env):
     return time.time() - start
 
 
+def _go_env(nosumdb):
+    return dict(os.environ, CGO_ENABLED="0", GONOSUMDB=nosumdb, GOFLAGS="-buildvcs=false")
+
+
+def _build_one(name, spec, env):
+    """Build one tool unless its cache directory is complete; return (directory, seconds)."""
+    out = tool_dir(name, spec)
+    stamp = os.path.join(out, ".complete")
+    if os.path.exists(stamp):
+        return out, 0.0
+    log("building %s %s (cold on 2 cores: %s)" % (name, spec["version"], COLD_ESTIMATES.get(name, "1-5 min")))
+    os.makedirs(out, exist_ok=True)
+    argv = [a.replace("{out}", out) for a in spec["argv"]]
+    if spec["moddir"]:
+        cwd = os.path.join(GOTOOLS, spec["moddir"])
+        benv = env
+    else:
+        cwd = REPO
+        benv = dict(env, GOBIN=out)
+    secs = _run_with_progress(name, argv, cwd, benv)
+    missing = [b for b in spec["binaries"] if not os.path.exists(os.path.join(out, b))]
+    if missing:
+        raise SystemExit("build of %s produced no %s" % (name, ", ".join(missing)))
+    if spec.get("after"):
+        spec["after"](out, os.path.join(GOTOOLS, spec["moddir"]), benv)
+    with open(stamp, "w") as f:
+        f.write("%.0f\n" % secs)
+    log("built %s in %.0fs -> %s" % (name, secs, out))
+    return out, secs
+
+
 def build_all(only=None):
     """Build what is missing; return name -> directory holding its binaries."""
     if shutil.which("go") is None:
         raise SystemExit("the Go toolchain is required to build the fleet (go not on PATH)")
-    env = dict(os.environ, CGO_ENABLED="0",
-               # The charts module's pseudo-version is not in the public checksum database;
-               # its hash is pinned in hack/gotools/charts/go.sum instead.
-               GONOSUMDB="github.com/cilium/charts", GOFLAGS="-buildvcs=false")
+    env = _go_env(GONOSUMDB)
     result = {}
     total = 0.0
     for name, spec in tools().items():
         if only and name not in only:
             continue
-        out = tool_dir(name, spec)
-        stamp = os.path.join(out, ".complete")
-        if os.path.exists(stamp):
-            result[name] = out
-            continue
-        log("building %s %s (cold on 2 cores: %s)" % (name, spec["version"], COLD_ESTIMATES.get(name, "1-5 min")))
-        os.makedirs(out, exist_ok=True)
-        argv = [a.replace("{out}", out) for a in spec["argv"]]
-        if spec["moddir"]:
-            cwd = os.path.join(GOTOOLS, spec["moddir"])
-            benv = env
-        else:
-            cwd = REPO
-            benv = dict(env, GOBIN=out)
-        secs = _run_with_progress(name, argv, cwd, benv)
+        result[name], secs = _build_one(name, spec, env)
         total += secs
-        missing = [b for b in spec["binaries"] if not os.path.exists(os.path.join(out, b))]
-        if missing:
-            raise SystemExit("build of %s produced no %s" % (name, ", ".join(missing)))
-        if spec.get("after"):
-            spec["after"](out, os.path.join(GOTOOLS, spec["moddir"]), benv)
-        with open(stamp, "w") as f:
-            f.write("%.0f\n" % secs)
-        log("built %s in %.0fs -> %s" % (name, secs, out))
-        result[name] = out
     if not only or "cilium-charts" in only:
         result["charts"] = extract_charts(result["cilium-charts"])
         if "cilium" in result:
@@ -202,6 +216,36 @@ def build_all(only=None):
     if total:
         log("cold build time this run: %.0fs; cache size: %s" % (total, cache_size()))
     return result
+
+
+def cilium_cli_version():
+    """The Cilium module version whose cilium-cli/ is built (see hack/gotools/cilium-cli/go.mod
+    for why it is not a github.com/cilium/cilium-cli release)."""
+    return _gomod_version("cilium-cli", "github.com/cilium/cilium")
+
+
+def cilium_cli_spec():
+    """The upstream cilium-cli: github.com/cilium/cilium/cilium-cli/cmd/cilium, version string
+    (`cilium version --client`) the Cilium module version, as its Makefile's git describe."""
+    version = cilium_cli_version()
+    return dict(
+        version=version, moddir="cilium-cli", binaries=["cilium"],
+        argv=["go", "build", "-trimpath", "-ldflags",
+              "-s -w -X github.com/cilium/cilium/cilium-cli/defaults.CLIVersion=" + version,
+              "-o", "{out}/cilium", "github.com/cilium/cilium/cilium-cli/cmd/cilium"],
+    )
+
+
+def build_cilium_cli():
+    """Build (once, cached like the fleet's tools) the upstream cilium-cli; return the path of
+    its `cilium` binary. Not part of build_all(): only the benchmark's peer needs it."""
+    if shutil.which("go") is None:
+        raise SystemExit("the Go toolchain is required to build cilium-cli (go not on PATH)")
+    spec = cilium_cli_spec()
+    out, secs = _build_one("cilium-cli", spec, _go_env(GONOSUMDB_CILIUM_CLI))
+    if secs:
+        log("cold build time this run: %.0fs; cache size: %s" % (secs, cache_size()))
+    return os.path.join(out, "cilium")
 
 
 def charts_dir():
