@@ -313,7 +313,9 @@ def _certgen_standin(kube, deadline):
         crt, key = pki.issue(ca_cert, ca_key, cert["commonName"],
                              server_names=[str(h) for h in cert.get("hosts") or []] if server else (),
                              client=not server)
-        b64 = lambda d: base64.b64encode(d).decode()  # noqa: E731
+
+        def b64(d):
+            return base64.b64encode(d).decode()
         kube.core.create_namespaced_secret(cert.get("namespace") or NS, {
             "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "metadata": {"name": cert["name"], "namespace": cert.get("namespace") or NS},
@@ -373,7 +375,9 @@ def run(cli, clusters, log, timeout=1200):
     if len(clusters) < 2:
         raise ValueError("a mesh needs at least 2 clusters")
     deadline = time.time() + timeout
-    left = lambda: deadline - time.time()  # noqa: E731
+
+    def left():
+        return deadline - time.time()
     notes = []
     result = {"install_s": 0.0, "enable_s": 0.0, "connect_s": 0.0, "status_s": 0.0, "total_s": 0.0,
               "helm_upgrades": {}, "writes": {}, "peers": {}, "status_ok": False, "notes": notes}
