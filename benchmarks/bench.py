@@ -377,7 +377,7 @@ def plot(figs, path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "2 3 5 8"),
                    help="cluster counts N to measure (default: 2 3 5 8)")
     p.add_argument("--forks", type=int, default=int(os.environ.get("BENCH_FORKS", "5")),

@@ -400,7 +400,7 @@ def _run(cli, clusters, log, deadline, left, notes, result, workdir, cmdlog):
     env = dict(os.environ, KUBECONFIG=kubeconfig, HOME=workdir, NO_COLOR="1")
     kube = {c["name"]: _Kube(kubeconfig, c["context"]) for c in clusters}
     chart, chart_version, tgz = _chart_dir(workdir)
-    version = subprocess.run([cli, "version", "--client"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    version = subprocess.run([cli, "version", "--client"], check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True, env=env, timeout=60).stdout.strip().splitlines()
     notes.append("cilium-cli: %s; chart %s from %s (--chart-directory)" % (" / ".join(version[:2]), chart_version, tgz))
     for c in clusters:
@@ -567,10 +567,11 @@ def _real_kvstoremesh(clusters, kubeconfig, budget):
     while True:
         views, all_ready = [], True
         for c in clusters:
-            proc = subprocess.run([kubectl, "--kubeconfig", kubeconfig, "--context", c["context"], "-n", NS, "exec",
-                                   "deploy/clustermesh-apiserver", "-c", "kvstoremesh", "--", "clustermesh-apiserver",
-                                   "kvstoremesh-dbg", "status", "-o", "json"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, universal_newlines=True, timeout=30)
+            argv = [kubectl, "--kubeconfig", kubeconfig, "--context", c["context"], "-n", NS, "exec",
+                    "deploy/clustermesh-apiserver", "-c", "kvstoremesh", "--", "clustermesh-apiserver",
+                    "kvstoremesh-dbg", "status", "-o", "json"]
+            proc = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True, timeout=30)
             try:
                 remotes = {r["name"]: r for r in json.loads(proc.stdout)}
             except (ValueError, TypeError, KeyError):
@@ -608,7 +609,7 @@ def _fleet_clusters(n):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.peer", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.peer", description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--clusters", type=int, default=3)
     p.add_argument("--timeout", type=int, default=1200)
     p.add_argument("--build-only", action="store_true", help="only build (or find) cilium-cli")
