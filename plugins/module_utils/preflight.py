@@ -30,6 +30,7 @@ import re
 from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
     existing_value_problems,
     managed_values,
+    option_problems,
     render_problems,
     value_problems,
 )
@@ -731,6 +732,9 @@ def check_values(members, problems, schemas, render=None):
             continue
         schema = (schemas or {}).get(m.host)
         found = value_problems(m.d['values'], managed_values(m.d), schema)
+        if isinstance(m.d.get('install'), dict) and not any(
+                p['cluster'] == m.host and p['severity'] == ERROR for p in problems):
+            found += option_problems(m.d['install'])  # an option the other checks have not already refused
         for path, text, fix in found:
             problems.append(problem(m.host, path, text, fix))
         if not found and render and schema and isinstance(m.d.get('install'), dict) and m.d.get('chart_ref'):

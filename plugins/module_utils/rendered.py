@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,6 +32,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.values import (
     normalize_kpr,
     review_existing,
     set_path,
+    validate_install_params,
 )
 
 
@@ -56,8 +58,15 @@ def load_chart_schema(chart_ref):
 
 
 def managed_values(entry):
-    """The chart values the inventory options of preflight ``entry`` set (what cilium_install sets
-    whatever ``values`` say): identity, routing mode, kube-proxy replacement."""
+    """The chart values ``cilium_install`` sets from its options whatever ``values`` say, for preflight
+    ``entry``: from ``entry['install']`` (cilium_install's options exactly as the cilium role passes
+    them) when the entry has them, else from the entry's identity and routing fields."""
+    install = entry.get('install')
+    if isinstance(install, dict):
+        try:
+            return desired_install_values(install)
+        except (TypeError, ValueError):
+            pass  # a bad option: reported by option_problems; the identity fields still apply
     out = {}
     if entry.get('cluster_name'):
         set_path(out, 'cluster.name', str(entry['cluster_name']))
@@ -76,6 +85,33 @@ def managed_values(entry):
         except ValueError:
             pass  # reported by the kubeProxyReplacement check
     return out
+
+
+# cilium_install's option -> the role variable that sets it (cilium_<option> unless named here)
+ROLE_VARIABLES = {'cluster_pool_ipv4_pod_cidrs': 'cilium_pod_cidrs'}
+
+
+def role_variable(option):
+    """The cilium role variable behind a cilium_install option (``clustermesh_apiserver.node_port`` ->
+    ``cilium_clustermesh_node_port``)."""
+    if option.startswith('clustermesh_apiserver.'):
+        return 'cilium_clustermesh_' + option.split('.', 1)[1]
+    return ROLE_VARIABLES.get(option, 'cilium_' + option)
+
+
+def option_problems(params):
+    """What ``cilium_install`` refuses in its own options ``params`` before it reads the cluster (a
+    bad routing mode, tunnel protocol, encryption type, port, duration, CIDR...), as
+    ``[(field, problem, fix)]`` naming the role variable to correct."""
+    try:
+        validate_install_params(params)
+    except (TypeError, ValueError) as e:
+        text = str(e)
+        found = re.match(r'[a-z0-9_]+(\.[a-z_]+)?', text)
+        var = role_variable(found.group(0)) if found else 'cilium_install'
+        return [(var, 'cilium_install would refuse it: %s' % text,
+                 'correct %s in the inventory (or remove it to use the role default)' % var)]
+    return []
 
 
 def _path(err):

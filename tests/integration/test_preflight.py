@@ -57,6 +57,13 @@ SCENARIOS = {
         "mesh-3": {"cilium_cluster_id": 3, "meshops_context": "mesh-2", "cilium_chart_version": OLD},
         "mesh-4": {"cilium_cluster_id": 4, "meshops_context": "nope", "cilium_chart_version": "latest"},
     }),
+    # values: what cilium_install itself would refuse, run through site.yml: it must stop before the CA is written
+    "values": ("site.yml", [], {}, {
+        "mesh-1": {"cilium_cluster_id": 1, "cilium_values": {"ipam": {"mode": "bogus"}}},
+        "mesh-2": {"cilium_cluster_id": 2, "cilium_tunnel_protocol": "gre"},
+        "mesh-3": {"cilium_cluster_id": 3, "cilium_values": {"tunnelProtocol": "geneve"}},
+        "mesh-4": {"cilium_cluster_id": 4, "cilium_encryption_type": "ipsec", "cilium_ipsec_key_rotation_duration": "soon"},
+    }),
     # states: what is installed contradicts a correct-looking inventory
     # (the target is pinned: the skipped-minor message names it, whatever the role default is)
     "states": ("preflight.yml", [], {"cilium_chart_version": NEW},
@@ -102,6 +109,12 @@ BAD_INPUTS = [
     ("mesh", "mesh-4", "meshops_kubeconfig/meshops_context", "cannot read the cluster", "meshops_context of mesh-4",
      "error"),
     ("mesh", "mesh-4", "cilium_chart_version", "'latest' is not a version", "pin cilium_chart_version", "error"),
+    ("values", "mesh-1", "cilium_values", "ipam.mode='bogus' contradicts", "role variable (cilium_*)", "error"),
+    ("values", "mesh-2", "cilium_tunnel_protocol", "must be one of vxlan, geneve", "correct cilium_tunnel_protocol",
+     "error"),
+    ("values", "mesh-3", "cilium_values", "tunnelProtocol='geneve' contradicts", "role variable (cilium_*)", "error"),
+    ("values", "mesh-4", "cilium_ipsec_key_rotation_duration", "a duration such as 5m",
+     "correct cilium_ipsec_key_rotation_duration", "error"),
     ("states", "mesh-1", "cilium_chart_version", "from %s to %s skips a minor" % (OLD, NEW), "newest 1.18.x",
      "error"),
     ("states", "mesh-2", "cilium_cluster_id", "installed cluster id is 7", "cilium_cluster_id: 7", "error"),
@@ -246,6 +259,8 @@ def test_site_stopped_before_any_write_and_limit_still_reads_every_member(prefli
     rc, out, result = preflight("identity")[:3]
     assert "preflight found" in result["msg"] and "nothing was changed" in result["msg"]
     assert "TASK [meshops.cilium.cilium" not in out  # site.yml never reached the install
+    rc, out = preflight("values")[:2]
+    assert rc != 0 and "TASK [meshops.cilium.cilium" not in out  # nor the CA, for what cilium_install refuses
     assert out.count("TASK [meshops.cilium.preflight : Check the whole mesh") == 1  # run once, not again by install
     result = preflight("mesh")[2]
     assert {p["cluster"] for p in result["problems"]} >= {"mesh-2", "mesh-3", "mesh-4"}  # outside --limit mesh-1

@@ -16,8 +16,10 @@ from ansible_collections.meshops.cilium.plugins.module_utils import preflight
 from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
     load_chart_schema,
     managed_values,
+    option_problems,
     value_problems,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install
 
 FIXTURE = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'chart-1.20.2')
 ENTRY = {'cluster_name': 'mesh-1', 'cluster_id': 1, 'max_connected_clusters': 255, 'routing_mode': 'tunnel',
@@ -158,3 +160,85 @@ def test_render_problems_only_for_good_values_and_name_the_cluster():
     assert len(calls) == 2 and calls[0][0]['debug'] == {'enabled': True} and calls[0][0]['cluster']['name'] == 'mesh-1'
     # without a render function (no helm) or a local chart nothing is rendered
     assert not [p for p in preflight.check(members, schemas=schemas) if 'refuses the values' in p['problem']]
+
+
+# cilium_install's options as the cilium role passes them with its defaults (fresh cluster mesh-1)
+ROLE_INSTALL = {
+    'cluster_name': 'mesh-1', 'cluster_id': 1, 'ipam_mode': 'kubernetes', 'kube_proxy_replacement': False,
+    'routing_mode': 'tunnel', 'tunnel_protocol': 'vxlan', 'max_connected_clusters': 255, 'encryption_type': None,
+    'clustermesh_apiserver': {'enabled': True, 'service_type': 'NodePort', 'node_port': 32379,
+                              'annotations': {}, 'tls_auto_method': 'helm'},
+    'existing_values': 'refuse', 'default_options': [],
+}
+
+# (options over ROLE_INSTALL, cilium_values): every one is something cilium_install refuses before writing
+REFUSED = [
+    ({}, {'ipam': {'mode': 'bogus'}}),
+    ({}, {'ipam': {'mode': 'cluster-pool'}}),
+    ({}, {'tunnelProtocol': 'geneve'}),
+    ({}, {'clustermesh': {'apiserver': {'service': {'type': 'LoadBalancer'}}}}),
+    ({}, {'clustermesh': {'apiserver': {'service': {'nodePort': 31000}}}}),
+    ({}, {'clustermesh': {'useAPIServer': False}}),
+    ({'encryption_type': 'ipsec'}, {'encryption': {'type': 'wireguard'}}),
+    ({'encryption_type': 'disabled'}, {'encryption': {'enabled': True}}),
+    ({'ipsec_key_rotation_duration': '5m', 'encryption_type': 'ipsec'},
+     {'encryption': {'ipsec': {'keyRotationDuration': '10m'}}}),
+    ({'k8s_service_host': '10.0.0.1', 'k8s_service_port': 6443}, {'k8sServicePort': 443}),
+    ({'tunnel_protocol': 'gre'}, {}),
+    ({'encryption_type': 'magic'}, {}),
+    ({'ipsec_key_rotation_duration': 'soon', 'encryption_type': 'ipsec'}, {}),
+    ({'k8s_service_host': '10.0.0.1'}, {}),
+    ({'k8s_service_host': '10.0.0.1', 'k8s_service_port': 70000}, {}),
+    ({'kube_proxy_replacement': True}, {}),
+    ({'routing_mode': 'native', 'tunnel_protocol': None}, {}),
+    ({'routing_mode': 'native', 'ipv4_native_routing_cidr': '10.0.0.0/8'}, {}),
+    ({'ipv4_native_routing_cidr': '10.0.0.1/8'}, {}),
+    ({'cluster_pool_ipv4_pod_cidrs': ['10.1.0.0/16']}, {}),
+    ({'clustermesh_apiserver': {'enabled': True, 'service_type': 'ClusterIP'}}, {}),
+    ({'clustermesh_apiserver': {'enabled': True, 'tls_auto_method': 'certmanager'}}, {}),
+    ({'clustermesh_apiserver': {'enabled': True, 'annotations': {'a': 1}}}, {}),
+]
+ACCEPTED = [
+    ({}, {}),
+    ({}, {'ipam': {'mode': 'kubernetes'}, 'operator': {'replicas': 1}}),
+    ({}, {'tunnelProtocol': 'vxlan', 'MTU': 1450}),
+    ({'encryption_type': 'ipsec', 'ipsec_key_rotation_duration': '5m'}, {'encryption': {'nodeEncryption': False}}),
+    ({'ipam_mode': 'cluster-pool', 'cluster_pool_ipv4_pod_cidrs': ['10.1.0.0/16']}, {}),
+    ({'routing_mode': 'native', 'tunnel_protocol': None, 'ipv4_native_routing_cidr': '10.0.0.0/8'}, {}),
+]
+
+
+def _entry(options, values):
+    install = dict(ROLE_INSTALL, values=values)
+    install.update(options)
+    return dict(ENTRY, host='mesh-1', values=values, install=install, chart_version='1.20.2',
+                ipam_mode=install['ipam_mode'])
+
+
+@pytest.mark.parametrize('options, values', REFUSED + ACCEPTED,
+                         ids=[json.dumps(c, sort_keys=True) for c in REFUSED + ACCEPTED])
+def test_preflight_refuses_exactly_what_cilium_install_refuses(schema, options, values):
+    """What cilium_install would refuse is a preflight error, found before the CA or any other write;
+    what it accepts is no error of the values check."""
+    entry = _entry(options, values)
+    try:
+        plan_install(entry['install'], None, None, False, '1.20.2')
+        refused = None
+    except ValueError as e:
+        refused = str(e)
+    assert (refused is not None) == ((options, values) in REFUSED), refused
+    problems = [p for p in preflight.check([entry], schemas={'mesh-1': schema}) if p['severity'] == 'error']
+    if refused:
+        assert problems, 'cilium_install refuses %r (%s) but preflight passes' % ((options, values), refused)
+        assert all(p['cluster'] == 'mesh-1' and p['fix'] for p in problems)
+    else:
+        assert not [p for p in problems if p['field'].startswith('cilium_')], problems
+
+
+def test_an_option_problem_names_the_role_variable():
+    problems = option_problems(dict(ROLE_INSTALL, tunnel_protocol='gre'))
+    assert [p[0] for p in problems] == ['cilium_tunnel_protocol']
+    assert 'vxlan' in problems[0][1] and 'cilium_tunnel_protocol' in problems[0][2]
+    problems = option_problems(dict(ROLE_INSTALL, clustermesh_apiserver={'enabled': True, 'service_type': 'X'}))
+    assert [p[0] for p in problems] == ['cilium_clustermesh_service_type']
+    assert option_problems(dict(ROLE_INSTALL)) == []
