@@ -194,8 +194,12 @@ options:
     default: false
   wait:
     description:
-      - Wait until the agents (DaemonSet C(cilium)), the operator (Deployment C(cilium-operator)) and, when
-        enabled, Deployment C(clustermesh-apiserver) are Ready.
+      - After an install or upgrade made by this task, wait until the agents (DaemonSet C(cilium)), the
+        operator (Deployment C(cilium-operator)) and, when enabled, Deployment C(clustermesh-apiserver)
+        are Ready.
+      - Like C(helm upgrade --wait), nothing is polled when the release is already deployed with the
+        wanted chart and values (a no-op run reads only the release); M(meshops.cilium.clustermesh_status)
+        reports the readiness of an unchanged release.
     type: bool
     default: false
   wait_timeout:
@@ -315,8 +319,8 @@ chart_change:
   elements: str
   sample: [1.18.8, 1.19.2]
 ready:
-  description: With O(wait), the state of each waited-for workload.
-  returned: when O(wait=true) and O(state=present)
+  description: With O(wait), the state of each waited-for workload after this task's install or upgrade.
+  returned: when O(wait=true), O(state=present) and the task installed or upgraded the release
   type: dict
   sample: {"DaemonSet/cilium": "3/3 ready"}
 existing_values:
@@ -461,7 +465,7 @@ def run(m):
     result = dict(changed=needs_helm, action=action, release=_summary(release), changed_keys=plan['changed_keys'],
                   chart_change=list(plan['chart_change']) if plan['chart_change'] else None,
                   warnings_detail=plan['warnings'], existing_values=plan['existing_values'])
-    if p['wait'] and not m.check_mode:
+    if p['wait'] and needs_helm and not m.check_mode:
         result['ready'] = wait_ready(m.cluster, ns, install_components(plan['desired']), timeout=p['wait_timeout'])
     m.exit(before=current.values if installed else {}, after=plan['desired'], **result)
 

@@ -68,6 +68,16 @@ options:
     type: list
     elements: str
     default: []
+  local:
+    description:
+      - This cluster's own descriptor, as M(meshops.cilium.clustermesh_info) returned it earlier in the same
+        run (the C(clustermesh) role passes it). Its C(cluster_name), C(cluster_id),
+        C(max_connected_clusters) and C(ca) are used instead of reading ConfigMap C(cilium-config) and
+        Secret C(cilium-ca) again; the Helm release is always read.
+      - Refused, before anything is written, when its C(api_server) is not the API server this module
+        connects to (a descriptor of another cluster). Without C(api_server), or when it says Cilium is
+        not installed, the cluster is read as without this option.
+    type: dict
   helm_binary:
     description:
       - Path or name of the C(helm) binary (3.14 or newer).
@@ -305,6 +315,22 @@ def read_local(cluster, namespace):
                            'max_connected_clusters': ident['max_connected_clusters'], 'ca': ca})
 
 
+def local_from_descriptor(descriptor, api_server):
+    """The local cluster as a normalized peer, from its own ``clustermesh_info`` descriptor ``descriptor``
+    read earlier in the run; None when it cannot stand for a read of ``api_server`` now (no API server
+    named, or Cilium not installed then). ValueError when it names another API server."""
+    read_from = descriptor.get('api_server')
+    if not read_from or descriptor.get('installed') is not True or descriptor.get('planned'):
+        return None
+    if str(read_from).rstrip('/') != str(api_server or '').rstrip('/'):
+        raise ValueError('local: the descriptor was read from %s, not from %s, the cluster this module writes to; '
+                         'pass this cluster\'s own clustermesh_info result (or leave local out)'
+                         % (read_from, api_server))
+    return normalize_peer({'cluster_name': descriptor.get('cluster_name'), 'cluster_id': descriptor.get('cluster_id'),
+                           'max_connected_clusters': descriptor.get('max_connected_clusters'),
+                           'ca': descriptor.get('ca')})
+
+
 def render_clusters(plan, chart_version):
     """The ``clustermesh.config.clusters`` value in the deployed chart's form.
 
@@ -343,8 +369,15 @@ def run(m):
     if problems:
         m.fail('refusing to connect (nothing was changed): %s' % '; '.join(x['message'] for x in problems),
                problems=problems)
+    local = None
+    if p['local']:
+        try:
+            local = local_from_descriptor(p['local'], m.connection.server)
+        except ValueError as e:
+            m.fail('refusing to connect (nothing was changed): %s' % e)
     cluster = m.cluster
-    local = read_local(cluster, ns)
+    if local is None:
+        local = read_local(cluster, ns)
     if local is None:
         m.fail('Cilium is not installed: ConfigMap %s/%s not found' % (ns, CILIUM_CONFIG))
     release = read_release(cluster, ns, rel_name)
@@ -416,6 +449,7 @@ def main():
             peers=dict(type='list', elements='dict', required=True),
             membership=dict(type='str', choices=['exact', 'merge'], default='exact'),
             remove=dict(type='list', elements='str', default=[]),
+            local=dict(type='dict'),
             helm_binary=dict(type='path', default='helm'),
             chart_ref=dict(type='str'),
             wait=dict(type='bool', default=False),

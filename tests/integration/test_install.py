@@ -185,6 +185,7 @@ def test_3_install_everywhere_then_idempotent(fleet, env):
     r = playbook(env, CA_FIRST + CA_COPY + install_task())
     for c in fleet.clusters:
         assert r[c.name]["changed"] is False and r[c.name]["action"] == "unchanged", r[c.name]
+        assert "ready" not in r[c.name], "an unchanged release is not polled (as helm upgrade --wait)"
     no_mutations(fleet, mark)
 
 

@@ -101,12 +101,16 @@ def test_site_converges_is_idempotent_and_survives_limit(fleet, fresh, playbook)
     assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
     assert writes(fresh, mark) == {c.name: [] for c in fresh}
     # a no-op run reads each cluster's state once and hands it on: one description (5 reads), no CA
-    # reads (the preflight saw the same complete CA everywhere), one mesh status (4 reads)
+    # reads (the preflight saw the same complete CA everywhere), the release once by the install (an
+    # unchanged release is not polled) and once by the connect (identity and CA from the description),
+    # one mesh status (4 reads): at most 15 requests per cluster
     for c in three:
         by_module = requests_by_module(c, mark[c.name])
         assert by_module.get("clustermesh_info") == 5, (c.name, by_module)
         assert "cilium_ca" not in by_module and "(copy source)" not in by_module, (c.name, by_module)
+        assert by_module.get("cilium_install") == 1 and by_module.get("clustermesh_connect") == 1, (c.name, by_module)
         assert by_module.get("clustermesh_status") == 4, (c.name, by_module)
+        assert sum(by_module.values()) <= 15, (c.name, by_module)
 
     # --limit: only mesh-2 is in the play, yet it keeps its full peer list and nothing else is written
     mark = marks(fresh)

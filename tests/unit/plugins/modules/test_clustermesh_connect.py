@@ -249,3 +249,41 @@ def test_a_planned_peer_still_gets_identity_checks(apiserver, run_module, upgrad
     install(apiserver)
     ok, res = run_module(args(apiserver, [dict(PLANNED, cluster_id=1)], _ansible_check_mode=True))
     assert not ok and 'cluster ID 1' in res['msg'], res
+
+
+def _own(srv, **kw):
+    d = dict(peer('mesh-1', 1), installed=True, api_server=srv.url)
+    d.update(kw)
+    return d
+
+
+def test_local_descriptor_saves_the_identity_and_ca_reads(apiserver, run_module, upgrades):
+    install(apiserver)
+    ok, res = run_module(args(apiserver, MESH, local=_own(apiserver)))
+    assert ok, res
+    assert res['changed'] is True and res['skipped_self'] == ['mesh-1'] and len(upgrades) == 1
+    read = [path for path, _auth in apiserver.requests]
+    assert not [r for r in read if 'cilium-config' in r or 'cilium-ca' in r], read
+    assert [r for r in read if r.startswith(NS + '/secrets?')], read  # the release is always read
+
+
+def test_local_descriptor_of_another_cluster_is_refused(apiserver, run_module, upgrades):
+    install(apiserver)
+    ok, res = run_module(args(apiserver, MESH, local=_own(apiserver, api_server='https://10.9.9.9:6443')))
+    assert not ok and upgrades == []
+    assert 'https://10.9.9.9:6443' in res['msg'] and apiserver.url in res['msg'] and 'nothing was changed' in res['msg']
+
+
+@pytest.mark.parametrize('kw', [{'api_server': None}, {'installed': False}, {'planned': True}])
+def test_a_descriptor_that_cannot_stand_for_a_read_is_ignored(apiserver, run_module, upgrades, kw):
+    install(apiserver)
+    ok, res = run_module(args(apiserver, MESH, local=_own(apiserver, **kw)))
+    assert ok and res['changed'] is True, res
+    assert [p for p, _a in apiserver.requests if 'cilium-config' in p]  # read as without local
+
+
+def test_local_descriptor_identity_is_what_the_checks_use(apiserver, run_module, upgrades):
+    # the descriptor says mesh-1 has ID 3: it collides with the peer mesh-3, refused like a read one would be
+    install(apiserver)
+    ok, res = run_module(args(apiserver, MESH, local=_own(apiserver, cluster_id=3)))
+    assert not ok and upgrades == [] and 'mesh-3' in res['msg'], res
