@@ -26,7 +26,7 @@ except ImportError:
 
 
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import mask_secrets
-from ansible_collections.meshops.cilium.plugins.module_utils.values import datapath_values
+from ansible_collections.meshops.cilium.plugins.module_utils.values import datapath_values, values_digest
 
 
 HELM_RELEASE_TYPE = 'helm.sh/release.v1'
@@ -426,6 +426,8 @@ def build_descriptor(config_map=None, release=None, ca_secret=None, service=None
     if rel:
         # only the user values that shape the datapath (the preflight reviews what a run would drop)
         rel['datapath_values'] = mask_secrets(datapath_values(values))
+        # the whole user values only as a digest (without the peers): the preflight tells an unchanged install
+        rel['values_sha256'] = values_digest(values)
     if config_map is None:
         warnings.append('ConfigMap %s/%s not found: Cilium is not installed' % (namespace, CILIUM_CONFIG))
     if rel is None:

@@ -738,7 +738,8 @@ def check_values(members, problems, schemas, render=None):
         for path, text, fix in found:
             problems.append(problem(m.host, path, text, fix))
         if not found and render and schema and isinstance(m.d.get('install'), dict) and m.d.get('chart_ref'):
-            to_render.append((m.host, m.d['install'], m.d['chart_ref']))
+            to_render.append((m.host, m.d['install'], m.d['chart_ref'], m.release if m.installed else None,
+                              m.d.get('chart_version')))
     for host, path, text, fix in render_problems(to_render, render):
         problems.append(problem(host, path, text, fix))
 

@@ -33,6 +33,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.values import (
     review_existing,
     set_path,
     validate_install_params,
+    values_digest,
+    PEER_PATHS,
 )
 
 
@@ -186,17 +188,34 @@ def install_values(params):
     return merge_user_values(params.get('values') or {}, desired_install_values(params))
 
 
+def rendered_already(release, chart_version, values):
+    """Whether ``release`` (a descriptor's release) is deployed from ``chart_version`` with exactly
+    ``values`` (peers aside): Helm rendered that chart with these values when it deployed it, so
+    rendering them again shows nothing new."""
+    if not release or release.get('status') != 'deployed' or not release.get('values_sha256'):
+        return False
+    if not chart_version or str(release.get('chart_version')) != str(chart_version):
+        return False
+    if any(get_path(values, path) is not None for path in PEER_PATHS):
+        return False  # the peers are part of what this run renders: render
+    return release['values_sha256'] == values_digest(values)
+
+
 def render_problems(entries, render, workers=4):
     """Render the target chart with each cluster's install values, the chart's own render-time
     checks (``fail`` in its templates: for example ipam.mode=eni without eni.enabled, an invalid
-    cluster name). ``entries``: ``[(host, install params, chart_ref)]``, only local charts;
-    ``render(values, chart_ref)`` returns None or helm's error. Returns ``[(host, path, problem, fix)]``."""
+    cluster name). ``entries``: ``[(host, install params, chart_ref, release, chart_version)]``, only
+    local charts; ``release``: the cluster's deployed release as described (a release deployed from
+    that chart version with the same values is not rendered again). ``render(values, chart_ref)``
+    returns None or helm's error. Returns ``[(host, path, problem, fix)]``."""
     jobs = []
-    for host, params, chart_ref in entries:
+    for host, params, chart_ref, release, chart_version in entries:
         try:
-            jobs.append((host, install_values(params), chart_ref))
+            values = install_values(params)
         except (TypeError, ValueError):
             continue  # reported by value_problems
+        if not rendered_already(release, chart_version, values):
+            jobs.append((host, values, chart_ref))
     if not jobs:
         return []
     with ThreadPoolExecutor(max(1, min(workers, len(jobs)))) as pool:

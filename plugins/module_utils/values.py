@@ -21,7 +21,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import hashlib
 import ipaddress
+import json
 import re
 
 # Keys that the clustermesh_enable module (or cilium_install's clustermesh_apiserver) manages.
@@ -462,6 +464,20 @@ def merge_user_values(user_values, managed_values):
                              'module option (or remove it from values)' % (format_path(path), theirs, ours))
         set_path(result, path, copy.deepcopy(ours))
     return result
+
+
+# The peers clustermesh_connect writes: left out of ``values_digest``.
+PEER_PATHS = ('clustermesh.config.clusters',)
+
+
+def values_digest(values, leave_out=PEER_PATHS):
+    """SHA-256 of ``values`` (canonical JSON) without the paths in ``leave_out`` (by default the
+    peers): equal digests mean the same values for an install. Stands for a release's values in a
+    descriptor, which never holds the values themselves."""
+    rest = copy.deepcopy(values or {})
+    for path in leave_out:
+        delete_path(rest, path)
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(',', ':')).encode('utf-8')).hexdigest()
 
 
 def merge_over_current(current_values, desired, keep=OTHER_OWNED):

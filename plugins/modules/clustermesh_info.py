@@ -190,6 +190,13 @@ release:
           (C(cilium_existing_values)).
       type: dict
       sample: {"routingMode": "native", "ipv4NativeRoutingCIDR": "10.0.0.0/8"}
+    values_sha256:
+      description:
+        - SHA-256 of all the release's user values (canonical JSON) without the peers
+          (C(clustermesh.config.clusters)). The preflight does not render the chart again for a release
+          deployed from the target chart version with the same values.
+      type: str
+      sample: 7caa2e7b649836acf985dc79b29df6ec34260547b1e8f37db48fc48171c405f1
 ca:
   description: Identity of the CA in Secret C(cilium-ca), or V(null) if there is none. Never the key.
   returned: always

@@ -16,10 +16,12 @@ from ansible_collections.meshops.cilium.plugins.module_utils import preflight
 from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
     load_chart_schema,
     managed_values,
+    install_values,
     option_problems,
+    render_problems,
     value_problems,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install
+from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install, values_digest
 
 FIXTURE = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'chart-1.20.2')
 ENTRY = {'cluster_name': 'mesh-1', 'cluster_id': 1, 'max_connected_clusters': 255, 'routing_mode': 'tunnel',
@@ -242,3 +244,42 @@ def test_an_option_problem_names_the_role_variable():
     problems = option_problems(dict(ROLE_INSTALL, clustermesh_apiserver={'enabled': True, 'service_type': 'X'}))
     assert [p[0] for p in problems] == ['cilium_clustermesh_service_type']
     assert option_problems(dict(ROLE_INSTALL)) == []
+
+
+def _deployed(values, chart_version='1.20.2', status='deployed'):
+    return {'status': status, 'chart_version': chart_version, 'values_sha256': values_digest(values)}
+
+
+def test_a_release_deployed_from_the_same_chart_and_values_is_not_rendered_again():
+    calls = []
+
+    def render(values, chart_ref):
+        calls.append(values['cluster']['name'])
+        return None
+    install = dict(ROLE_INSTALL, values={'debug': {'enabled': True}})
+    wanted = install_values(install)
+    meshed = dict(wanted, clustermesh=dict(wanted['clustermesh'], config={'enabled': True, 'clusters': {
+        'mesh-2': {'ips': ['10.0.0.2'], 'port': 2379}}}))  # peers written by clustermesh_connect
+    same = [('mesh-1', install, '/c/cilium-1.20.2.tgz', _deployed(meshed), '1.20.2')]
+    assert render_problems(same, render) == [] and calls == []
+    # another chart version, other values, a failed release, no release: rendered
+    changed = [
+        ('mesh-1', install, '/c/cilium-1.20.2.tgz', _deployed(meshed, chart_version='1.19.2'), '1.20.2'),
+        ('mesh-1', dict(install, values={'debug': {'enabled': False}}), '/c', _deployed(meshed), '1.20.2'),
+        ('mesh-1', install, '/c', _deployed(meshed, status='failed'), '1.20.2'),
+        ('mesh-1', install, '/c', None, '1.20.2'),
+    ]
+    for entry in changed:
+        del calls[:]
+        render_problems([entry], render)
+        assert calls == ['mesh-1'], entry
+
+
+def test_values_digest_leaves_out_the_peers_only():
+    base = {'cluster': {'name': 'a', 'id': 1}, 'clustermesh': {'useAPIServer': True, 'config': {'enabled': True}}}
+    with_peers = {'cluster': {'name': 'a', 'id': 1}, 'clustermesh': {'useAPIServer': True, 'config': {
+        'enabled': True, 'clusters': [{'name': 'b', 'ips': ['1.2.3.4'], 'port': 2379}]}}}
+    assert values_digest(base) == values_digest(with_peers)
+    assert values_digest(base) != values_digest(dict(base, cluster={'name': 'a', 'id': 2}))
+    assert values_digest({'a': 1, 'b': 2}) == values_digest({'b': 2, 'a': 1})
+    assert values_digest({'a': 1}) != values_digest({'a': True}) and values_digest({'a': 1}) != values_digest({'a': '1'})
