@@ -38,7 +38,7 @@ lint: venv
 	@bash hack/lint.sh $(VENV)
 
 integration: build
-	@MESHOPS_FLEET_CLUSTERS=4 $(VENV)/bin/python -m pytest -p no:cacheprovider tests/integration -v
+	@MESHOPS_FLEET_CLUSTERS=4 $(VENV)/bin/python -m hack.integration -- -v
 
 test:
 	@bash hack/test.sh
