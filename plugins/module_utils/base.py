@@ -34,6 +34,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     resolve_connection,
     translate_error,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
+from ansible_collections.meshops.cilium.plugins.module_utils.helm import HELM_BINARY_ARGUMENT_SPEC
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     MASK,
     mask_secrets,
@@ -60,7 +62,7 @@ HELM_CHART_ARGUMENT_SPEC = dict(
     chart_ref=dict(type='str'),
     chart_version=dict(type='str'),
     chart_repo_url=dict(type='str'),
-    helm_binary=dict(type='path'),
+    **HELM_BINARY_ARGUMENT_SPEC
 )
 
 # The clustermesh-apiserver settings beside clustermesh.useAPIServer.
@@ -357,9 +359,12 @@ class ClusterModule(object):
         self._fail_json(msg, **self._where(kwargs))
 
     def fail_from(self, exc, action=None):
-        """Fail with the translated message for ``exc``."""
-        if isinstance(exc, ClusterError):
-            self._fail_json(str(exc), **self._where({'cluster': exc.cluster or self.name}))
+        """Fail with the message of ``exc``: a ``MeshopsError`` as phrased (prefixed with the
+        cluster's name), any other exception translated (``cluster.translate_error``)."""
+        if isinstance(exc, ClusterError) and exc.cluster:
+            self._fail_json(str(exc), **self._where({'cluster': exc.cluster}))
+        if isinstance(exc, MeshopsError):
+            self.fail(str(exc))
         self.fail(translate_error(exc, action=action))
 
     def exit(self, changed=False, before=None, after=None, **kwargs):
@@ -370,11 +375,13 @@ class ClusterModule(object):
         self.module.exit_json(changed=changed, **self._where(kwargs))
 
     def run(self, func):
-        """Call ``func(self)``; any ClusterError becomes one failure. After a write, any
-        other error too (so the result still says ``changed: true`` and what was written)."""
+        """Call ``func(self)``; any ``MeshopsError`` (the base of every module_utils error)
+        becomes one failure, ``<cluster>: message``, without a traceback. This is the one place
+        that turns them into ``fail_json``. After a write, any other error too (so the result
+        still says ``changed: true`` and what was written)."""
         try:
             return func(self)
-        except ClusterError as e:
+        except MeshopsError as e:
             self.fail_from(e)
         except Exception as e:  # pylint: disable=broad-except
             if not self._writes or self._finishing:  # nothing written, or raised by exit_json/fail_json

@@ -32,6 +32,7 @@ import tempfile
 import traceback
 from urllib.parse import unquote
 
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     SECRET_KEYS,
     secret_values,
@@ -122,7 +123,7 @@ KUBECONFIG_SECRET_KEYS = SECRET_KEYS
 USER_AGENT = 'meshops.cilium'
 
 
-class ClusterError(Exception):
+class ClusterError(MeshopsError):
     """An error already phrased for the user; ``str()`` names the cluster."""
 
     def __init__(self, msg, cluster=None, cause=None, status=None):

@@ -25,6 +25,7 @@ except ImportError:
     HAS_CRYPTOGRAPHY = False
 
 
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import mask_secrets
 from ansible_collections.meshops.cilium.plugins.module_utils.values import datapath_values
 
@@ -39,7 +40,7 @@ APISERVER_SERVICE = 'clustermesh-apiserver'
 DEFAULT_MAX_CONNECTED_CLUSTERS = 255
 
 
-class DecodeError(ValueError):
+class DecodeError(MeshopsValueError):
     pass
 
 

@@ -30,6 +30,7 @@ import hashlib
 import re
 import secrets
 
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CONNECTION_OPTIONS,
     Cluster,
@@ -55,7 +56,7 @@ _SPI_RE = re.compile(r'(\d+)(\+?)')
 _HEX_RE = re.compile(r'(?:0x)?([0-9a-fA-F]+)')
 
 
-class IPsecKeyError(ValueError):
+class IPsecKeyError(MeshopsValueError):
     """A malformed or unacceptable key. The message never holds key material."""
 
 
@@ -532,11 +533,12 @@ def rollout_problems(cluster, namespace, release_name='cilium'):
     Workloads that do not exist are not a problem (Cilium not installed yet)."""
     # imported here: helm.py imports much more than a key parser needs
     from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
-        daemonset_ready, deployment_ready, read_release)
+        daemonset_ready, deployment_ready, pending_problem, read_release)
     out = []
     release = read_release(cluster, namespace, release_name)
-    if release is not None and release.pending:
-        out.append('Helm release %s/%s is %s' % (namespace, release_name, release.status))
+    pending = pending_problem(release)
+    if pending:
+        out.append(pending)
     ds = cluster.to_dict(cluster.call('read DaemonSet %s/cilium' % namespace,
                                       cluster.apps.read_namespaced_daemon_set, 'cilium', namespace,
                                       missing_ok=True))

@@ -27,8 +27,10 @@ import binascii
 import json
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError, MeshopsValueError
 
-class StatusParseError(ValueError):
+
+class StatusParseError(MeshopsValueError):
     pass
 
 
@@ -379,7 +381,7 @@ KVSTOREMESH_TROUBLESHOOT = (['clustermesh-apiserver', 'kvstoremesh-dbg', 'troubl
 TROUBLESHOOT_TIMEOUT = 5
 
 
-class ExecError(Exception):
+class ExecError(MeshopsError):
     """The exec call itself failed (transport, permission, no such container)."""
 
 
