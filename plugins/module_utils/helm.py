@@ -50,6 +50,7 @@ try:
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
 
+from ansible_collections.meshops.cilium.plugins.module_utils.common import deployment_ready
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HELM_RELEASE_TYPE,
     DecodeError,
@@ -607,13 +608,16 @@ def daemonset_ready(ds):
                     status.get('updatedNumberScheduled') or 0)
 
 
-def deployment_ready(dep):
-    """``(ready, detail)`` for a Deployment dict."""
-    if dep is None:
+def deployment_rollout(dep):
+    """``(ready, detail)`` for a Deployment dict: ready as ``common.deployment_ready`` says (a
+    Deployment scaled to 0 is not ready), the detail says why not."""
+    state = deployment_ready(dep)
+    if not state['exists']:
         return False, 'does not exist'
-    meta, spec, status = dep.get('metadata') or {}, dep.get('spec') or {}, dep.get('status') or {}
-    return _rollout(meta, status, spec.get('replicas', 1), status.get('readyReplicas') or 0,
-                    status.get('updatedReplicas') or 0)
+    if state['replicas'] <= 0:
+        return False, 'scaled to 0 replicas'
+    return _rollout(dep.get('metadata') or {}, dep.get('status') or {}, state['replicas'],
+                    state['ready_replicas'], state['updated_replicas'])
 
 
 def service_ingress(svc):
@@ -651,7 +655,7 @@ def install_components(values, load_balancer=False):
     return comps
 
 
-_CHECKS = {'DaemonSet': daemonset_ready, 'Deployment': deployment_ready, 'Service': service_ingress}
+_CHECKS = {'DaemonSet': daemonset_ready, 'Deployment': deployment_rollout, 'Service': service_ingress}
 
 
 def wait_ready(cluster, namespace, components, timeout=300, interval=2.0, sleep=time.sleep, clock=time.time):

@@ -533,7 +533,7 @@ def rollout_problems(cluster, namespace, release_name='cilium'):
     Workloads that do not exist are not a problem (Cilium not installed yet)."""
     # imported here: helm.py imports much more than a key parser needs
     from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
-        daemonset_ready, deployment_ready, pending_problem, read_release)
+        daemonset_ready, deployment_rollout, pending_problem, read_release)
     out = []
     release = read_release(cluster, namespace, release_name)
     pending = pending_problem(release)
@@ -548,7 +548,7 @@ def rollout_problems(cluster, namespace, release_name='cilium'):
             out.append('DaemonSet %s/cilium: %s' % (namespace, detail))
     dep = cluster.read_deployment(namespace, 'cilium-operator', missing_ok=True)
     if dep is not None:
-        ok, detail = deployment_ready(dep)
+        ok, detail = deployment_rollout(dep)
         if not ok:
             out.append('Deployment %s/cilium-operator: %s' % (namespace, detail))
     return out, release

@@ -24,6 +24,8 @@ import copy
 import ipaddress
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.common import CLUSTER_NAME_MAX, CLUSTER_NAME_RE, MAX_CONNECTED, version_tuple  # noqa: F401 (re-exported)
+
 # Keys that the clustermesh_enable module (or cilium_install's clustermesh_apiserver) manages.
 APISERVER_KEYS = (
     'clustermesh.useAPIServer',
@@ -107,17 +109,12 @@ DATAPATH_VALUES = (
 
 EXISTING_VALUES = ('refuse', 'keep', 'reset')
 
-# A Cilium cluster name (use with fullmatch: "$" would accept a trailing newline). The one home:
-# mesh.py and preflight.py import it.
-CLUSTER_NAME_RE = re.compile(r'([a-z0-9][-a-z0-9]*)?[a-z0-9]')
-CLUSTER_NAME_MAX = 32
 REMOVED_KPR = ('strict', 'partial', 'disabled', 'probe')
 SERVICE_TYPES = ('NodePort', 'LoadBalancer')
 TLS_METHODS = ('helm', 'cronJob')
 ROUTING_MODES = ('tunnel', 'native')
 TUNNEL_PROTOCOLS = ('vxlan', 'geneve')
 ENCRYPTION_TYPES = ('disabled', 'ipsec', 'wireguard')
-MAX_CONNECTED = (255, 511)
 # A Go duration as the agents parse keyRotationDuration: 5m, 90s, 1h30m, 1.5h.
 GO_DURATION_RE = re.compile(r'((\d+(\.\d*)?|\.\d+)(ns|us|ms|s|m|h))+')
 
@@ -240,22 +237,16 @@ def diff_values(before, after):
 # Versions
 # ---------------------------------------------------------------------------
 
-def version_tuple(version):
-    nums = re.findall(r'\d+', str(version or ''))[:3]
-    if not nums:
-        return None
-    nums = [int(n) for n in nums]
-    while len(nums) < 3:
-        nums.append(0)
-    return tuple(nums)
-
-
 # ---------------------------------------------------------------------------
 # Options -> values
 # ---------------------------------------------------------------------------
 
-def normalize_kpr(value):
-    """``kube_proxy_replacement`` as a bool (or None); removed chart modes are refused."""
+def normalize_kpr(value, refuse=True):
+    """``kube_proxy_replacement`` / ``kubeProxyReplacement`` as a bool (or None).
+
+    ``refuse``: anything else raises ValueError (removed chart modes with the way out); without
+    it (reading what is deployed or declared, preflight) ``''`` is False and anything else is
+    returned as the stripped string."""
     if value is None or isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -263,6 +254,8 @@ def normalize_kpr(value):
         return True
     if text in ('false', 'no', 'off', '0'):
         return False
+    if not refuse:
+        return False if text == '' else str(value).strip()
     if text in REMOVED_KPR:
         raise ValueError(
             'kube_proxy_replacement=%s: the modes strict, partial, probe and disabled were removed in Cilium '
