@@ -406,10 +406,7 @@ def run(m):
     p = m.params
     ns, name = p['namespace'], p['release_name']
     if p['state'] == 'present':
-        try:
-            validate_install_options(p)  # before connecting
-        except ValueError as e:
-            m.fail(str(e))
+        validate_install_options(p)  # before connecting (OptionError: ClusterModule.run fails)
     current = read_release(m.cluster, ns, name)
     if p['state'] == 'absent':
         absent(m, current)
@@ -417,11 +414,8 @@ def run(m):
     refuse_pending(current)
     target = p['chart_version'] or local_chart_version(p['chart_ref'])
     installed = current is not None
-    try:
-        plan = plan_install(p, current.values if installed else None,
-                            current.chart_version if installed else None, installed, target)
-    except ValueError as e:
-        m.fail(str(e))
+    plan = plan_install(p, current.values if installed else None,
+                        current.chart_version if installed else None, installed, target)
     for w in plan['warnings']:
         m.warn(w)
     if not installed and not p['chart_ref']:

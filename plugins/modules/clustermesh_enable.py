@@ -160,18 +160,12 @@ def run(m):
     p = m.params
     ns, name = p['namespace'], p['release_name']
     api = dict((k, p[k]) for k in API_OPTIONS)
-    try:
-        validate_apiserver_params(api)  # before connecting
-    except ValueError as e:
-        m.fail(str(e))
+    validate_apiserver_params(api)  # before connecting (OptionError: ClusterModule.run fails)
     current = read_release(m.cluster, ns, name)
     if current is None:
         m.fail('Helm release %s/%s not found: install Cilium first (meshops.cilium.cilium_install)' % (ns, name))
     refuse_pending(current)
-    try:
-        desired, changed_keys = plan_enable(current.values, api)
-    except ValueError as e:
-        m.fail(str(e))
+    desired, changed_keys = plan_enable(current.values, api)
     changed = bool(changed_keys) or not current.deployed
     release = current
     if changed and not m.check_mode:
