@@ -178,20 +178,20 @@ class MaskingModule(AnsibleModule):
 
     def _log_invocation(self):
         self._register_option_secrets()
-        super(MaskingModule, self)._log_invocation()
+        super()._log_invocation()
 
     def warn(self, warning):
         # ansible-core >= 2.19 keeps warnings as objects that exit_json's no_log masking does not reach
         self._register_option_secrets()
-        super(MaskingModule, self).warn(mask_text(warning, self.no_log_values) if isinstance(warning, str) else warning)
+        super().warn(mask_text(warning, self.no_log_values) if isinstance(warning, str) else warning)
 
     def exit_json(self, *args, **kwargs):
         self._register_option_secrets()
-        super(MaskingModule, self).exit_json(*args, **kwargs)
+        super().exit_json(*args, **kwargs)
 
     def fail_json(self, *args, **kwargs):
         self._register_option_secrets()
-        super(MaskingModule, self).fail_json(*args, **kwargs)
+        super().fail_json(*args, **kwargs)
 
 
 def recovery_of_release(release, previous):
@@ -204,7 +204,7 @@ def recovery_of_release(release, previous):
         rerun, release.name, release.namespace)
 
 
-class ClusterModule(object):
+class ClusterModule:
     """Wraps AnsibleModule for modules that talk to one cluster."""
 
     def __init__(self, argument_spec=None, supports_check_mode=True, **kwargs):

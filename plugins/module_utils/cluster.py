@@ -131,7 +131,7 @@ class ClusterError(MeshopsError):
         self.cause = cause
         self.status = status
         self.detail = msg
-        super(ClusterError, self).__init__('%s: %s' % (cluster, msg) if cluster else msg)
+        super().__init__('%s: %s' % (cluster, msg) if cluster else msg)
 
 
 def missing_kubernetes_msg():
@@ -487,7 +487,7 @@ def _same_server(a, b):
     return (a or '').rstrip('/').lower() == (b or '').rstrip('/').lower()
 
 
-class Connection(object):
+class Connection:
     """Where and how to reach ONE cluster, resolved once from the options, the kubeconfig,
     the context and the environment.
 
@@ -657,7 +657,7 @@ def resolve_connection(params, environ=None):
 # The client
 # ---------------------------------------------------------------------------
 
-class Cluster(object):
+class Cluster:
     """An API client for one cluster, built from the connection options.
 
     Build errors are raised as ``ClusterError`` with the cluster named.

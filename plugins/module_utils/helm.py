@@ -95,7 +95,7 @@ class HelmError(ClusterError):
     def __init__(self, msg, cluster=None, stderr=None, rc=None):
         self.stderr = stderr
         self.rc = rc
-        super(HelmError, self).__init__(msg, cluster=cluster)
+        super().__init__(msg, cluster=cluster)
 
 
 # ---------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def require_helm(path=None):
 # The release, read through the API
 # ---------------------------------------------------------------------------
 
-class Release(object):
+class Release:
     """One revision of a Helm release, from its decoded release record.
 
     ``values`` are the user-supplied values (Helm's ``config``): they may hold
@@ -392,7 +392,7 @@ def private_dir(prefix='meshops-helm-'):
         shutil.rmtree(path, ignore_errors=True)
 
 
-class HelmRunner(object):
+class HelmRunner:
     """Runs helm for one cluster.
 
     ``connection`` is the cluster's resolved ``cluster.Connection`` (the same object the

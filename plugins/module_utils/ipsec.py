@@ -106,7 +106,7 @@ def _parse_hex(text, what, lengths):
     return m.group(1).lower()
 
 
-class IPsecKey(object):
+class IPsecKey:
     """One parsed key. ``value`` is the normalized line (secret); ``public()`` is safe to show."""
 
     def __init__(self, spi, algo, key, icv=None, enc_algo=None, enc_key=None):
@@ -257,7 +257,7 @@ def duration_seconds(text):
 # Planning (pure)
 # ---------------------------------------------------------------------------
 
-class Current(object):
+class Current:
     """What a cluster holds: ``exists`` (the Secret), ``key`` (IPsecKey) or ``error`` (why it is unusable)."""
 
     def __init__(self, exists=False, key=None, error=None):
@@ -282,7 +282,7 @@ def describe(key):
     return 'SPI %d, fingerprint %s' % (key.spi, key.fingerprint)
 
 
-class Plan(object):
+class Plan:
     """``action`` (created, copied, unchanged, replaced, rotated, deleted, absent), ``write`` (None, put,
     delete), ``key`` (the IPsecKey the cluster holds afterwards; None when check mode cannot know it
     yet, or after a delete), ``spi`` (the SPI afterwards) and ``warnings``."""

@@ -151,7 +151,7 @@ def _majority(values):
 # Normalising one cluster
 # ---------------------------------------------------------------------------
 
-class Member(object):
+class Member:
     """One cluster: declared values, discovered descriptor, and derived facts."""
 
     def __init__(self, data):
