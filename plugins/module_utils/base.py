@@ -35,7 +35,6 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     translate_error,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
-from ansible_collections.meshops.cilium.plugins.module_utils.helm import HELM_BINARY_ARGUMENT_SPEC
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     MASK,
     mask_secrets,
@@ -54,6 +53,10 @@ RELEASE_ARGUMENT_SPEC = dict(
     release_name=dict(type='str', default='cilium'),
     namespace=dict(type='str', default='kube-system'),
 )
+
+# The helm binary of every module that runs helm (documented by doc fragment meshops.cilium.helm,
+# or by the module): None means "helm" from PATH. helm.require_helm reads it (and checks the version).
+HELM_BINARY_ARGUMENT_SPEC = dict(helm_binary=dict(type='path'))
 
 # The chart and the helm binary of modules that run helm (chart_repo_url and helm_binary
 # are documented by doc fragment meshops.cilium.helm; chart_ref and chart_version by

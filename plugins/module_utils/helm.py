@@ -4,7 +4,7 @@
 """The Helm release: the ONLY code of the collection that runs the helm binary.
 
 * ``require_helm``: the one way to get the binary: locate it (option ``helm_binary``,
-  ``HELM_BINARY_ARGUMENT_SPEC``) and refuse versions older than 3.14
+  ``base.HELM_BINARY_ARGUMENT_SPEC``) and refuse versions older than 3.14
   (``--reset-then-reuse-values`` appeared in 3.14).
 * ``refuse_pending`` / ``pending_problem``: the one refusal of a release another helm
   operation holds; ``release_summary``: what modules return about a release.
@@ -83,10 +83,6 @@ _NAMESPACE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')
 _VERSION_RE = re.compile(r'v?(\d+)\.(\d+)\.(\d+)')
 
 PENDING_STATUSES = ('pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling')
-
-# The helm binary option of every module that runs helm (documented by doc fragment
-# meshops.cilium.helm, or by the module): None means "helm" from PATH. require_helm reads it.
-HELM_BINARY_ARGUMENT_SPEC = dict(helm_binary=dict(type='path'))
 
 
 class HelmError(ClusterError):

@@ -261,12 +261,12 @@ written:
 import copy
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    HELM_BINARY_ARGUMENT_SPEC,
     RELEASE_ARGUMENT_SPEC,
     ClusterModule,
     merged_spec,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
-    HELM_BINARY_ARGUMENT_SPEC,
     HelmRunner,
     read_release,
     refuse_pending,

@@ -262,9 +262,8 @@ msg:
   type: str
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import MaskingModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import HELM_BINARY_ARGUMENT_SPEC, MaskingModule
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
-    HELM_BINARY_ARGUMENT_SPEC,
     HelmError,
     render_chart,
     require_helm,
