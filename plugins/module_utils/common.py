@@ -18,6 +18,8 @@ CLUSTER_NAME_MAX = 32
 # The values of maxConnectedClusters Cilium accepts, and its default.
 MAX_CONNECTED = (255, 511)
 DEFAULT_MAX_CONNECTED = 255
+# Helm release statuses that mean another helm operation holds the release (running or interrupted).
+PENDING_STATUSES = ('pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling')
 
 
 def version_tuple(version):

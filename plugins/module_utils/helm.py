@@ -50,7 +50,7 @@ try:
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
 
-from ansible_collections.meshops.cilium.plugins.module_utils.common import deployment_ready
+from ansible_collections.meshops.cilium.plugins.module_utils.common import PENDING_STATUSES, deployment_ready
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HELM_RELEASE_TYPE,
     DecodeError,
@@ -81,8 +81,6 @@ _RELEASE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 _NAMESPACE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')
 
 _VERSION_RE = re.compile(r'v?(\d+)\.(\d+)\.(\d+)')
-
-PENDING_STATUSES = ('pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling')
 
 
 class HelmError(ClusterError):

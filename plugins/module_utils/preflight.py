@@ -31,6 +31,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     CLUSTER_NAME_MAX,
     CLUSTER_NAME_RE,
     MAX_CONNECTED,
+    PENDING_STATUSES,
     int_or_none,
     version_tuple,
 )
@@ -405,7 +406,7 @@ def check_release(members, problems):
                 m.host, 'release', 'Cilium is installed (ConfigMap cilium-config exists) but there is no Helm '
                 'release %r: it was installed another way and a Helm install would collide with it' % name,
                 'set cilium_release_name to the existing release, or remove that installation first'))
-        elif str(m.release.get('status') or '').startswith('pending'):
+        elif m.release.get('status') in PENDING_STATUSES:
             problems.append(problem(
                 m.host, 'release', 'Helm release %r is %s: another operation is in progress or was interrupted'
                 % (name, m.release.get('status')),

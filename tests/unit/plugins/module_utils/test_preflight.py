@@ -316,6 +316,8 @@ def test_an_installed_cluster_without_a_mesh_identity_may_get_one():
 @pytest.mark.parametrize('release, severity, text', [
     (None, ERROR, "no Helm release 'cilium'"),
     ({'status': 'pending-upgrade', 'chart_version': '1.19.2'}, ERROR, 'pending-upgrade'),
+    # the statuses helm.refuse_pending refuses (common.PENDING_STATUSES): 'uninstalling' was let through
+    ({'status': 'uninstalling', 'chart_version': '1.19.2'}, ERROR, 'uninstalling'),
     ({'status': 'failed', 'chart_version': '1.19.2'}, WARNING, 'failed'),
 ])
 def test_release_state(release, severity, text):
