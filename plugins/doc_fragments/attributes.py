@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """Attribute blocks shared by the collection's modules.
 
     Modules extend ``meshops.cilium.attributes`` (the common set) and then one of

@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """Options of modules that run the helm binary on the controller.
 
     The argument spec that matches this fragment lives in

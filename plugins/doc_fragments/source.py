@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """The ``source`` option of modules that copy a secret from another cluster inside the module.
 
     The argument spec is SOURCE_ARGUMENT_SPEC in plugins/module_utils/base.py; keep them in step.

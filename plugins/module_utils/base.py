@@ -34,6 +34,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     resolve_connection,
     translate_error,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     MASK,
     mask_secrets,
@@ -53,6 +54,10 @@ RELEASE_ARGUMENT_SPEC = dict(
     namespace=dict(type='str', default='kube-system'),
 )
 
+# The helm binary of every module that runs helm (documented by doc fragment meshops.cilium.helm,
+# or by the module): None means "helm" from PATH. helm.require_helm reads it (and checks the version).
+HELM_BINARY_ARGUMENT_SPEC = dict(helm_binary=dict(type='path'))
+
 # The chart and the helm binary of modules that run helm (chart_repo_url and helm_binary
 # are documented by doc fragment meshops.cilium.helm; chart_ref and chart_version by
 # each module).
@@ -60,7 +65,7 @@ HELM_CHART_ARGUMENT_SPEC = dict(
     chart_ref=dict(type='str'),
     chart_version=dict(type='str'),
     chart_repo_url=dict(type='str'),
-    helm_binary=dict(type='path'),
+    **HELM_BINARY_ARGUMENT_SPEC
 )
 
 # The clustermesh-apiserver settings beside clustermesh.useAPIServer.
@@ -176,20 +181,20 @@ class MaskingModule(AnsibleModule):
 
     def _log_invocation(self):
         self._register_option_secrets()
-        super(MaskingModule, self)._log_invocation()
+        super()._log_invocation()
 
     def warn(self, warning):
         # ansible-core >= 2.19 keeps warnings as objects that exit_json's no_log masking does not reach
         self._register_option_secrets()
-        super(MaskingModule, self).warn(mask_text(warning, self.no_log_values) if isinstance(warning, str) else warning)
+        super().warn(mask_text(warning, self.no_log_values) if isinstance(warning, str) else warning)
 
     def exit_json(self, *args, **kwargs):
         self._register_option_secrets()
-        super(MaskingModule, self).exit_json(*args, **kwargs)
+        super().exit_json(*args, **kwargs)
 
     def fail_json(self, *args, **kwargs):
         self._register_option_secrets()
-        super(MaskingModule, self).fail_json(*args, **kwargs)
+        super().fail_json(*args, **kwargs)
 
 
 def recovery_of_release(release, previous):
@@ -202,7 +207,7 @@ def recovery_of_release(release, previous):
         rerun, release.name, release.namespace)
 
 
-class ClusterModule(object):
+class ClusterModule:
     """Wraps AnsibleModule for modules that talk to one cluster."""
 
     def __init__(self, argument_spec=None, supports_check_mode=True, **kwargs):
@@ -357,9 +362,12 @@ class ClusterModule(object):
         self._fail_json(msg, **self._where(kwargs))
 
     def fail_from(self, exc, action=None):
-        """Fail with the translated message for ``exc``."""
-        if isinstance(exc, ClusterError):
-            self._fail_json(str(exc), **self._where({'cluster': exc.cluster or self.name}))
+        """Fail with the message of ``exc``: a ``MeshopsError`` as phrased (prefixed with the
+        cluster's name), any other exception translated (``cluster.translate_error``)."""
+        if isinstance(exc, ClusterError) and exc.cluster:
+            self._fail_json(str(exc), **self._where({'cluster': exc.cluster}))
+        if isinstance(exc, MeshopsError):
+            self.fail(str(exc))
         self.fail(translate_error(exc, action=action))
 
     def exit(self, changed=False, before=None, after=None, **kwargs):
@@ -370,11 +378,13 @@ class ClusterModule(object):
         self.module.exit_json(changed=changed, **self._where(kwargs))
 
     def run(self, func):
-        """Call ``func(self)``; any ClusterError becomes one failure. After a write, any
-        other error too (so the result still says ``changed: true`` and what was written)."""
+        """Call ``func(self)``; any ``MeshopsError`` (the base of every module_utils error)
+        becomes one failure, ``<cluster>: message``, without a traceback. This is the one place
+        that turns them into ``fail_json``. After a write, any other error too (so the result
+        still says ``changed: true`` and what was written)."""
         try:
             return func(self)
-        except ClusterError as e:
+        except MeshopsError as e:
             self.fail_from(e)
         except Exception as e:  # pylint: disable=broad-except
             if not self._writes or self._finishing:  # nothing written, or raised by exit_json/fail_json

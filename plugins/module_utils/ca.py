@@ -30,6 +30,7 @@ try:
 except ImportError:
     HAS_CRYPTOGRAPHY = False
 
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import ClusterError
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     CILIUM_CA,
@@ -45,7 +46,7 @@ RELEASE_NAME_ANNOTATION = 'meta.helm.sh/release-name'
 RELEASE_NAMESPACE_ANNOTATION = 'meta.helm.sh/release-namespace'
 
 
-class CAError(ValueError):
+class CAError(MeshopsValueError):
     pass
 
 

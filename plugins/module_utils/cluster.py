@@ -32,6 +32,7 @@ import tempfile
 import traceback
 from urllib.parse import unquote
 
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     SECRET_KEYS,
     secret_values,
@@ -122,7 +123,7 @@ KUBECONFIG_SECRET_KEYS = SECRET_KEYS
 USER_AGENT = 'meshops.cilium'
 
 
-class ClusterError(Exception):
+class ClusterError(MeshopsError):
     """An error already phrased for the user; ``str()`` names the cluster."""
 
     def __init__(self, msg, cluster=None, cause=None, status=None):
@@ -130,7 +131,7 @@ class ClusterError(Exception):
         self.cause = cause
         self.status = status
         self.detail = msg
-        super(ClusterError, self).__init__('%s: %s' % (cluster, msg) if cluster else msg)
+        super().__init__('%s: %s' % (cluster, msg) if cluster else msg)
 
 
 def missing_kubernetes_msg():
@@ -486,7 +487,7 @@ def _same_server(a, b):
     return (a or '').rstrip('/').lower() == (b or '').rstrip('/').lower()
 
 
-class Connection(object):
+class Connection:
     """Where and how to reach ONE cluster, resolved once from the options, the kubeconfig,
     the context and the environment.
 
@@ -656,7 +657,7 @@ def resolve_connection(params, environ=None):
 # The client
 # ---------------------------------------------------------------------------
 
-class Cluster(object):
+class Cluster:
     """An API client for one cluster, built from the connection options.
 
     Build errors are raised as ``ClusterError`` with the cluster named.

@@ -3,8 +3,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """The Helm release: the ONLY code of the collection that runs the helm binary.
 
-* ``find_helm`` / ``helm_version`` / ``require_helm``: locate the binary and refuse
-  versions older than 3.14 (``--reset-then-reuse-values`` appeared in 3.14).
+* ``require_helm``: the one way to get the binary: locate it (option ``helm_binary``,
+  ``base.HELM_BINARY_ARGUMENT_SPEC``) and refuse versions older than 3.14
+  (``--reset-then-reuse-values`` appeared in 3.14).
+* ``refuse_pending`` / ``pending_problem``: the one refusal of a release another helm
+  operation holds; ``release_summary``: what modules return about a release.
 * ``Release`` / ``read_release``: the current release, read through the Kubernetes
   API from Helm's release Secret (one LIST request, no helm call), decoded with
   ``info.decode_helm_release``.
@@ -47,6 +50,7 @@ try:
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
 
+from ansible_collections.meshops.cilium.plugins.module_utils.common import PENDING_STATUSES, deployment_ready
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HELM_RELEASE_TYPE,
     DecodeError,
@@ -78,8 +82,6 @@ _NAMESPACE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')
 
 _VERSION_RE = re.compile(r'v?(\d+)\.(\d+)\.(\d+)')
 
-PENDING_STATUSES = ('pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling')
-
 
 class HelmError(ClusterError):
     """A helm failure, phrased for the user; ``str()`` names the cluster."""
@@ -87,14 +89,14 @@ class HelmError(ClusterError):
     def __init__(self, msg, cluster=None, stderr=None, rc=None):
         self.stderr = stderr
         self.rc = rc
-        super(HelmError, self).__init__(msg, cluster=cluster)
+        super().__init__(msg, cluster=cluster)
 
 
 # ---------------------------------------------------------------------------
 # The binary
 # ---------------------------------------------------------------------------
 
-def find_helm(path=None):
+def _find_helm(path=None):
     """The helm binary: ``path`` if given (must exist and be executable), else from PATH."""
     if path:
         path = os.path.expanduser(path)
@@ -173,7 +175,7 @@ def check_release_args(release_name, namespace, chart_ref=None, chart_version=No
         raise HelmError('; '.join(problems))
 
 
-def helm_version(binary, module=None):
+def helm_version(binary):
     """``(major, minor, patch)`` of ``binary``."""
     try:
         rc, out, err = run_command([binary, 'version', '--short'], timeout=60)
@@ -195,17 +197,20 @@ def check_helm_version(version, binary='helm'):
     return version
 
 
-def require_helm(path=None, module=None):
-    """``(binary, version)`` of a usable helm, or HelmError."""
-    binary = find_helm(path)
-    return binary, check_helm_version(helm_version(binary, module=module), binary)
+def require_helm(path=None):
+    """``(binary, version)`` of a usable helm, or HelmError: the one way modules get helm.
+
+    ``path`` is option ``helm_binary`` (None: ``helm`` from PATH); the binary must exist, be
+    executable and be helm >= MIN_HELM_VERSION."""
+    binary = _find_helm(path)
+    return binary, check_helm_version(helm_version(binary), binary)
 
 
 # ---------------------------------------------------------------------------
 # The release, read through the API
 # ---------------------------------------------------------------------------
 
-class Release(object):
+class Release:
     """One revision of a Helm release, from its decoded release record.
 
     ``values`` are the user-supplied values (Helm's ``config``): they may hold
@@ -236,20 +241,39 @@ class Release(object):
     def pending(self):
         return self.status in PENDING_STATUSES
 
-    def summary(self):
-        """What modules return about a release (no values)."""
-        return {
-            'name': self.name,
-            'namespace': self.namespace,
-            'revision': self.revision,
-            'status': self.status,
-            'chart_version': self.chart_version,
-            'app_version': self.app_version,
-        }
-
     def __repr__(self):
         return 'Release(%s/%s rev %s, %s, chart %s)' % (
             self.namespace, self.name, self.revision, self.status, self.chart_version)
+
+
+def release_summary(release):
+    """What modules return about a release (no values), or None for no release."""
+    if release is None:
+        return None
+    return {
+        'name': release.name,
+        'namespace': release.namespace,
+        'revision': release.revision,
+        'status': release.status,
+        'chart_version': release.chart_version,
+    }
+
+
+def pending_problem(release):
+    """Why ``release`` cannot be changed now (a Helm operation is running or was interrupted), or
+    None. The one wording of that refusal (modules raise it with ``refuse_pending``)."""
+    if release is None or not release.pending:
+        return None
+    return ('Helm release %s/%s is %s: another helm operation is running or was interrupted; wait for it '
+            'or roll it back (helm rollback %s --namespace %s) first'
+            % (release.namespace, release.name, release.status, release.name, release.namespace))
+
+
+def refuse_pending(release):
+    """HelmError (``pending_problem``) when ``release`` is pending; nothing otherwise."""
+    problem = pending_problem(release)
+    if problem:
+        raise HelmError(problem)
 
 
 def read_release(cluster, namespace, name):
@@ -362,7 +386,7 @@ def private_dir(prefix='meshops-helm-'):
         shutil.rmtree(path, ignore_errors=True)
 
 
-class HelmRunner(object):
+class HelmRunner:
     """Runs helm for one cluster.
 
     ``connection`` is the cluster's resolved ``cluster.Connection`` (the same object the
@@ -578,13 +602,16 @@ def daemonset_ready(ds):
                     status.get('updatedNumberScheduled') or 0)
 
 
-def deployment_ready(dep):
-    """``(ready, detail)`` for a Deployment dict."""
-    if dep is None:
+def deployment_rollout(dep):
+    """``(ready, detail)`` for a Deployment dict: ready as ``common.deployment_ready`` says (a
+    Deployment scaled to 0 is not ready), the detail says why not."""
+    state = deployment_ready(dep)
+    if not state['exists']:
         return False, 'does not exist'
-    meta, spec, status = dep.get('metadata') or {}, dep.get('spec') or {}, dep.get('status') or {}
-    return _rollout(meta, status, spec.get('replicas', 1), status.get('readyReplicas') or 0,
-                    status.get('updatedReplicas') or 0)
+    if state['replicas'] <= 0:
+        return False, 'scaled to 0 replicas'
+    return _rollout(dep.get('metadata') or {}, dep.get('status') or {}, state['replicas'],
+                    state['ready_replicas'], state['updated_replicas'])
 
 
 def service_ingress(svc):
@@ -622,7 +649,7 @@ def install_components(values, load_balancer=False):
     return comps
 
 
-_CHECKS = {'DaemonSet': daemonset_ready, 'Deployment': deployment_ready, 'Service': service_ingress}
+_CHECKS = {'DaemonSet': daemonset_ready, 'Deployment': deployment_rollout, 'Service': service_ingress}
 
 
 def wait_ready(cluster, namespace, components, timeout=300, interval=2.0, sleep=time.sleep, clock=time.time):

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Read a cluster's ClusterMesh descriptor.
 
-Everything except ``gather()`` is pure: it takes plain API JSON dicts (as
+Everything except ``read_descriptor()`` is pure: it takes plain API JSON dicts (as
 ``ApiClient.sanitize_for_serialization`` or ``kubectl get -o json`` give them)
 so it can be unit tested without a cluster.
 """
@@ -25,6 +25,8 @@ except ImportError:
     HAS_CRYPTOGRAPHY = False
 
 
+from ansible_collections.meshops.cilium.plugins.module_utils.common import DEFAULT_MAX_CONNECTED, int_or_none, version_tuple
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import mask_secrets
 from ansible_collections.meshops.cilium.plugins.module_utils.values import datapath_values, values_digest
 
@@ -36,10 +38,9 @@ _RELEASE_NAME_RE = re.compile(r'sh\.helm\.release\.v1\.(?P<release>.+)\.v(?P<ver
 CILIUM_CONFIG = 'cilium-config'
 CILIUM_CA = 'cilium-ca'
 APISERVER_SERVICE = 'clustermesh-apiserver'
-DEFAULT_MAX_CONNECTED_CLUSTERS = 255
 
 
-class DecodeError(ValueError):
+class DecodeError(MeshopsValueError):
     pass
 
 
@@ -131,11 +132,6 @@ def dig(data, path, default=None):
     return cur
 
 
-def _version_tuple(version):
-    nums = re.findall(r'\d+', str(version or ''))[:3]
-    return tuple(int(n) for n in nums) if nums else None
-
-
 def kvstoremesh_enabled(values, chart_version):
     """Whether KVStoreMesh is on: the user value if set, else the chart default.
 
@@ -146,7 +142,7 @@ def kvstoremesh_enabled(values, chart_version):
         return explicit
     if isinstance(explicit, str) and explicit.lower() in ('true', 'false'):
         return explicit.lower() == 'true'
-    v = _version_tuple(chart_version)
+    v = version_tuple(chart_version)
     if v is None:
         return None
     return v >= (1, 16)
@@ -156,23 +152,16 @@ def kvstoremesh_enabled(values, chart_version):
 # cilium-config
 # ---------------------------------------------------------------------------
 
-def _int_or_none(value):
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def parse_cilium_config(config_map):
     """Mesh identity from ConfigMap ``cilium-config`` (the dict, or its ``data``)."""
     data = config_map.get('data') if 'data' in (config_map or {}) or 'metadata' in (config_map or {}) \
         else config_map
     data = data or {}
-    mcc = _int_or_none(data.get('max-connected-clusters'))
+    mcc = int_or_none(data.get('max-connected-clusters'))
     return {
         'cluster_name': data.get('cluster-name'),
-        'cluster_id': _int_or_none(data.get('cluster-id')),
-        'max_connected_clusters': mcc if mcc is not None else DEFAULT_MAX_CONNECTED_CLUSTERS,
+        'cluster_id': int_or_none(data.get('cluster-id')),
+        'max_connected_clusters': mcc if mcc is not None else DEFAULT_MAX_CONNECTED,
         'routing_mode': data.get('routing-mode'),
         'tunnel_protocol': data.get('tunnel-protocol'),
     }
@@ -294,11 +283,11 @@ def _unique(seq):
     return out
 
 
-def normalize_endpoint(endpoint):
+def validate_endpoint_override(endpoint):
     """Validate the ``endpoint`` override: ``{ips: [...]}`` or ``{address: ...}``, plus ``port``."""
     ips = [str(i) for i in (endpoint.get('ips') or [])]
     address = endpoint.get('address') or None
-    port = _int_or_none(endpoint.get('port'))
+    port = int_or_none(endpoint.get('port'))
     if not ips and not address:
         raise ValueError('endpoint needs ips or address')
     if ips and address:
@@ -324,7 +313,7 @@ def resolve_endpoint(service, nodes=None, override=None):
     when there is no Service and no override.
     """
     if override:
-        return normalize_endpoint(override)
+        return validate_endpoint_override(override)
     if not service:
         return None
     spec = service.get('spec') or {}
@@ -371,7 +360,7 @@ def resolve_endpoint(service, nodes=None, override=None):
         warnings.append('Service type %s is not reachable from other clusters; '
                         'use NodePort or LoadBalancer, or set an explicit endpoint' % stype)
     return {'source': 'service', 'service_type': stype, 'ips': ips, 'address': address,
-            'port': _int_or_none(port), 'warnings': warnings}
+            'port': int_or_none(port), 'warnings': warnings}
 
 
 # ---------------------------------------------------------------------------
@@ -385,7 +374,7 @@ def _peer(name, entry):
         'name': name,
         'ips': [str(i) for i in (entry.get('ips') or [])],
         'address': entry.get('address') or None,
-        'port': _int_or_none(entry.get('port')),
+        'port': int_or_none(entry.get('port')),
         'enabled': bool(enabled) if not isinstance(enabled, str) else enabled.lower() == 'true',
     }
 
@@ -463,7 +452,7 @@ def build_descriptor(config_map=None, release=None, ca_secret=None, service=None
     return desc
 
 
-def gather(cluster, namespace='kube-system', release_name='cilium', endpoint_override=None):
+def read_descriptor(cluster, namespace='kube-system', release_name='cilium', endpoint_override=None):
     """Read everything ``build_descriptor`` needs from a live cluster (read-only).
 
     A missing ConfigMap, release, CA or Service is not an error here.

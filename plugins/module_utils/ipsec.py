@@ -30,6 +30,7 @@ import hashlib
 import re
 import secrets
 
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CONNECTION_OPTIONS,
     Cluster,
@@ -55,7 +56,7 @@ _SPI_RE = re.compile(r'(\d+)(\+?)')
 _HEX_RE = re.compile(r'(?:0x)?([0-9a-fA-F]+)')
 
 
-class IPsecKeyError(ValueError):
+class IPsecKeyError(MeshopsValueError):
     """A malformed or unacceptable key. The message never holds key material."""
 
 
@@ -105,7 +106,7 @@ def _parse_hex(text, what, lengths):
     return m.group(1).lower()
 
 
-class IPsecKey(object):
+class IPsecKey:
     """One parsed key. ``value`` is the normalized line (secret); ``public()`` is safe to show."""
 
     def __init__(self, spi, algo, key, icv=None, enc_algo=None, enc_key=None):
@@ -256,7 +257,7 @@ def duration_seconds(text):
 # Planning (pure)
 # ---------------------------------------------------------------------------
 
-class Current(object):
+class Current:
     """What a cluster holds: ``exists`` (the Secret), ``key`` (IPsecKey) or ``error`` (why it is unusable)."""
 
     def __init__(self, exists=False, key=None, error=None):
@@ -281,7 +282,7 @@ def describe(key):
     return 'SPI %d, fingerprint %s' % (key.spi, key.fingerprint)
 
 
-class Plan(object):
+class Plan:
     """``action`` (created, copied, unchanged, replaced, rotated, deleted, absent), ``write`` (None, put,
     delete), ``key`` (the IPsecKey the cluster holds afterwards; None when check mode cannot know it
     yet, or after a delete), ``spi`` (the SPI afterwards) and ``warnings``."""
@@ -532,11 +533,12 @@ def rollout_problems(cluster, namespace, release_name='cilium'):
     Workloads that do not exist are not a problem (Cilium not installed yet)."""
     # imported here: helm.py imports much more than a key parser needs
     from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
-        daemonset_ready, deployment_ready, read_release)
+        daemonset_ready, deployment_rollout, pending_problem, read_release)
     out = []
     release = read_release(cluster, namespace, release_name)
-    if release is not None and release.pending:
-        out.append('Helm release %s/%s is %s' % (namespace, release_name, release.status))
+    pending = pending_problem(release)
+    if pending:
+        out.append(pending)
     ds = cluster.to_dict(cluster.call('read DaemonSet %s/cilium' % namespace,
                                       cluster.apps.read_namespaced_daemon_set, 'cilium', namespace,
                                       missing_ok=True))
@@ -546,7 +548,7 @@ def rollout_problems(cluster, namespace, release_name='cilium'):
             out.append('DaemonSet %s/cilium: %s' % (namespace, detail))
     dep = cluster.read_deployment(namespace, 'cilium-operator', missing_ok=True)
     if dep is not None:
-        ok, detail = deployment_ready(dep)
+        ok, detail = deployment_rollout(dep)
         if not ok:
             out.append('Deployment %s/cilium-operator: %s' % (namespace, detail))
     return out, release

@@ -21,23 +21,14 @@ whatever order the inventory or the Service lists them in.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.meshops.cilium.plugins.module_utils.values import (
+from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     CLUSTER_NAME_MAX as NAME_MAX,
     CLUSTER_NAME_RE as NAME_RE,
+    DEFAULT_MAX_CONNECTED,
+    MAX_CONNECTED,
+    int_or_none,
 )
-
-DEFAULT_MAX_CONNECTED_CLUSTERS = 255
-VALID_MAX_CONNECTED_CLUSTERS = (255, 511)
 MEMBERSHIP_CHOICES = ('exact', 'merge')
-
-
-def _int_or_none(value):
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
 
 
 def _ca_identity(desc):
@@ -63,7 +54,7 @@ def normalize_endpoint(endpoint):
     ips = sorted(set(str(i).strip() for i in (endpoint.get('ips') or []) if str(i).strip()))
     address = endpoint.get('address') or None
     return {'ips': ips, 'address': str(address).strip() if address else None,
-            'port': _int_or_none(endpoint.get('port'))}
+            'port': int_or_none(endpoint.get('port'))}
 
 
 def normalize_peer(desc):
@@ -76,12 +67,12 @@ def normalize_peer(desc):
     """
     desc = desc if isinstance(desc, dict) else {}
     name = desc.get('cluster_name') or desc.get('name')
-    mcc = _int_or_none(desc.get('max_connected_clusters'))
+    mcc = int_or_none(desc.get('max_connected_clusters'))
     sha, ski = _ca_identity(desc)
     return {
         'name': str(name) if name else None,
-        'cluster_id': _int_or_none(desc.get('cluster_id')),
-        'max_connected_clusters': mcc if mcc is not None else DEFAULT_MAX_CONNECTED_CLUSTERS,
+        'cluster_id': int_or_none(desc.get('cluster_id')),
+        'max_connected_clusters': mcc if mcc is not None else DEFAULT_MAX_CONNECTED,
         'ca_sha256': sha,
         'ca_subject_key_id': ski,
         'endpoint': normalize_endpoint(desc.get('endpoint')),
@@ -157,7 +148,7 @@ def validate_peers(local, peers):
     lname = local['name']
     problems.extend(_identity_problems(lname, local, is_local=True))
     lmcc = local['max_connected_clusters']
-    if lmcc not in VALID_MAX_CONNECTED_CLUSTERS:
+    if lmcc not in MAX_CONNECTED:
         problems.append(_problem(lname, lname, 'max_connected_clusters',
                                  'is %s; Cilium accepts only 255 or 511' % lmcc))
     if not local['ca_sha256'] and not local['ca_subject_key_id']:
@@ -195,7 +186,7 @@ def validate_peers(local, peers):
             elif pid not in seen_ids:
                 seen_ids[pid] = pname
             # Range: the local limit decides what the local agents accept.
-            limit = lmcc if lmcc in VALID_MAX_CONNECTED_CLUSTERS else DEFAULT_MAX_CONNECTED_CLUSTERS
+            limit = lmcc if lmcc in MAX_CONNECTED else DEFAULT_MAX_CONNECTED
             if not 1 <= pid <= limit:
                 problems.append(_problem(lname, pname, 'cluster_id',
                                          'the peer\'s cluster ID %s is outside 1..%s (the local '
@@ -264,7 +255,7 @@ def _normalize_entry(name, entry):
         out['ips'] = sorted(set(str(i) for i in entry['ips']))
     elif entry.get('address'):
         out['address'] = str(entry['address'])
-    port = _int_or_none(entry.get('port'))
+    port = int_or_none(entry.get('port'))
     if port is not None:
         out['port'] = port
     # Anything else the user put there (enabled, tls, ...) is kept as it is.

@@ -27,6 +27,14 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.common import (
+    CLUSTER_NAME_MAX,
+    CLUSTER_NAME_RE,
+    MAX_CONNECTED,
+    PENDING_STATUSES,
+    int_or_none,
+    version_tuple,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
     existing_value_problems,
     managed_values,
@@ -34,12 +42,11 @@ from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
     render_problems,
     value_problems,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import CLUSTER_NAME_MAX, CLUSTER_NAME_RE
+from ansible_collections.meshops.cilium.plugins.module_utils.values import normalize_kpr
 
 ERROR = 'error'
 WARNING = 'warning'
 
-MAX_CONNECTED = (255, 511)
 ROUTING_MODES = ('tunnel', 'native')
 SERVICE_TYPES = ('NodePort', 'LoadBalancer')
 REMOVED_KPR = ('strict', 'partial', 'disabled', 'probe')
@@ -79,36 +86,6 @@ def problem(cluster, field, text, fix, severity=ERROR):
 # ---------------------------------------------------------------------------
 # Small parsers
 # ---------------------------------------------------------------------------
-
-def as_int(value):
-    """An int from an int or a decimal string; None for None, booleans and anything else."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    return int(text) if re.fullmatch(r'-?\d+', text) else None
-
-
-def version_tuple(version):
-    """``'1.19.2'`` / ``'v1.19'`` -> ``(1, 19, 2)``; None when it is not a version."""
-    m = re.fullmatch(r'v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?', str(version or '').strip())
-    if not m:
-        return None
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
-
-
-def kpr_value(value):
-    """``kubeProxyReplacement`` as True/False, or the string as given when it is not a boolean."""
-    if value is None or isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ('true', 'yes', 'on', '1'):
-        return True
-    if text in ('false', 'no', 'off', '0', ''):
-        return False
-    return str(value).strip()
-
 
 def as_list(value):
     if value is None or value == '':
@@ -175,7 +152,7 @@ def _majority(values):
 # Normalising one cluster
 # ---------------------------------------------------------------------------
 
-class Member(object):
+class Member:
     """One cluster: declared values, discovered descriptor, and derived facts."""
 
     def __init__(self, data):
@@ -190,12 +167,12 @@ class Member(object):
         self.name = self.d.get('cluster_name')
         if self.name is not None:
             self.name = str(self.name)
-        self.id = as_int(self.d.get('cluster_id'))
-        self.mcc = as_int(self.d.get('max_connected_clusters'))
+        self.id = int_or_none(self.d.get('cluster_id'))
+        self.mcc = int_or_none(self.d.get('max_connected_clusters'))
         self.mcc_ok = self.mcc in MAX_CONNECTED
         self.routing = self.d.get('routing_mode')
         self.ipam = self.d.get('ipam_mode')
-        self.kpr = kpr_value(self.d.get('kube_proxy_replacement'))
+        self.kpr = normalize_kpr(self.d.get('kube_proxy_replacement'), refuse=False)
         self.release = self.info.get('release') or None
         self.datapath = self.info.get('datapath') or {}
 
@@ -225,7 +202,7 @@ class Member(object):
             stype = ep.get('service_type')
         if stype != 'NodePort':
             return None, None
-        declared = as_int(self.d.get('node_port'))
+        declared = int_or_none(self.d.get('node_port'))
         if declared:
             return declared, 'declared'
         if ep.get('service_type') == 'NodePort' and ep.get('port'):
@@ -394,8 +371,8 @@ def check_identity_change(members, problems):
             continue
         installed = {
             'cluster_name': m.info.get('cluster_name'),
-            'cluster_id': as_int(m.info.get('cluster_id')),
-            'max_connected_clusters': as_int(m.info.get('max_connected_clusters')),
+            'cluster_id': int_or_none(m.info.get('cluster_id')),
+            'max_connected_clusters': int_or_none(m.info.get('max_connected_clusters')),
         }
         declared = {'cluster_name': m.name, 'cluster_id': m.id, 'max_connected_clusters': m.mcc}
         for key in ('cluster_name', 'cluster_id', 'max_connected_clusters'):
@@ -429,7 +406,7 @@ def check_release(members, problems):
                 m.host, 'release', 'Cilium is installed (ConfigMap cilium-config exists) but there is no Helm '
                 'release %r: it was installed another way and a Helm install would collide with it' % name,
                 'set cilium_release_name to the existing release, or remove that installation first'))
-        elif str(m.release.get('status') or '').startswith('pending'):
+        elif m.release.get('status') in PENDING_STATUSES:
             problems.append(problem(
                 m.host, 'release', 'Helm release %r is %s: another operation is in progress or was interrupted'
                 % (name, m.release.get('status')),

@@ -27,8 +27,11 @@ import binascii
 import json
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.common import deployment_ready
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError, MeshopsValueError
 
-class StatusParseError(ValueError):
+
+class StatusParseError(MeshopsValueError):
     pass
 
 
@@ -178,25 +181,6 @@ def expected_peers(secret, local_name=None):
         if 'endpoints:' in text and key != local_name:
             names.append(key)
     return sorted(names)
-
-
-def deployment_ready(deployment):
-    """``{exists, ready, replicas, ready_replicas, updated_replicas}`` of a Deployment dict.
-
-    Ready means: observed the current generation, every desired replica updated and Ready.
-    """
-    if not deployment:
-        return {'exists': False, 'ready': False, 'replicas': 0, 'ready_replicas': 0, 'updated_replicas': 0}
-    spec = deployment.get('spec') or {}
-    st = deployment.get('status') or {}
-    meta = deployment.get('metadata') or {}
-    replicas = _int(spec.get('replicas'), 1)
-    ready = _int(st.get('readyReplicas'))
-    updated = _int(st.get('updatedReplicas'))
-    observed = _int(st.get('observedGeneration'), -1) >= _int(meta.get('generation'), 0)
-    return {'exists': True,
-            'ready': bool(observed and replicas > 0 and ready >= replicas and updated >= replicas),
-            'replicas': replicas, 'ready_replicas': ready, 'updated_replicas': updated}
 
 
 # ---------------------------------------------------------------------------
@@ -379,7 +363,7 @@ KVSTOREMESH_TROUBLESHOOT = (['clustermesh-apiserver', 'kvstoremesh-dbg', 'troubl
 TROUBLESHOOT_TIMEOUT = 5
 
 
-class ExecError(Exception):
+class ExecError(MeshopsError):
     """The exec call itself failed (transport, permission, no such container)."""
 
 
@@ -541,8 +525,8 @@ def diagnose(exec_fn, namespace, container, results, parallel):
             fut.result()
 
 
-def gather(cluster, namespace='kube-system', agent_status='auto', parallel=8, exec_timeout=30,
-           exec_fn=None):
+def read_status(cluster, namespace='kube-system', agent_status='auto', parallel=8, exec_timeout=30,
+                exec_fn=None):
     """Everything ``build_status`` needs, read from a live cluster.
 
     Reads Deployment ``clustermesh-apiserver``, ConfigMap ``cilium-config`` (local name),

@@ -26,6 +26,9 @@ import ipaddress
 import json
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.common import CLUSTER_NAME_MAX, CLUSTER_NAME_RE, MAX_CONNECTED, version_tuple
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
+
 # Keys that the clustermesh_enable module (or cilium_install's clustermesh_apiserver) manages.
 APISERVER_KEYS = (
     'clustermesh.useAPIServer',
@@ -64,6 +67,11 @@ OTHER_OWNED = (
     'clustermesh.config.clusters',
     'clustermesh.config.domain',
 )
+
+
+class OptionError(MeshopsValueError):
+    """Options or values a release cannot take (one line, phrased for the user). A ValueError too:
+    callers that check values catch ValueError."""
 
 
 # Keys that make a cluster's mesh identity (changing them breaks the mesh).
@@ -109,17 +117,12 @@ DATAPATH_VALUES = (
 
 EXISTING_VALUES = ('refuse', 'keep', 'reset')
 
-# A Cilium cluster name (use with fullmatch: "$" would accept a trailing newline). The one home:
-# mesh.py and preflight.py import it.
-CLUSTER_NAME_RE = re.compile(r'([a-z0-9][-a-z0-9]*)?[a-z0-9]')
-CLUSTER_NAME_MAX = 32
 REMOVED_KPR = ('strict', 'partial', 'disabled', 'probe')
 SERVICE_TYPES = ('NodePort', 'LoadBalancer')
 TLS_METHODS = ('helm', 'cronJob')
 ROUTING_MODES = ('tunnel', 'native')
 TUNNEL_PROTOCOLS = ('vxlan', 'geneve')
 ENCRYPTION_TYPES = ('disabled', 'ipsec', 'wireguard')
-MAX_CONNECTED = (255, 511)
 # A Go duration as the agents parse keyRotationDuration: 5m, 90s, 1h30m, 1.5h.
 GO_DURATION_RE = re.compile(r'((\d+(\.\d*)?|\.\d+)(ns|us|ms|s|m|h))+')
 
@@ -174,7 +177,7 @@ def set_path(data, path, value):
         if nxt is None:
             nxt = cur[part] = {}
         elif not isinstance(nxt, dict):
-            raise ValueError('%s is %r, not a mapping' % (format_path(parts[:i + 1]), nxt))
+            raise OptionError('%s is %r, not a mapping' % (format_path(parts[:i + 1]), nxt))
         cur = nxt
     cur[parts[-1]] = value
     return data
@@ -242,22 +245,16 @@ def diff_values(before, after):
 # Versions
 # ---------------------------------------------------------------------------
 
-def version_tuple(version):
-    nums = re.findall(r'\d+', str(version or ''))[:3]
-    if not nums:
-        return None
-    nums = [int(n) for n in nums]
-    while len(nums) < 3:
-        nums.append(0)
-    return tuple(nums)
-
-
 # ---------------------------------------------------------------------------
 # Options -> values
 # ---------------------------------------------------------------------------
 
-def normalize_kpr(value):
-    """``kube_proxy_replacement`` as a bool (or None); removed chart modes are refused."""
+def normalize_kpr(value, refuse=True):
+    """``kube_proxy_replacement`` / ``kubeProxyReplacement`` as a bool (or None).
+
+    ``refuse``: anything else raises ValueError (removed chart modes with the way out); without
+    it (reading what is deployed or declared, preflight) ``''`` is False and anything else is
+    returned as the stripped string."""
     if value is None or isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -265,19 +262,21 @@ def normalize_kpr(value):
         return True
     if text in ('false', 'no', 'off', '0'):
         return False
+    if not refuse:
+        return False if text == '' else str(value).strip()
     if text in REMOVED_KPR:
-        raise ValueError(
+        raise OptionError(
             'kube_proxy_replacement=%s: the modes strict, partial, probe and disabled were removed in Cilium '
             '1.16 and make chart 1.16+ fail; use true (Cilium replaces kube-proxy; set k8s_service_host and '
             'k8s_service_port) or false' % value)
-    raise ValueError('kube_proxy_replacement must be true or false, got %r' % (value,))
+    raise OptionError('kube_proxy_replacement must be true or false, got %r' % (value,))
 
 
 def _cidr(text, what):
     try:
         return str(ipaddress.ip_network(str(text), strict=True))
     except ValueError as e:
-        raise ValueError('%s: %r is not a network CIDR (%s)' % (what, text, e))
+        raise OptionError('%s: %r is not a network CIDR (%s)' % (what, text, e))
 
 
 def validate_install_params(params):
@@ -289,21 +288,21 @@ def validate_install_params(params):
     warnings = []
     mcc = p.get('max_connected_clusters')
     if mcc is not None and mcc not in MAX_CONNECTED:
-        raise ValueError('max_connected_clusters must be 255 or 511 (the only values Cilium accepts), got %s'
-                         % mcc)
+        raise OptionError('max_connected_clusters must be 255 or 511 (the only values Cilium accepts), got %s'
+                          % mcc)
     name = p.get('cluster_name')
     cid = p.get('cluster_id')
     if name is not None:
         if not 1 <= len(name) <= CLUSTER_NAME_MAX or not CLUSTER_NAME_RE.fullmatch(name):
-            raise ValueError('cluster_name %r is not valid: 1 to 32 characters, lower-case letters, digits and '
-                             '"-", starting and ending with a letter or digit' % name)
+            raise OptionError('cluster_name %r is not valid: 1 to 32 characters, lower-case letters, digits and '
+                              '"-", starting and ending with a letter or digit' % name)
         if name == 'default' and cid not in (None, 0):
-            raise ValueError('cluster_name "default" cannot be used with a cluster_id other than 0 (it cannot be '
-                             'part of a mesh); choose a unique name')
+            raise OptionError('cluster_name "default" cannot be used with a cluster_id other than 0 (it cannot be '
+                              'part of a mesh); choose a unique name')
     if cid is not None:
         limit = mcc or 255
         if not 0 <= cid <= limit:
-            raise ValueError('cluster_id %s is outside 0..%d (max_connected_clusters=%d)%s' % (
+            raise OptionError('cluster_id %s is outside 0..%d (max_connected_clusters=%d)%s' % (
                 cid, limit, limit, '; set max_connected_clusters=511 for IDs up to 511' if limit == 255 else ''))
         if cid == 0:
             warnings.append('cluster_id 0 means "not part of a mesh"; give every mesh member a unique ID 1..%d'
@@ -312,40 +311,40 @@ def validate_install_params(params):
     host = p.get('k8s_service_host')
     port = p.get('k8s_service_port')
     if kpr and not host:
-        raise ValueError('kube_proxy_replacement=true needs k8s_service_host (and k8s_service_port): without '
-                         'kube-proxy the agents cannot reach the API server through the kubernetes Service. '
-                         'Use the API server address, or "auto"')
+        raise OptionError('kube_proxy_replacement=true needs k8s_service_host (and k8s_service_port): without '
+                          'kube-proxy the agents cannot reach the API server through the kubernetes Service. '
+                          'Use the API server address, or "auto"')
     if host and host != 'auto' and port is None:
-        raise ValueError('k8s_service_host is set without k8s_service_port')
+        raise OptionError('k8s_service_host is set without k8s_service_port')
     if port is not None and not 0 < int(port) < 65536:
-        raise ValueError('k8s_service_port must be 1..65535, got %s' % port)
+        raise OptionError('k8s_service_port must be 1..65535, got %s' % port)
     routing = p.get('routing_mode')
     if routing is not None and routing not in ROUTING_MODES:
-        raise ValueError('routing_mode must be one of %s, got %r' % (', '.join(ROUTING_MODES), routing))
+        raise OptionError('routing_mode must be one of %s, got %r' % (', '.join(ROUTING_MODES), routing))
     if p.get('tunnel_protocol') is not None and p['tunnel_protocol'] not in TUNNEL_PROTOCOLS:
-        raise ValueError('tunnel_protocol must be one of %s' % ', '.join(TUNNEL_PROTOCOLS))
+        raise OptionError('tunnel_protocol must be one of %s' % ', '.join(TUNNEL_PROTOCOLS))
     if routing == 'native' and not p.get('ipv4_native_routing_cidr'):
-        raise ValueError('routing_mode=native needs ipv4_native_routing_cidr, a CIDR that covers the pod CIDRs '
-                         'of every cluster of the mesh')
+        raise OptionError('routing_mode=native needs ipv4_native_routing_cidr, a CIDR that covers the pod CIDRs '
+                          'of every cluster of the mesh')
     if routing == 'native' and p.get('tunnel_protocol'):
-        raise ValueError('tunnel_protocol is only used with routing_mode=tunnel')
+        raise OptionError('tunnel_protocol is only used with routing_mode=tunnel')
     if p.get('ipv4_native_routing_cidr'):
         _cidr(p['ipv4_native_routing_cidr'], 'ipv4_native_routing_cidr')
     for c in p.get('cluster_pool_ipv4_pod_cidrs') or []:
         _cidr(c, 'cluster_pool_ipv4_pod_cidrs')
     if p.get('cluster_pool_ipv4_pod_cidrs') and p.get('ipam_mode') not in (None, 'cluster-pool'):
-        raise ValueError('cluster_pool_ipv4_pod_cidrs is only used with ipam_mode=cluster-pool, not %s'
-                         % p.get('ipam_mode'))
+        raise OptionError('cluster_pool_ipv4_pod_cidrs is only used with ipam_mode=cluster-pool, not %s'
+                          % p.get('ipam_mode'))
     enc = p.get('encryption_type')
     if enc is not None and enc not in ENCRYPTION_TYPES:
-        raise ValueError('encryption_type must be one of %s' % ', '.join(ENCRYPTION_TYPES))
+        raise OptionError('encryption_type must be one of %s' % ', '.join(ENCRYPTION_TYPES))
     krd = p.get('ipsec_key_rotation_duration')
     if krd is not None:
         if not GO_DURATION_RE.fullmatch(str(krd)):
-            raise ValueError('ipsec_key_rotation_duration must be a duration such as 5m, 90s or 1h30m, got %r'
-                             % (krd,))
+            raise OptionError('ipsec_key_rotation_duration must be a duration such as 5m, 90s or 1h30m, got %r'
+                              % (krd,))
         if enc in ('disabled', 'wireguard'):
-            raise ValueError('ipsec_key_rotation_duration is only used with encryption_type=ipsec, not %s' % enc)
+            raise OptionError('ipsec_key_rotation_duration is only used with encryption_type=ipsec, not %s' % enc)
     api = p.get('clustermesh_apiserver') or {}
     if api:
         validate_apiserver_params(api)
@@ -359,23 +358,23 @@ def validate_install_params(params):
 def validate_apiserver_params(api):
     stype = api.get('service_type')
     if stype is not None and stype not in SERVICE_TYPES:
-        raise ValueError('clustermesh_apiserver.service_type must be NodePort or LoadBalancer, got %r (ClusterIP '
-                         'is not reachable from other clusters)' % stype)
+        raise OptionError('clustermesh_apiserver.service_type must be NodePort or LoadBalancer, got %r (ClusterIP '
+                          'is not reachable from other clusters)' % stype)
     np = api.get('node_port')
     if np is not None:
         if not 1 <= int(np) <= 65535:
-            raise ValueError('clustermesh_apiserver.node_port must be a port number, got %s' % np)
+            raise OptionError('clustermesh_apiserver.node_port must be a port number, got %s' % np)
     method = api.get('tls_auto_method')
     if method is not None and method not in TLS_METHODS:
-        raise ValueError('clustermesh_apiserver.tls_auto_method must be helm or cronJob, got %r' % method)
+        raise OptionError('clustermesh_apiserver.tls_auto_method must be helm or cronJob, got %r' % method)
     ann = api.get('annotations')
     if ann is not None:
         if not isinstance(ann, dict):
-            raise ValueError('clustermesh_apiserver.annotations must be a mapping')
+            raise OptionError('clustermesh_apiserver.annotations must be a mapping')
         for k, v in ann.items():
             if not isinstance(v, str):
-                raise ValueError('clustermesh_apiserver.annotations["%s"] must be a string, got %r '
-                                 '(quote it)' % (k, v))
+                raise OptionError('clustermesh_apiserver.annotations["%s"] must be a string, got %r '
+                                  '(quote it)' % (k, v))
 
 
 def apiserver_values(api):
@@ -451,17 +450,17 @@ def merge_user_values(user_values, managed_values):
     """
     result = copy.deepcopy(user_values or {})
     if not isinstance(result, dict):
-        raise ValueError('values must be a mapping')
+        raise OptionError('values must be a mapping')
     for path, ours in sorted(leaves(managed_values).items()):
         for depth in range(1, len(path)):
             above = get_path(result, path[:depth], _MISSING)
             if above is not _MISSING and not isinstance(above, dict):
-                raise ValueError('values: %s is %r, but this module sets %s=%r; remove it from values'
-                                 % (format_path(path[:depth]), above, format_path(path), ours))
+                raise OptionError('values: %s is %r, but this module sets %s=%r; remove it from values'
+                                  % (format_path(path[:depth]), above, format_path(path), ours))
         theirs = get_path(result, path, _MISSING)
         if theirs is not _MISSING and not same(theirs, ours):
-            raise ValueError('values: %s=%r contradicts the module option that sets it to %r; set it through the '
-                             'module option (or remove it from values)' % (format_path(path), theirs, ours))
+            raise OptionError('values: %s=%r contradicts the module option that sets it to %r; set it through the '
+                              'module option (or remove it from values)' % (format_path(path), theirs, ours))
         set_path(result, path, copy.deepcopy(ours))
     return result
 
@@ -523,7 +522,7 @@ def _peer_entry(peer):
     elif peer.get('address'):
         entry['address'] = str(peer['address'])
     else:
-        raise ValueError('peer %s has neither ips nor address' % peer.get('name'))
+        raise OptionError('peer %s has neither ips nor address' % peer.get('name'))
     return entry
 
 
@@ -563,10 +562,10 @@ def check_user_values(user_values):
         try:
             normalize_kpr(kpr)
         except ValueError as e:
-            raise ValueError('values: %s' % e)
+            raise OptionError('values: %s' % e)
     if has_path(user_values or {}, 'clustermesh.apiserver.tls.ca'):
-        raise ValueError('values: clustermesh.apiserver.tls.ca was removed in chart 1.15 (the chart fails on it); '
-                         'share the CA with the cilium_ca module or set tls.ca.cert/tls.ca.key')
+        raise OptionError('values: clustermesh.apiserver.tls.ca was removed in chart 1.15 (the chart fails on it); '
+                          'share the CA with the cilium_ca module or set tls.ca.cert/tls.ca.key')
 
 
 def validate_install_options(params):
@@ -613,7 +612,7 @@ def plan_install(params, current_values=None, current_chart_version=None, instal
             if not same(before, after):
                 identity.append((path, before, after))
         if identity and effective_id not in (0, '0', None) and not params.get('allow_identity_change'):
-            raise ValueError(IDENTITY_WHY % ', '.join(
+            raise OptionError(IDENTITY_WHY % ', '.join(
                 '%s (%r -> %r)' % (k, b, a) for k, b, a in identity))
     chart_change = None
     if installed and target_chart_version and str(target_chart_version) != str(current_chart_version):
@@ -698,7 +697,7 @@ def settle_existing(params, current_values, desired):
     dropped or changed values are named in a warning."""
     mode = params.get('existing_values') or 'refuse'
     if mode not in EXISTING_VALUES:
-        raise ValueError('existing_values must be one of %s, not %r' % (', '.join(EXISTING_VALUES), mode))
+        raise OptionError('existing_values must be one of %s, not %r' % (', '.join(EXISTING_VALUES), mode))
     review = review_existing(current_values, desired, chosen_paths(params))
     unchosen = [r for r in review if not r['chosen']]
     warnings = []
@@ -715,7 +714,7 @@ def settle_existing(params, current_values, desired):
     guarded = [r for r in unchosen if r['datapath']]
     if mode == 'refuse' and guarded:
         listed = '; '.join('%s (%s: %s)' % (r['path'], r['change'], r['datapath']) for r in guarded)
-        raise ValueError(
+        raise OptionError(
             'the release holds values that shape the datapath or the cluster\'s reach, and this run would drop or '
             'change them without anyone choosing that: %s. Set each in values (cilium_values) or its option '
             '(cilium_* variable) to the value it must have, or set existing_values (cilium_existing_values) '

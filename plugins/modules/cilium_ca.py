@@ -149,7 +149,6 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.ca import (
     HAS_CRYPTOGRAPHY,
-    CAError,
     apply,
     complete_material,
     generate_ca,
@@ -187,10 +186,7 @@ def run(m):
     if not HAS_CRYPTOGRAPHY:
         m.module.fail_json(msg=missing_required_lib('cryptography'))
     ns = p['namespace']
-    try:
-        validate_options(p['key_type'], p['validity_days'])  # before connecting
-    except CAError as e:
-        m.fail(str(e))
+    validate_options(p['key_type'], p['validity_days'])  # before connecting (CAError: ClusterModule.run fails)
     current = read_ca_secret(m.cluster, ns)
     copied = False
     if p['source']:
@@ -209,10 +205,7 @@ def run(m):
         material = complete_material(current) if current is not None else None
         if material is None:
             material = generate_ca(p['key_type'], p['validity_days'])
-    try:
-        action, write = plan(current, material, copied, p['force'], p['release_name'], ns)
-    except CAError as e:
-        m.fail(str(e))
+    action, write = plan(current, material, copied, p['force'], p['release_name'], ns)
     ident = identity(material[0])
     if write and not m.check_mode:
         apply(m.cluster, ns, write, material, p['release_name'], ns, current=current)

@@ -367,11 +367,12 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     merged_spec,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
-    HelmError,
     HelmRunner,
     install_components,
     local_chart_version,
     read_release,
+    refuse_pending,
+    release_summary,
     require_helm,
     wait_ready,
 )
@@ -383,18 +384,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
 from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install, validate_install_options
 
 
-def _summary(release):
-    if release is None:
-        return None
-    s = release.summary()
-    return dict((k, s[k]) for k in ('name', 'namespace', 'revision', 'chart_version', 'status'))
-
-
 def _runner(m):
-    try:
-        binary, dummy = require_helm(m.params['helm_binary'], module=m.module)
-    except HelmError as e:
-        m.fail(e.detail)
+    binary, dummy = require_helm(m.params['helm_binary'])
     return HelmRunner(binary, m.connection)
 
 
@@ -407,32 +398,24 @@ def absent(m, current):
         _runner(m).uninstall(p['release_name'], p['namespace'], wait=p['wait'], timeout=p['wait_timeout'])
         m.wrote('uninstalled Helm release %s/%s (was revision %s)' % (p['namespace'], p['release_name'],
                                                                       current.revision))
-    m.exit(changed=True, action='uninstalled', release=_summary(current), changed_keys=[], chart_change=None,
-           warnings_detail=[], existing_values=[], before={'release': _summary(current)}, after={'release': None})
+    m.exit(changed=True, action='uninstalled', release=release_summary(current), changed_keys=[], chart_change=None,
+           warnings_detail=[], existing_values=[], before={'release': release_summary(current)}, after={'release': None})
 
 
 def run(m):
     p = m.params
     ns, name = p['namespace'], p['release_name']
     if p['state'] == 'present':
-        try:
-            validate_install_options(p)  # before connecting
-        except ValueError as e:
-            m.fail(str(e))
+        validate_install_options(p)  # before connecting (OptionError: ClusterModule.run fails)
     current = read_release(m.cluster, ns, name)
     if p['state'] == 'absent':
         absent(m, current)
         return
-    if current is not None and current.pending:
-        m.fail('Helm release %s/%s is %s: another helm operation is running or was interrupted; wait for it '
-               'or roll it back (helm rollback) first' % (ns, name, current.status))
+    refuse_pending(current)
     target = p['chart_version'] or local_chart_version(p['chart_ref'])
     installed = current is not None
-    try:
-        plan = plan_install(p, current.values if installed else None,
-                            current.chart_version if installed else None, installed, target)
-    except ValueError as e:
-        m.fail(str(e))
+    plan = plan_install(p, current.values if installed else None,
+                        current.chart_version if installed else None, installed, target)
     for w in plan['warnings']:
         m.warn(w)
     if not installed and not p['chart_ref']:
@@ -462,7 +445,7 @@ def run(m):
                                    chart_repo_url=p['chart_repo_url'], install=not installed,
                                    timeout=p['wait_timeout'], current=current, create_namespace=not installed),
             lambda: read_release(m.cluster, ns, name), current)
-    result = dict(changed=needs_helm, action=action, release=_summary(release), changed_keys=plan['changed_keys'],
+    result = dict(changed=needs_helm, action=action, release=release_summary(release), changed_keys=plan['changed_keys'],
                   chart_change=list(plan['chart_change']) if plan['chart_change'] else None,
                   warnings_detail=plan['warnings'], existing_values=plan['existing_values'])
     if p['wait'] and needs_helm and not m.check_mode:

@@ -80,9 +80,9 @@ options:
     type: dict
   helm_binary:
     description:
-      - Path or name of the C(helm) binary (3.14 or newer).
+      - Path or name of the C(helm) binary (3.14 or newer; older ones are refused before anything is
+        written). Default is C(helm) from E(PATH).
     type: path
-    default: helm
   chart_ref:
     description:
       - Chart to upgrade with (a repository chart, an OCI reference or a local path/tgz). The
@@ -261,14 +261,15 @@ written:
 import copy
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    HELM_BINARY_ARGUMENT_SPEC,
     RELEASE_ARGUMENT_SPEC,
     ClusterModule,
     merged_spec,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
-    HelmError,
     HelmRunner,
     read_release,
+    refuse_pending,
     require_helm,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
@@ -384,9 +385,7 @@ def run(m):
     if release is None:
         m.fail('no Helm release "%s" in namespace %s: ClusterMesh peers are Helm values of the Cilium '
                'release (install Cilium with Helm first, or set release_name)' % (rel_name, ns))
-    if release.pending:
-        m.fail('Helm release %s/%s is %s (another Helm operation is running or was interrupted); '
-               'refusing to upgrade it' % (ns, rel_name, release.status))
+    refuse_pending(release)
 
     peers, skipped = split_self(local, peers)
     peers = plan_planned_peers(peers, planned)
@@ -427,10 +426,7 @@ def run(m):
         new_values = copy.deepcopy(values)
         set_path(new_values, 'clustermesh.config.enabled', True)
         set_path(new_values, 'clustermesh.config.clusters', desired_value)
-        try:
-            binary, dummy = require_helm(p['helm_binary'])
-        except HelmError as e:
-            m.fail(e.detail)
+        binary, dummy = require_helm(p['helm_binary'])
         runner = HelmRunner(binary, m.connection)
         updated = m.write_release(
             lambda: runner.upgrade(rel_name, ns, new_values, chart_ref=p['chart_ref'],
@@ -446,11 +442,11 @@ def main():
     m = ClusterModule(
         argument_spec=merged_spec(
             RELEASE_ARGUMENT_SPEC,
+            HELM_BINARY_ARGUMENT_SPEC,
             peers=dict(type='list', elements='dict', required=True),
             membership=dict(type='str', choices=['exact', 'merge'], default='exact'),
             remove=dict(type='list', elements='str', default=[]),
             local=dict(type='dict'),
-            helm_binary=dict(type='path', default='helm'),
             chart_ref=dict(type='str'),
             wait=dict(type='bool', default=False),
             wait_timeout=dict(type='int', default=300),

@@ -144,9 +144,10 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     merged_spec,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
-    HelmError,
     HelmRunner,
     read_release,
+    refuse_pending,
+    release_summary,
     require_helm,
     wait_ready,
 )
@@ -155,43 +156,27 @@ from ansible_collections.meshops.cilium.plugins.module_utils.values import get_p
 API_OPTIONS = ('enabled', 'service_type', 'node_port', 'annotations', 'kvstoremesh', 'tls_auto_method')
 
 
-def _summary(release):
-    s = release.summary()
-    return dict((k, s[k]) for k in ('name', 'namespace', 'revision', 'chart_version', 'status'))
-
-
 def run(m):
     p = m.params
     ns, name = p['namespace'], p['release_name']
     api = dict((k, p[k]) for k in API_OPTIONS)
-    try:
-        validate_apiserver_params(api)  # before connecting
-    except ValueError as e:
-        m.fail(str(e))
+    validate_apiserver_params(api)  # before connecting (OptionError: ClusterModule.run fails)
     current = read_release(m.cluster, ns, name)
     if current is None:
         m.fail('Helm release %s/%s not found: install Cilium first (meshops.cilium.cilium_install)' % (ns, name))
-    if current.pending:
-        m.fail('Helm release %s/%s is %s: another helm operation is running or was interrupted'
-               % (ns, name, current.status))
-    try:
-        desired, changed_keys = plan_enable(current.values, api)
-    except ValueError as e:
-        m.fail(str(e))
+    refuse_pending(current)
+    desired, changed_keys = plan_enable(current.values, api)
     changed = bool(changed_keys) or not current.deployed
     release = current
     if changed and not m.check_mode:
-        try:
-            binary, dummy = require_helm(p['helm_binary'], module=m.module)
-        except HelmError as e:
-            m.fail(e.detail)
+        binary, dummy = require_helm(p['helm_binary'])
         version = p['chart_version'] or (current.chart_version if p['chart_ref'] else None)
         runner = HelmRunner(binary, m.connection)
         release = m.write_release(
             lambda: runner.upgrade(name, ns, desired, chart_ref=p['chart_ref'], chart_version=version,
                                    chart_repo_url=p['chart_repo_url'], timeout=p['wait_timeout'], current=current),
             lambda: read_release(m.cluster, ns, name), current)
-    result = dict(changed=changed, changed_keys=changed_keys, release=_summary(release))
+    result = dict(changed=changed, changed_keys=changed_keys, release=release_summary(release))
     if p['wait'] and p['enabled'] and not m.check_mode:
         comps = [('Deployment', 'clustermesh-apiserver')]
         if get_path(desired, 'clustermesh.apiserver.service.type') == 'LoadBalancer':

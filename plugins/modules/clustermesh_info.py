@@ -347,8 +347,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HAS_CRYPTOGRAPHY,
-    gather,
-    normalize_endpoint,
+    read_descriptor,
+    validate_endpoint_override,
 )
 
 
@@ -356,14 +356,14 @@ def run(m):
     p = m.params
     if p['endpoint']:
         try:
-            normalize_endpoint(p['endpoint'])
+            validate_endpoint_override(p['endpoint'])
         except ValueError as e:
             m.fail('endpoint: %s' % e)
     if not HAS_CRYPTOGRAPHY:
         from ansible.module_utils.basic import missing_required_lib
         m.module.fail_json(msg=missing_required_lib('cryptography'))
-    desc = gather(m.cluster, namespace=p['namespace'], release_name=p['release_name'],
-                  endpoint_override=p['endpoint'])
+    desc = read_descriptor(m.cluster, namespace=p['namespace'], release_name=p['release_name'],
+                           endpoint_override=p['endpoint'])
     warnings = desc.pop('warnings')
     for w in warnings:
         m.warn(w)

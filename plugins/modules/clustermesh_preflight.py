@@ -153,8 +153,9 @@ options:
     description:
       - The helm binary that renders the target chart (C(helm template), client-side only) with each cluster's
         values, for the chart's own render-time checks. Only for local charts (archive or directory) of clusters
-        with O(clusters[].install). Default C(helm) from C(PATH); without it the render is skipped with a warning.
-    type: str
+        with O(clusters[].install). Default C(helm) from C(PATH); without it (or with a helm older than 3.14) the
+        render is skipped with a warning.
+    type: path
 extends_documentation_fragment:
   - meshops.cilium.attributes
   - meshops.cilium.attributes.info_module
@@ -261,8 +262,12 @@ msg:
   type: str
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import MaskingModule
-from ansible_collections.meshops.cilium.plugins.module_utils.helm import HelmError, find_helm, render_chart
+from ansible_collections.meshops.cilium.plugins.module_utils.base import HELM_BINARY_ARGUMENT_SPEC, MaskingModule
+from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
+    HelmError,
+    render_chart,
+    require_helm,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.rendered import load_chart_schema
 from ansible_collections.meshops.cilium.plugins.module_utils.preflight import (
     ERROR,
@@ -305,7 +310,7 @@ def main():
             clusters=dict(type='list', elements='dict', required=True, options=CLUSTER_SPEC),
             ca_source=dict(type='str'),
             unreachable=dict(type='str', choices=['error', 'warning'], default='error'),
-            helm_binary=dict(type='str'),
+            **HELM_BINARY_ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )
@@ -319,7 +324,7 @@ def main():
     render, not_rendered = None, None
     if any(c.get('install') is not None and schemas.get(c['host']) for c in clusters):
         try:
-            binary = find_helm(module.params['helm_binary'])
+            binary, dummy = require_helm(module.params['helm_binary'])
         except HelmError as e:
             not_rendered = 'the target chart was not rendered with the values (helm template): %s' % e.detail
         else:

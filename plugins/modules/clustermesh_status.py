@@ -244,7 +244,7 @@ attempts:
 import time
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
-from ansible_collections.meshops.cilium.plugins.module_utils.status import gather
+from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status
 
 
 def run(m):
@@ -255,8 +255,8 @@ def run(m):
     attempts = 0
     while True:
         attempts += 1
-        st = gather(m.cluster, namespace=p['namespace'], agent_status=p['agent_status'],
-                    parallel=p['parallel'], exec_timeout=p['exec_timeout'])
+        st = read_status(m.cluster, namespace=p['namespace'], agent_status=p['agent_status'],
+                         parallel=p['parallel'], exec_timeout=p['exec_timeout'])
         if st['ready'] or not p['wait'] or time.time() + p['wait_interval'] > deadline:
             break
         time.sleep(p['wait_interval'])

@@ -288,20 +288,18 @@ def run(m):
         generated.append(key)
         return key
 
-    try:
-        if p['state'] == 'present':
-            plan = plan_present(current, wanted if wanted is not None else source, source_name,
-                                p['reconcile'], generate_key=new_key)
-        else:
-            if not p['ignore_rollout']:
-                problems, dummy = rollout_problems(m.cluster, ns, p['release_name'])
-                if problems:
-                    m.fail('a Cilium rollout is in progress (%s): never rotate IPsec keys during an upgrade or '
-                           'rollout. Wait for it to finish, or set ignore_rollout=true' % '; '.join(problems))
-            plan = plan_rotated(current, source, source_name, p['from_spi'], p['from_fingerprint'],
-                                p['reconcile'], m.check_mode, generate_key=new_key, wanted=wanted)
-    except IPsecKeyError as e:
-        m.fail(str(e))
+    # an IPsecKeyError of the planners fails the module in ClusterModule.run
+    if p['state'] == 'present':
+        plan = plan_present(current, wanted if wanted is not None else source, source_name,
+                            p['reconcile'], generate_key=new_key)
+    else:
+        if not p['ignore_rollout']:
+            problems, dummy = rollout_problems(m.cluster, ns, p['release_name'])
+            if problems:
+                m.fail('a Cilium rollout is in progress (%s): never rotate IPsec keys during an upgrade or '
+                       'rollout. Wait for it to finish, or set ignore_rollout=true' % '; '.join(problems))
+        plan = plan_rotated(current, source, source_name, p['from_spi'], p['from_fingerprint'],
+                            p['reconcile'], m.check_mode, generate_key=new_key, wanted=wanted)
     for w in plan.warnings:
         m.warn(w)
     if plan.write and not m.check_mode:

@@ -47,7 +47,7 @@ def test_preflight_name():
         return [p for p in problems if p['field'].endswith('cluster_name')]
     assert names('mesh-1') == []
     assert names('mesh-1\n')
-    assert preflight.as_int('12\nx') is None and preflight.as_int(' 12\n') == 12  # inventory text is stripped
+    assert preflight.int_or_none('12\nx') is None and preflight.int_or_none(' 12\n') == 12  # inventory text is stripped
     assert preflight.version_tuple('1.18.0\n') == preflight.version_tuple('1.18.0')  # stripped on purpose
 
 

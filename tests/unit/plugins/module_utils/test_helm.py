@@ -24,11 +24,13 @@ from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     Release,
     chart_files,
     check_helm_version,
-    find_helm,
     helm_version,
     mask_text,
     parse_helm_version,
     read_release,
+    refuse_pending,
+    release_summary,
+    require_helm,
 )
 
 FAKE_HELM = textwrap.dedent('''\
@@ -134,28 +136,36 @@ class FakeCluster(object):
 
 # -- binary ---------------------------------------------------------------------------
 
-def test_find_helm_explicit_missing_names_the_path(tmp_path):
+def test_require_helm_explicit_missing_names_the_path(tmp_path):
     with pytest.raises(HelmError, match='does not exist.*helm_binary'):
-        find_helm(str(tmp_path / 'nope'))
+        require_helm(str(tmp_path / 'nope'))
 
 
-def test_find_helm_not_executable(tmp_path):
+def test_require_helm_not_executable(tmp_path):
     p = tmp_path / 'helm'
     p.write_text('x')
     p.chmod(0o644)
     with pytest.raises(HelmError, match='not an executable'):
-        find_helm(str(p))
+        require_helm(str(p))
 
 
-def test_find_helm_from_path(fake_helm, monkeypatch):
+def test_require_helm_from_path(fake_helm, monkeypatch):
     monkeypatch.setenv('PATH', str(fake_helm.parent))
-    assert find_helm() == str(fake_helm)
+    assert require_helm() == (str(fake_helm), (3, 20, 2))
 
 
-def test_find_helm_missing_from_path(tmp_path, monkeypatch):
+def test_require_helm_from_path_checks_the_version(fake_helm, monkeypatch):
+    # the binary found in PATH (no helm_binary) is version-checked like an explicit one
+    monkeypatch.setenv('PATH', str(fake_helm.parent))
+    monkeypatch.setenv('FAKE_HELM_VERSION', 'v3.13.3')
+    with pytest.raises(HelmError, match=r'>= 3\.14\.0'):
+        require_helm()
+
+
+def test_require_helm_missing_from_path(tmp_path, monkeypatch):
     monkeypatch.setenv('PATH', str(tmp_path))
     with pytest.raises(HelmError, match='not found in PATH'):
-        find_helm()
+        require_helm()
 
 
 @pytest.mark.parametrize('text,expected', [
@@ -198,7 +208,25 @@ def test_read_release_newest_revision_one_list():
     assert rel.values == {'cluster': {'name': 'mesh-1'}}
     assert rel.chart['metadata']['name'] == 'cilium'
     assert rel.deployed and not rel.pending
-    assert rel.summary()['revision'] == 2
+    assert release_summary(rel) == {'name': 'cilium', 'namespace': 'kube-system', 'revision': 2,
+                                    'status': 'deployed', 'chart_version': '1.19.2'}
+    assert release_summary(None) is None
+
+
+@pytest.mark.parametrize('status', ['pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling'])
+def test_refuse_pending_one_wording(status):
+    rel = Release({'name': 'cilium', 'namespace': 'kube-system', 'version': 3, 'info': {'status': status}})
+    with pytest.raises(HelmError) as ei:
+        refuse_pending(rel)
+    assert str(ei.value) == ('Helm release kube-system/cilium is %s: another helm operation is running or was '
+                             'interrupted; wait for it or roll it back (helm rollback cilium --namespace '
+                             'kube-system) first' % status)
+
+
+@pytest.mark.parametrize('status', ['deployed', 'failed', 'superseded'])
+def test_refuse_pending_lets_settled_releases_through(status):
+    refuse_pending(None)
+    refuse_pending(Release({'name': 'cilium', 'namespace': 'kube-system', 'info': {'status': status}}))
 
 
 def test_read_release_absent_and_uninstalled():

@@ -261,7 +261,7 @@ def test_descriptor_installed_never_returns_values():
 
 
 class _GatherStub(object):
-    """The reads ``info.gather`` makes, answered from a CA Secret (nothing else installed)."""
+    """The reads ``info.read_descriptor`` makes, answered from a CA Secret (nothing else installed)."""
     name = 'stub'
 
     def __init__(self, ca_secret):
@@ -305,9 +305,9 @@ def _ca_secret(key_from_other=False, drop_key=False, owned=True):
     ({'owned': False}, True, None),
 ])
 def test_gather_says_whether_the_ca_is_complete_and_who_owns_it_never_the_key(kw, complete, owner):
-    from ansible_collections.meshops.cilium.plugins.module_utils.info import gather
+    from ansible_collections.meshops.cilium.plugins.module_utils.info import read_descriptor
     secret, key = _ca_secret(**kw)
-    desc = gather(_GatherStub(secret))
+    desc = read_descriptor(_GatherStub(secret))
     assert desc['ca']['complete'] is complete
     assert desc['ca']['helm_release'] == owner
     text = json.dumps(desc)
@@ -316,5 +316,5 @@ def test_gather_says_whether_the_ca_is_complete_and_who_owns_it_never_the_key(kw
 
 
 def test_gather_without_ca_secret_has_no_ca():
-    from ansible_collections.meshops.cilium.plugins.module_utils.info import gather
-    assert gather(_GatherStub(None))['ca'] is None
+    from ansible_collections.meshops.cilium.plugins.module_utils.info import read_descriptor
+    assert read_descriptor(_GatherStub(None))['ca'] is None

@@ -14,14 +14,13 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import parse_d
 from ansible_collections.meshops.cilium.plugins.module_utils.preflight import (
     ERROR,
     WARNING,
-    as_int,
     check,
     covering,
     format_table,
-    kpr_value,
     summary,
-    version_tuple,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.common import int_or_none as as_int, version_tuple
+from ansible_collections.meshops.cilium.plugins.module_utils.values import normalize_kpr
 
 
 def node(name, ip, cidr, ready=True):
@@ -317,6 +316,8 @@ def test_an_installed_cluster_without_a_mesh_identity_may_get_one():
 @pytest.mark.parametrize('release, severity, text', [
     (None, ERROR, "no Helm release 'cilium'"),
     ({'status': 'pending-upgrade', 'chart_version': '1.19.2'}, ERROR, 'pending-upgrade'),
+    # the statuses helm.refuse_pending refuses (common.PENDING_STATUSES): 'uninstalling' was let through
+    ({'status': 'uninstalling', 'chart_version': '1.19.2'}, ERROR, 'uninstalling'),
     ({'status': 'failed', 'chart_version': '1.19.2'}, WARNING, 'failed'),
 ])
 def test_release_state(release, severity, text):
@@ -650,7 +651,8 @@ def test_helpers():
     assert as_int('7') == 7 and as_int(True) is None and as_int('x') is None and as_int(None) is None
     assert version_tuple('v1.19') == (1, 19, 0) and version_tuple('1.19.2-rc.1') == (1, 19, 2)
     assert version_tuple('latest') is None
-    assert kpr_value('TRUE') is True and kpr_value('off') is False and kpr_value('strict') == 'strict'
+    assert normalize_kpr('TRUE', refuse=False) is True and normalize_kpr('off', refuse=False) is False
+    assert normalize_kpr('strict', refuse=False) == 'strict'
 
 
 def test_parse_datapath():

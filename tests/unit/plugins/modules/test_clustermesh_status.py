@@ -155,7 +155,7 @@ def test_parallel_must_be_positive(apiserver, run_module):
 
 
 class StubCluster(object):
-    """Enough of module_utils.cluster.Cluster for status.gather (pods by selector)."""
+    """Enough of module_utils.cluster.Cluster for status.read_status (pods by selector)."""
 
     name = 'stub'
 
@@ -216,7 +216,7 @@ def test_gather_kvstoremesh_bounded_and_pending_pods():
         if container == 'kvstoremesh':
             return 0, fixture('kvstoremesh-connected.json'), ''
         return 0, fixture('agent-connected.json'), ''
-    st = status.gather(cl, parallel=2, exec_fn=exec_fn)
+    st = status.read_status(cl, parallel=2, exec_fn=exec_fn)
     assert cl.lists == [['cilium', 'clustermesh-apiserver']]
     assert state['max'] <= 2
     # the name on the image's PATH first (the full path only when that fails)

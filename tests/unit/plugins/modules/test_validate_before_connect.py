@@ -15,6 +15,7 @@ from ansible_collections.meshops.cilium.plugins.modules import (
     cilium_install,
     clustermesh_connect,
     clustermesh_enable,
+    clustermesh_info,
     ipsec_keys,
 )
 
@@ -23,7 +24,10 @@ CASES = [
     (cilium_install, {'cluster_name': 'mesh-1', 'cluster_id': 300}, 'cluster_id 300 is outside'),
     (cilium_install, {'ipsec_key_rotation_duration': '5m\n'}, 'ipsec_key_rotation_duration'),
     (cilium_install, {'chart_repo_url': 'https://u:pw-123456@charts.invalid'}, 'helm repo add'),
+    (cilium_install, {'kube_proxy_replacement': 'strict'}, 'kube_proxy_replacement=strict: the modes strict'),
     (clustermesh_enable, {'node_port': 70000}, 'node_port must be a port number'),
+    (clustermesh_enable, {'annotations': {'a': 1}}, 'annotations["a"] must be a string'),
+    (clustermesh_info, {'endpoint': {'ips': ['10.0.0.1'], 'port': 70000}}, 'endpoint: endpoint needs a port between 1'),
     (cilium_ca, {'validity_days': 0}, 'validity_days must be a whole number of days from 1 to 36500 (100 years), got 0'),
     (cilium_ca, {'validity_days': -5}, 'validity_days must be a whole number of days from 1 to 36500 (100 years), got -5'),
     (cilium_ca, {'validity_days': 36501}, 'validity_days'),

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The one home of small helpers and constants several module_utils share.
+
+Pure (no cluster access, no collection imports): versions, integers, readiness of a
+Deployment, Cilium's name rule and cluster limits.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+
+# A Cilium cluster name (use with fullmatch: "$" would accept a trailing newline).
+CLUSTER_NAME_RE = re.compile(r'([a-z0-9][-a-z0-9]*)?[a-z0-9]')
+CLUSTER_NAME_MAX = 32
+# The values of maxConnectedClusters Cilium accepts, and its default.
+MAX_CONNECTED = (255, 511)
+DEFAULT_MAX_CONNECTED = 255
+# Helm release statuses that mean another helm operation holds the release (running or interrupted).
+PENDING_STATUSES = ('pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling')
+
+
+def version_tuple(version):
+    """``'1.19.2'`` / ``'v1.19'`` / ``'1.20.0-rc.1'`` -> ``(major, minor, patch)``; None when it is not a
+    version (``'latest'``, ``'1'``, ``'abc1.2'``). Surrounding white space is ignored."""
+    m = re.fullmatch(r'v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?', str(version or '').strip())
+    if not m:
+        return None
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+
+
+def int_or_none(value):
+    """An int from an int or a decimal string (surrounding white space ignored); None for None,
+    booleans (``True`` is not cluster ID 1) and anything else (``'1_000'``, ``'+5'``, ``'3.0'``)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if re.fullmatch(r'-?\d+', text) else None
+
+
+def deployment_ready(deployment):
+    """``{exists, ready, replicas, ready_replicas, updated_replicas}`` of a Deployment dict.
+
+    Ready means: observed the current generation, at least one replica wanted, every wanted
+    replica updated and Ready. A Deployment scaled to 0 is not ready: it serves nothing.
+    """
+    if not deployment:
+        return {'exists': False, 'ready': False, 'replicas': 0, 'ready_replicas': 0, 'updated_replicas': 0}
+    spec = deployment.get('spec') or {}
+    st = deployment.get('status') or {}
+    meta = deployment.get('metadata') or {}
+    replicas = _int(spec.get('replicas'), 1)
+    ready = _int(st.get('readyReplicas'))
+    updated = _int(st.get('updatedReplicas'))
+    observed = _int(st.get('observedGeneration'), -1) >= _int(meta.get('generation'), 0)
+    return {'exists': True,
+            'ready': bool(observed and replicas > 0 and ready >= replicas and updated >= replicas),
+            'replicas': replicas, 'ready_replicas': ready, 'updated_replicas': updated}
+
+
+def _int(value, default=0):
+    number = int_or_none(value)
+    return default if number is None else number
