@@ -24,8 +24,8 @@ def main(kubeconfig, count):
              "expected peers (Secret)", "KVStoreMesh verdict per peer (Cilium's own)", "agent status")]
     for i in range(1, count + 1):
         c = cl.Cluster({"kubeconfig": kubeconfig, "context": "mesh-%d" % i})
-        d = info.gather(c)
-        s = status.gather(c, agent_status="auto")
+        d = info.read_descriptor(c)
+        s = status.read_status(c, agent_status="auto")
         ep = d.get("endpoint") or {}
         addr = ",".join(ep.get("ips") or []) or ep.get("address") or "-"
         fp = ((d.get("ca") or {}).get("sha256") or "-")[:17]
