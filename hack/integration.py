@@ -9,6 +9,9 @@ afterwards for Molecule); shard i > 0 a fleet of its own in .fleet-shard<i> at p
 started here and stopped at the end. Every line of a shard is printed as it comes, prefixed with
 the shard's name; its full log is in build/ci/integration-<shard>.log.
 
+--budget (MESHOPS_INTEGRATION_BUDGET) seconds: then pytest is interrupted and prints its summary,
+so that a run cut short still says what failed (`make test` sets it from the CI's time limit).
+
 N is MESHOPS_INTEGRATION_SHARDS (default 1, at most 2: two fleets at once at the most). On the
 2-core CI machine one shard is the default: the suite alone keeps both cores about 70 % busy
 (test_realmesh_status: 323 of 462 CPU-seconds), an idle fleet of 4 clusters takes about half a core
@@ -20,6 +23,7 @@ Exit status: 0 when every shard passed.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -68,7 +72,7 @@ def fleet(action, env, name, extra=()):
                            stderr=subprocess.STDOUT if action == "up" else subprocess.DEVNULL)
 
 
-def run_shard(i, name, files, env, pytest_args, results):
+def run_shard(i, name, files, env, pytest_args, results, deadline=None):
     logfile = os.path.join(LOGDIR, "integration-%s.log" % name)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-ra"] + \
         list(pytest_args) + [os.path.join("tests", "integration", f) for f in files]
@@ -76,6 +80,8 @@ def run_shard(i, name, files, env, pytest_args, results):
     with open(logfile, "w") as out:
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 universal_newlines=True, bufsize=1)
+        if deadline:
+            threading.Thread(target=interrupt_at, args=(proc, name, deadline), daemon=True).start()
         for line in proc.stdout:
             out.write(line)
             sys.stdout.write("[%s] %s" % (name, line))
@@ -84,9 +90,27 @@ def run_shard(i, name, files, env, pytest_args, results):
     results[i] = (rc, time.time() - started, logfile)
 
 
+def interrupt_at(proc, name, deadline, grace=180):
+    """At ``deadline`` (time.time()) interrupt pytest as Ctrl-C would: it ends the running test and
+    prints its summary (what passed, what failed and why) before an outer time limit kills
+    everything silently. Killed if it has not ended ``grace`` seconds later."""
+    while proc.poll() is None and time.time() < deadline:
+        time.sleep(1)
+    if proc.poll() is not None:
+        return
+    log("shard %s: the time budget is spent: interrupting pytest so that it prints its summary" % name)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shards", type=int, default=int(os.environ.get("MESHOPS_INTEGRATION_SHARDS", "1")))
+    parser.add_argument("--budget", type=float, default=float(os.environ.get("MESHOPS_INTEGRATION_BUDGET", "0")),
+                        help="seconds after which pytest is interrupted and prints its summary (0: none)")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
     shards = max(1, min(2, args.shards))  # at most two fleets at once on this machine
@@ -119,7 +143,8 @@ def main(argv=None):
     for i, (files, _total) in enumerate(plan):
         if not files:
             continue
-        t = threading.Thread(target=run_shard, args=(i, names[i], files, envs[i], args.pytest_args, results))
+        deadline = t0 + args.budget if args.budget > 0 else None
+        t = threading.Thread(target=run_shard, args=(i, names[i], files, envs[i], args.pytest_args, results, deadline))
         t.start()
         threads.append(t)
     try:

@@ -58,8 +58,13 @@ export MESHOPS_FLEET_CLUSTERS="${MESHOPS_FLEET_CLUSTERS:-4}"
 .venv/bin/python -m hack.fleet status
 
 step "integration tests against the fleet (hack/integration.py; MESHOPS_INTEGRATION_SHARDS=2 runs two fleets side by side)"
+# CI stops everything after MESHOPS_CI_LIMIT seconds (90 min): the tests get what is left of it,
+# less about 7 minutes for Molecule and the static checks' report, then pytest is interrupted and
+# prints what failed and why, which a killed run would not.
+integration_budget=$(( ${MESHOPS_CI_LIMIT:-5400} - 420 - ($(date +%s) - T0) ))
 integration_rc=0
-.venv/bin/python -m hack.integration -- -v --durations=25 || integration_rc=$?
+MESHOPS_INTEGRATION_BUDGET="${MESHOPS_INTEGRATION_BUDGET:-$integration_budget}" \
+    .venv/bin/python -m hack.integration -- -v --durations=25 || integration_rc=$?
 .venv/bin/python -m hack.fleet status
 
 molecule_rc=0

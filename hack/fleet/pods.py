@@ -39,6 +39,7 @@ for every cluster:
 and the namespaces and veths of this fleet are deleted.
 """
 import base64
+import faulthandler
 import hashlib
 import json
 import os
@@ -862,6 +863,8 @@ class Runtime(object):
 
     def run(self, interval=1.0):
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        # `hack.fleet` and the tests send SIGUSR1 when no round ends: the stacks go to the log
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
         log("pod runtime for %d clusters (fleet tag %s): real pods are those labelled %s=%s in %s" % (
             len(self.clusters), self.tag, REAL_LABEL[0], REAL_LABEL[1], NS))
         while not self.stopping:
@@ -881,8 +884,11 @@ class Runtime(object):
                         if any(p.ip == b[0] for p in self.pods.values() if p.cluster["name"] == c["name"]
                                for b in lst.backends) or key == kubernetes_vip(c):
                             desired.setdefault(key, lst.backends)
-            self.proxy.reconcile(desired)
-            self.save()
+            try:
+                self.proxy.reconcile(desired)
+                self.save()
+            except Exception as e:  # noqa: BLE001 - one bad round must not stop every real pod
+                log("round failed: %s: %s" % (type(e).__name__, e))
             time.sleep(interval)
         log("stopping %d pods" % len(self.pods))
         for pod in list(self.pods.values()):

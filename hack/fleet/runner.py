@@ -178,6 +178,32 @@ class Fleet(object):
                 dead.append(dict(p, tail=tail))
         return dead
 
+    def stalled_pod_runtime(self, max_age=120):
+        """A report when the pod runtime is alive but has not finished a round (it rewrites
+        pods.json every round, about every second) for ``max_age`` seconds: it is stuck, and every
+        real pod with it. The report holds the stacks of its threads, which it writes to its log
+        on SIGUSR1. None when it is running its rounds (or not running at all)."""
+        entry = self.process("pod-runtime")
+        if entry is None or entry.get("stopped") or not _pid_alive(entry["pid"], entry["argv"][0]):
+            return None
+        try:
+            age = time.time() - os.stat(pods.pods_file(FLEET_DIR)).st_mtime
+        except OSError:
+            return None
+        if age < max_age:
+            return None
+        os.kill(entry["pid"], signal.SIGUSR1)
+        time.sleep(1)
+        try:
+            with open(entry["log"], "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - 6000))
+                tail = f.read().decode(errors="replace")
+        except OSError:
+            tail = ""
+        return "the fleet's pod runtime (pid %d) has not finished a round for %.0f s; its log %s ends:\n%s" % (
+            entry["pid"], age, entry["log"], tail)
+
     def stop_process(self, entry, timeout=10):
         pid = entry["pid"]
         if not _pid_alive(pid, entry["argv"][0]):
@@ -625,7 +651,9 @@ def status():
     shared = sum(_rss_kib(p["pid"]) for p in (etcd, lbc, runtime) if p)
     print("shared   etcd+lb-controller+pod-runtime rss=%.0f MiB; clusters total %.0f MiB (%.0f MiB per cluster)" % (
         shared / 1024.0, total / 1024.0, total / 1024.0 / max(1, len(fleet.state["clusters"]))))
+    stalled = fleet.stalled_pod_runtime()
+    if stalled:
+        print("STALLED: " + stalled)
     if dead:
         print("DEAD: " + ", ".join(sorted(dead)))
-        return 1
-    return 0
+    return 1 if dead or stalled else 0

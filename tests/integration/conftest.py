@@ -112,6 +112,8 @@ class FleetHandle(object):
         current = runner.Fleet.load() or runner.Fleet(self.state)
         dead = current.check_processes()
         assert not dead, runner._crash_report(dead)
+        stalled = current.stalled_pod_runtime()
+        assert not stalled, stalled
 
 
 def _healthy_fleet():
@@ -272,13 +274,42 @@ def run_module(fleet, collections_path):
     return ModuleRunner(fleet, collections_path)
 
 
+@pytest.fixture(autouse=True)
+def fleet_alive(request):
+    """Before and after every test that uses the fleet: every fleet process is alive. A dead
+    component (the pod runtime, an API server) fails the test that finds it at once, with its
+    log tail, instead of making each later test wait out its timeouts."""
+    if "fleet" not in request.fixturenames:
+        yield
+        return
+    handle = request.getfixturevalue("fleet")
+    handle.check_alive()
+    yield
+    handle.check_alive()
+
+
 _FILE_SECONDS = {}
+_CONFIG = None
 
 
 def pytest_runtest_logreport(report):
-    """Sum setup, call and teardown time per test file, for the summary below."""
+    """Sum setup, call and teardown time per test file, for the summary below; and print why a
+    test failed as soon as it fails (the last lines of its report), so that a log cut short by a
+    time limit still says what went wrong."""
     path = report.nodeid.split("::", 1)[0]
     _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+    reporter = _CONFIG and _CONFIG.pluginmanager.get_plugin("terminalreporter")
+    if report.failed and reporter:
+        reporter.write_line("")
+        reporter.write_line("[%s failed in %s after %.0f s; the end of its report:]" % (
+            report.nodeid, report.when, report.duration))
+        for line in str(report.longrepr).splitlines()[-25:]:
+            reporter.write_line("    " + line)
+
+
+def pytest_configure(config):
+    global _CONFIG
+    _CONFIG = config
 
 
 def pytest_terminal_summary(terminalreporter):
