@@ -159,7 +159,8 @@ def write_volume(d, files):
     return True
 
 
-def _tail(path, n=2000):
+def log_tail(path, n=2000):
+    """The last ``n`` bytes of a log file as text ("" when it cannot be read)."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
@@ -510,7 +511,7 @@ class Container(object):
         if rc is None:
             return None
         self.proc = None
-        tail = _tail(self.log, 1500)
+        tail = log_tail(self.log, 1500)
         self.last_exit = {"exitCode": rc, "finishedAt": _now(), "startedAt": self.started_at,
                           "reason": "Completed" if rc == 0 else "Error", "message": tail[-1000:]}
         return rc

@@ -167,15 +167,7 @@ class Fleet(object):
             if p.get("stopped"):
                 continue
             if not _pid_alive(p["pid"], p["argv"][0]):
-                tail = ""
-                try:
-                    with open(p["log"], "rb") as f:
-                        f.seek(0, 2)
-                        f.seek(max(0, f.tell() - 1500))
-                        tail = f.read().decode(errors="replace")
-                except OSError:
-                    pass
-                dead.append(dict(p, tail=tail))
+                dead.append(dict(p, tail=pods.log_tail(p["log"], 1500)))
         return dead
 
     def stalled_pod_runtime(self, max_age=120):
@@ -194,13 +186,7 @@ class Fleet(object):
             return None
         os.kill(entry["pid"], signal.SIGUSR1)
         time.sleep(1)
-        try:
-            with open(entry["log"], "rb") as f:
-                f.seek(0, 2)
-                f.seek(max(0, f.tell() - 6000))
-                tail = f.read().decode(errors="replace")
-        except OSError:
-            tail = ""
+        tail = pods.log_tail(entry["log"], 6000)
         return "the fleet's pod runtime (pid %d) has not finished a round for %.0f s; its log %s ends:\n%s" % (
             entry["pid"], age, entry["log"], tail)
 

@@ -69,19 +69,22 @@ def stuck_runtime(tmp_path, monkeypatch):
         proc.wait()
 
 
-def test_a_pod_runtime_that_ends_its_rounds_is_not_reported(stuck_runtime):
-    fleet, pods_json = stuck_runtime
+def _last_round(pods_json, seconds_ago):
     with open(pods_json, "w") as f:
         f.write("{}")
+    then = time.time() - seconds_ago
+    os.utime(pods_json, (then, then))
+
+
+def test_a_pod_runtime_that_ends_its_rounds_is_not_reported(stuck_runtime):
+    fleet, pods_json = stuck_runtime
+    _last_round(pods_json, 1)
     assert fleet.stalled_pod_runtime() is None
 
 
 def test_a_stuck_pod_runtime_is_reported_with_the_stack_it_is_stuck_in(stuck_runtime):
     fleet, pods_json = stuck_runtime
-    with open(pods_json, "w") as f:
-        f.write("{}")
-    old = time.time() - 300
-    os.utime(pods_json, (old, old))
+    _last_round(pods_json, 300)
     report = fleet.stalled_pod_runtime()
     assert report.startswith("the fleet's pod runtime (pid %d) has not finished a round for 30" % (
         fleet.process("pod-runtime")["pid"]))
@@ -90,10 +93,7 @@ def test_a_stuck_pod_runtime_is_reported_with_the_stack_it_is_stuck_in(stuck_run
 
 def test_a_stopped_pod_runtime_is_not_called_stuck(stuck_runtime):
     fleet, pods_json = stuck_runtime
-    with open(pods_json, "w") as f:
-        f.write("{}")
-    old = time.time() - 300
-    os.utime(pods_json, (old, old))
+    _last_round(pods_json, 300)
     fleet.process("pod-runtime")["stopped"] = True
     assert fleet.stalled_pod_runtime() is None
 
