@@ -305,6 +305,12 @@ def pytest_runtest_logreport(report):
             report.nodeid, report.when, report.duration))
         for line in str(report.longrepr).splitlines()[-25:]:
             reporter.write_line("    " + line)
+        # and the state of the fleet then: its processes, real pods, their restarts and last exits
+        proc = subprocess.run([sys.executable, "-m", "hack.fleet", "status"], cwd=REPO, check=False,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+        reporter.write_line("[the fleet after that failure (hack.fleet status):]")
+        for line in proc.stdout.splitlines()[-40:]:
+            reporter.write_line("    " + line)
 
 
 def pytest_configure(config):
