@@ -110,7 +110,8 @@ def option_problems(params):
     except (TypeError, ValueError) as e:
         text = str(e)
         found = re.match(r'[a-z0-9_]+(\.[a-z_]+)?', text)
-        var = role_variable(found.group(0)) if found else 'cilium_install'
+        option = getattr(e, 'option', None) or (found.group(0) if found else None)
+        var = role_variable(option) if option else 'cilium_install'
         return [(var, 'cilium_install would refuse it: %s' % text,
                  'correct %s in the inventory (or remove it to use the role default)' % var)]
     return []

@@ -71,7 +71,12 @@ OTHER_OWNED = (
 
 class OptionError(MeshopsValueError):
     """Options or values a release cannot take (one line, phrased for the user). A ValueError too:
-    callers that check values catch ValueError."""
+    callers that check values catch ValueError. ``option``: the cilium_install option to correct,
+    where the message starts with another one (``routing_mode=native needs ...``)."""
+
+    def __init__(self, message, option=None):
+        super().__init__(message)
+        self.option = option
 
 
 # Keys that make a cluster's mesh identity (changing them breaks the mesh).
@@ -313,9 +318,9 @@ def validate_install_params(params):
     if kpr and not host:
         raise OptionError('kube_proxy_replacement=true needs k8s_service_host (and k8s_service_port): without '
                           'kube-proxy the agents cannot reach the API server through the kubernetes Service. '
-                          'Use the API server address, or "auto"')
+                          'Use the API server address, or "auto"', option='k8s_service_host')
     if host and host != 'auto' and port is None:
-        raise OptionError('k8s_service_host is set without k8s_service_port')
+        raise OptionError('k8s_service_host is set without k8s_service_port', option='k8s_service_port')
     if port is not None and not 0 < int(port) < 65536:
         raise OptionError('k8s_service_port must be 1..65535, got %s' % port)
     routing = p.get('routing_mode')
@@ -325,7 +330,7 @@ def validate_install_params(params):
         raise OptionError('tunnel_protocol must be one of %s' % ', '.join(TUNNEL_PROTOCOLS))
     if routing == 'native' and not p.get('ipv4_native_routing_cidr'):
         raise OptionError('routing_mode=native needs ipv4_native_routing_cidr, a CIDR that covers the pod CIDRs '
-                          'of every cluster of the mesh')
+                          'of every cluster of the mesh', option='ipv4_native_routing_cidr')
     if routing == 'native' and p.get('tunnel_protocol'):
         raise OptionError('tunnel_protocol is only used with routing_mode=tunnel')
     if p.get('ipv4_native_routing_cidr'):

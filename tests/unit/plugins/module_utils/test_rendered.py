@@ -246,6 +246,22 @@ def test_an_option_problem_names_the_role_variable():
     assert option_problems(dict(ROLE_INSTALL)) == []
 
 
+@pytest.mark.parametrize('options, variable', [
+    # the message starts with the option that is right; the one to correct is another
+    ({'routing_mode': 'native', 'tunnel_protocol': None}, 'cilium_ipv4_native_routing_cidr'),
+    ({'kube_proxy_replacement': True}, 'cilium_k8s_service_host'),
+    ({'k8s_service_host': '10.0.0.1'}, 'cilium_k8s_service_port'),
+    # the message starts with the option to correct
+    ({'k8s_service_host': '10.0.0.1', 'k8s_service_port': 70000}, 'cilium_k8s_service_port'),
+    ({'cluster_pool_ipv4_pod_cidrs': ['10.1.0.0/33'], 'ipam_mode': 'cluster-pool'}, 'cilium_pod_cidrs'),
+    ({'max_connected_clusters': 300}, 'cilium_max_connected_clusters'),
+])
+def test_an_option_problem_names_the_variable_to_correct(options, variable):
+    problems = option_problems(dict(ROLE_INSTALL, **options))
+    assert [p[0] for p in problems] == [variable], problems
+    assert variable in problems[0][2]
+
+
 def _deployed(values, chart_version='1.20.2', status='deployed'):
     return {'status': status, 'chart_version': chart_version, 'values_sha256': values_digest(values)}
 
