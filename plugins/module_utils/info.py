@@ -289,11 +289,11 @@ def validate_endpoint_override(endpoint):
     address = endpoint.get('address') or None
     port = int_or_none(endpoint.get('port'))
     if not ips and not address:
-        raise ValueError('endpoint needs ips or address')
+        raise MeshopsValueError('endpoint needs ips or address')
     if ips and address:
-        raise ValueError('endpoint takes ips or address, not both')
+        raise MeshopsValueError('endpoint takes ips or address, not both')
     if port is None or not 0 < port < 65536:
-        raise ValueError('endpoint needs a port between 1 and 65535')
+        raise MeshopsValueError('endpoint needs a port between 1 and 65535')
     return {'source': 'override', 'service_type': None, 'ips': ips, 'address': address,
             'port': port, 'warnings': []}
 

@@ -249,7 +249,7 @@ def duration_seconds(text):
         total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
     if not text or pos != len(text):
-        raise ValueError('%r is not a duration such as 5m, 90s or 1h30m' % text)
+        raise MeshopsValueError('%r is not a duration such as 5m, 90s or 1h30m' % text)
     return total
 
 

@@ -28,6 +28,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     MAX_CONNECTED,
     int_or_none,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 MEMBERSHIP_CHOICES = ('exact', 'merge')
 
 
@@ -77,6 +78,29 @@ def normalize_peer(desc):
         'ca_subject_key_id': ski,
         'endpoint': normalize_endpoint(desc.get('endpoint')),
     }
+
+
+def local_peer(identity, ca):
+    """The local cluster as a normalized peer (no endpoint needed): ``identity`` holds its
+    ``cluster_name``, ``cluster_id`` and ``max_connected_clusters`` (parsed from cilium-config, or
+    its descriptor), ``ca`` its CA's fingerprint (``{sha256, subject_key_id}``) or None."""
+    return normalize_peer({'cluster_name': identity.get('cluster_name'), 'cluster_id': identity.get('cluster_id'),
+                           'max_connected_clusters': identity.get('max_connected_clusters'), 'ca': ca})
+
+
+def local_from_descriptor(descriptor, api_server):
+    """The local cluster as a normalized peer, from its own ``clustermesh_info`` descriptor
+    ``descriptor`` read earlier in the run; None when it cannot stand for a read of ``api_server``
+    now (no API server named, Cilium not installed then, or only planned). MeshopsValueError when
+    it was read from another API server."""
+    read_from = descriptor.get('api_server')
+    if not read_from or descriptor.get('installed') is not True or descriptor.get('planned'):
+        return None
+    if str(read_from).rstrip('/') != str(api_server or '').rstrip('/'):
+        raise MeshopsValueError('local: the descriptor was read from %s, not from %s, the cluster this module writes '
+                                'to; pass this cluster\'s own clustermesh_info result (or leave local out)'
+                                % (read_from, api_server))
+    return local_peer(descriptor, descriptor.get('ca'))
 
 
 def split_self(local, peers):
@@ -294,11 +318,11 @@ def plan_peers(current_entries, peers, membership='exact', remove=()):
         sorted by name; name lists sorted; ``changes`` is true when entries differ.
     """
     if membership not in MEMBERSHIP_CHOICES:
-        raise ValueError('membership must be one of %s' % ', '.join(MEMBERSHIP_CHOICES))
+        raise MeshopsValueError('membership must be one of %s' % ', '.join(MEMBERSHIP_CHOICES))
     remove = set(str(r) for r in (remove or ()))
     conflicts = remove_conflicts(peers, remove)
     if conflicts:
-        raise ValueError('%s both in peers and in remove' % ', '.join(conflicts))
+        raise MeshopsValueError('%s both in peers and in remove' % ', '.join(conflicts))
     current = dict((e['name'], e) for e in normalize_entries(current_entries))
     wanted = dict((p['name'], entry_for(p)) for p in peers)
     desired = {}

@@ -284,6 +284,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
 from ansible_collections.meshops.cilium.plugins.module_utils.mesh import (
     PLANNED_ADDRESS,
     drop_planned_problems,
+    local_from_descriptor,
+    local_peer,
     normalize_entries,
     normalize_peer,
     peer_identity_problems,
@@ -312,24 +314,7 @@ def read_local(cluster, namespace):
         except DecodeError:
             ca = None
     del secret
-    return normalize_peer({'cluster_name': ident['cluster_name'], 'cluster_id': ident['cluster_id'],
-                           'max_connected_clusters': ident['max_connected_clusters'], 'ca': ca})
-
-
-def local_from_descriptor(descriptor, api_server):
-    """The local cluster as a normalized peer, from its own ``clustermesh_info`` descriptor ``descriptor``
-    read earlier in the run; None when it cannot stand for a read of ``api_server`` now (no API server
-    named, or Cilium not installed then). ValueError when it names another API server."""
-    read_from = descriptor.get('api_server')
-    if not read_from or descriptor.get('installed') is not True or descriptor.get('planned'):
-        return None
-    if str(read_from).rstrip('/') != str(api_server or '').rstrip('/'):
-        raise ValueError('local: the descriptor was read from %s, not from %s, the cluster this module writes to; '
-                         'pass this cluster\'s own clustermesh_info result (or leave local out)'
-                         % (read_from, api_server))
-    return normalize_peer({'cluster_name': descriptor.get('cluster_name'), 'cluster_id': descriptor.get('cluster_id'),
-                           'max_connected_clusters': descriptor.get('max_connected_clusters'),
-                           'ca': descriptor.get('ca')})
+    return local_peer(ident, ca)
 
 
 def render_clusters(plan, chart_version):

@@ -12,6 +12,7 @@ import random
 import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils import mesh
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 
 CA_A = {'sha256': 'AA:BB:CC:01', 'subject_key_id': '0a0b'}
 CA_B = {'sha256': 'DD:EE:FF:02', 'subject_key_id': '0c0d'}
@@ -255,3 +256,38 @@ def test_a_planned_peer_with_the_same_id_as_another_is_still_refused():
     planned = mesh.plan_planned_peers([mesh.normalize_peer({'cluster_name': 'mesh-2', 'cluster_id': 1})], {'mesh-2'})
     problems = mesh.drop_planned_problems(mesh.validate_peers(local, planned), {'mesh-2'})
     assert [p['field'] for p in problems] == ['cluster_id']
+
+
+# --- the local cluster, from its own descriptor (clustermesh_connect option local) ---------------
+
+OWN_DESCRIPTOR = dict(desc('mesh-1', 1), api_server='https://127.0.0.1:21010', installed=True)
+
+
+def test_the_local_peer_from_its_descriptor_is_the_one_read_from_the_cluster():
+    ident = {'cluster_name': 'mesh-1', 'cluster_id': 1, 'max_connected_clusters': 255}
+    assert mesh.local_from_descriptor(OWN_DESCRIPTOR, 'https://127.0.0.1:21010/') == mesh.local_peer(ident, CA_A)
+    assert mesh.local_peer(ident, CA_A)['ca_sha256'] == CA_A['sha256'].replace(':', '')
+
+
+@pytest.mark.parametrize('change', [
+    {'api_server': None},  # an old descriptor: it does not say where it was read
+    {'installed': False},  # Cilium was not installed when it was read
+    {'planned': True},     # a planned member: nothing was read
+])
+def test_a_descriptor_that_cannot_stand_for_a_read_is_not_used(change):
+    assert mesh.local_from_descriptor(dict(OWN_DESCRIPTOR, **change), 'https://127.0.0.1:21010') is None
+
+
+def test_a_descriptor_of_another_cluster_is_refused_with_both_addresses():
+    with pytest.raises(MeshopsValueError) as e:
+        mesh.local_from_descriptor(OWN_DESCRIPTOR, 'https://127.0.0.1:21020')
+    assert 'read from https://127.0.0.1:21010, not from https://127.0.0.1:21020' in str(e.value)
+
+
+@pytest.mark.parametrize('call', [
+    lambda: mesh.plan_peers([], [], membership='all'),
+    lambda: mesh.plan_peers([], norm(desc('mesh-2', 2)), remove=['mesh-2']),
+])
+def test_bad_planner_input_is_a_meshops_error(call):
+    with pytest.raises(MeshopsValueError):
+        call()
