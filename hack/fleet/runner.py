@@ -6,6 +6,7 @@ log, component logs) and state.json listing every process started, by PID.
 import base64
 import json
 import os
+import resource
 import shutil
 import signal
 import ssl
@@ -438,8 +439,36 @@ def _link_tools(bins):
     return bindir
 
 
+# Host limits a fleet of real control planes and real pods needs (kind documents the same ones):
+# every kube-apiserver, controller and Cilium program holds inotify instances (certificate and
+# config watchers), and the default of 128 per user is shared with everything else running as
+# root on the machine; once it runs out, programs fail to start with "too many open files".
+HOST_SYSCTLS = (("fs/inotify/max_user_instances", 8192), ("fs/inotify/max_user_watches", 524288))
+
+
+def raise_host_limits():
+    """Raise the inotify limits (when lower) and this process's open-file limit to its hard limit,
+    which every fleet process inherits. Logs what it changed; a limit it cannot raise is logged."""
+    for name, want in HOST_SYSCTLS:
+        path = "/proc/sys/" + name
+        try:
+            with open(path) as f:
+                have = int(f.read().split()[0])
+            if have < want:
+                with open(path, "w") as f:
+                    f.write(str(want))
+                log("raised %s from %d to %d" % (name.replace("/", "."), have, want))
+        except (OSError, ValueError) as e:
+            log("cannot raise %s to %d: %s" % (name.replace("/", "."), want, e))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        log("raised the open-file limit from %d to %d" % (soft, hard))
+
+
 def up(clusters):
     started = time.time()
+    raise_host_limits()
     existing = Fleet.load()
     if existing is not None:
         alive = [p for p in existing.state["processes"] if _pid_alive(p["pid"], p["argv"][0])]
