@@ -629,7 +629,30 @@ def start_apiserver(name, timeout=120):
                 timeout=timeout, fleet=fleet)
     entry = fleet.process(name + "-kube-apiserver")
     log("%s: kube-apiserver (pid %d) ready in %.1fs" % (name, entry["pid"], time.time() - started))
+    restart_controllers(fleet, name)
     return entry
+
+
+# The components a real control plane restarts after an API server outage.
+RESTARTED_AFTER_OUTAGE = ("kube-controller-manager", "kube-scheduler")
+
+
+def restart_controllers(fleet, name):
+    """Restart cluster ``name``'s controller-manager and scheduler, as a real control plane does
+    after its API server was down: they run with leader election there, lose their lease once the
+    API server is gone longer than the renew deadline (10 s), exit, and their kubelet starts them
+    again. The fleet runs one of each without leader election, so nothing restarts them, and
+    after a long outage the controller-manager can stay wedged although connected again (measured
+    once: after 90 s down, a new Deployment got no ReplicaSet for over a minute and a deleted one
+    kept its pods, until the controller-manager was restarted). kwok (the kubelets) reconnects by
+    itself."""
+    for component in RESTARTED_AFTER_OUTAGE:
+        entry = fleet.process("%s-%s" % (name, component))
+        if entry is None:
+            continue
+        fleet.stop_process(entry)
+        fresh = fleet.spawn(entry["name"], entry["argv"], cluster=entry.get("cluster"))
+        log("%s: %s restarted after the outage (pid %d)" % (name, component, fresh["pid"]))
 
 
 def status():
