@@ -276,9 +276,10 @@ def run_module(fleet, collections_path):
 
 @pytest.fixture(autouse=True)
 def fleet_alive(request):
-    """Before and after every test that uses the fleet: every fleet process is alive. A dead
-    component (the pod runtime, an API server) fails the test that finds it at once, with its
-    log tail, instead of making each later test wait out its timeouts."""
+    """Before and after every test that uses the fleet: every fleet process is alive and the pod
+    runtime is not stuck. A dead or stuck component (the pod runtime, an API server) fails the test
+    that finds it at once, with its log tail, instead of making each later test wait out its
+    timeouts."""
     if "fleet" not in request.fixturenames:
         yield
         return
@@ -305,11 +306,16 @@ def pytest_runtest_logreport(report):
             report.nodeid, report.when, report.duration))
         for line in str(report.longrepr).splitlines()[-25:]:
             reporter.write_line("    " + line)
-        # and the state of the fleet then: its processes, real pods, their restarts and last exits
-        proc = subprocess.run([sys.executable, "-m", "hack.fleet", "status"], cwd=REPO, check=False,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+        # and the state of the fleet then: its processes, real pods, their restarts and last exits.
+        # An error here is printed, never raised: inside a pytest hook it would end the whole run.
+        try:
+            status = subprocess.run([sys.executable, "-m", "hack.fleet", "status"], cwd=REPO, check=False,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                                    timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            status = "hack.fleet status could not run: %s" % e
         reporter.write_line("[the fleet after that failure (hack.fleet status):]")
-        for line in proc.stdout.splitlines()[-40:]:
+        for line in status.splitlines()[-40:]:
             reporter.write_line("    " + line)
 
 
