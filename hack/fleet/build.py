@@ -7,9 +7,10 @@ Everything comes from pinned Go modules:
   * hack/gotools/charts: our tool that writes the real Cilium chart archives embedded in
     github.com/cilium/charts;
   * hack/gotools/cilium: Cilium's own clustermesh-apiserver (subcommands clustermesh,
-    kvstoremesh, etcdinit, clustermesh-dbg, kvstoremesh-dbg) and cilium-dbg, from
-    github.com/cilium/cilium (see that go.mod for its three extra lines); the same build copies
-    Cilium's real chart source, CRDs and the image's etcd-config.yaml out of that module;
+    kvstoremesh, etcdinit, clustermesh-dbg, kvstoremesh-dbg), cilium-dbg, the agent
+    (`daemon`, installed as cilium-agent) and cilium-cni, from github.com/cilium/cilium (see
+    that go.mod for its three extra lines); the same build copies Cilium's real chart source,
+    CRDs, the BPF sources the agent compiles and the images' own files out of that module;
   * helm and kwok with `go install module@version` (no replace lines in their go.mod);
   * on demand only (build_cilium_cli, never build_all): hack/gotools/cilium-cli, the upstream
     cilium-cli, the benchmark's reference peer (benchmarks/peer.py).
@@ -38,7 +39,7 @@ KWOK_VERSION = "v0.8.0"
 CHART_VERSIONS = ("1.17.14", "1.18.8", "1.19.2")
 
 
-COLD_ESTIMATES = {"kubernetes": "15-30 min", "cilium": "8-15 min", "cilium-cli": "20-25 min"}
+COLD_ESTIMATES = {"kubernetes": "15-30 min", "cilium": "15-25 min", "cilium-cli": "20-25 min"}
 
 # Modules whose pinned versions are not in the public checksum database: their hashes are
 # pinned in the helper modules' go.sum instead (the cilium-cli ones were checked against the
@@ -104,7 +105,7 @@ def tools():
     etcd = _gomod_version("etcd", "go.etcd.io/etcd/server/v3")
     charts = _gomod_version("charts", "github.com/cilium/charts")
     cmds = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
-    cilium_cmds = ["clustermesh-apiserver", "cilium-dbg"]
+    cilium_cmds = ["clustermesh-apiserver", "cilium-dbg", "daemon", "plugins/cilium-cni"]
     return {
         "kubernetes": dict(
             version=k8s, moddir="kubernetes", binaries=cmds,
@@ -131,9 +132,13 @@ def tools():
                   "sigs.k8s.io/kwok/cmd/kwok@" + KWOK_VERSION],
         ),
         "cilium": dict(
-            version=cilium_version(), moddir="cilium", binaries=cilium_cmds,
+            version=cilium_version(), moddir="cilium",
+            binaries=["clustermesh-apiserver", "cilium-dbg", "cilium-agent", "cilium-cni"],
             argv=["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "{out}/"]
             + ["github.com/cilium/cilium/" + c for c in cilium_cmds],
+            # go build names a program after its package directory; the images install the
+            # agent as cilium-agent
+            rename={"daemon": "cilium-agent"},
             after=copy_cilium_files,
         ),
     }
@@ -183,6 +188,8 @@ def _build_one(name, spec, env):
         cwd = REPO
         benv = dict(env, GOBIN=out)
     secs = _run_with_progress(name, argv, cwd, benv)
+    for src, dst in (spec.get("rename") or {}).items():
+        os.replace(os.path.join(out, src), os.path.join(out, dst))
     missing = [b for b in spec["binaries"] if not os.path.exists(os.path.join(out, b))]
     if missing:
         raise SystemExit("build of %s produced no %s" % (name, ", ".join(missing)))
@@ -274,8 +281,15 @@ def extract_charts(tool_out):
 # What the cilium build copies out of github.com/cilium/cilium, relative to the module root.
 CILIUM_CHART_SRC = "install/kubernetes/cilium"
 CILIUM_CRD_SRC = "pkg/k8s/apis/cilium.io/client/crds"
-# The file the clustermesh-apiserver image ships at /var/lib/cilium/etcd-config.yaml.
-CILIUM_IMAGE_FILES = {"clustermesh-apiserver/etcd-config.yaml": "var/lib/cilium/etcd-config.yaml"}
+# Files of Cilium's images, from the module (source -> path in the image): the
+# clustermesh-apiserver image's etcd config, the cilium image's init scripts
+# (images/cilium/Dockerfile) and the BPF sources the agent compiles at run time (its --lib-dir,
+# /var/lib/cilium, holds bpf/).
+CILIUM_IMAGE_FILES = {"clustermesh-apiserver/etcd-config.yaml": "var/lib/cilium/etcd-config.yaml",
+                      "images/cilium/init-container.sh": "init-container.sh",
+                      "plugins/cilium-cni/install-plugin.sh": "install-plugin.sh",
+                      "plugins/cilium-cni/cni-uninstall.sh": "cni-uninstall.sh",
+                      "bpf": "var/lib/cilium/bpf"}
 
 
 def _module_dir(moddir, module, env):
@@ -311,7 +325,14 @@ def copy_cilium_files(out, moddir, env):
     for rel, target in CILIUM_IMAGE_FILES.items():
         dst = os.path.join(out, "image", target)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copyfile(os.path.join(src, rel), dst)
+        if os.path.isdir(os.path.join(src, rel)):
+            shutil.rmtree(dst, ignore_errors=True)
+            # the module cache is read-only: the copy must be writable like an image's files
+            shutil.copytree(os.path.join(src, rel), dst, copy_function=shutil.copyfile)
+        else:
+            shutil.copyfile(os.path.join(src, rel), dst)
+            if rel.endswith(".sh"):
+                os.chmod(dst, 0o755)
 
 
 def cilium_dir():
