@@ -55,15 +55,21 @@ def write_shims(fleet_dir, python):
     stand-in; `clustermesh-apiserver` enters the real container (hack/fleet/pods.py)."""
     d = bin_dir(fleet_dir)
     os.makedirs(d, exist_ok=True)
+    repo = os.path.dirname(os.path.dirname(HERE))
+    pods_py = 'env PYTHONPATH="%s" "%s" -m hack.fleet.pods' % (repo, python)
+    # MESHOPS_FLEET_POD is set only by the Exec object of a real pod (hack/fleet/pods.py):
+    # a real agent's cilium-dbg runs in its container; a simulated agent gets this stand-in
     shims = {
-        "cilium-dbg": '"%s" "%s" agent "$@"' % (python, os.path.abspath(__file__)),
-        "clustermesh-apiserver": '"%s" "%s" exec "$MESHOPS_FLEET_CONTAINER" /usr/bin/clustermesh-apiserver "$@"'
-                                 % (python, os.path.join(HERE, "pods.py")),
+        "cilium-dbg": '[ -n "$MESHOPS_FLEET_POD" ] && exec %s exec "$MESHOPS_FLEET_CONTAINER" '
+                      '/usr/local/bin/cilium-dbg "$@"\nexec "%s" "%s" agent "$@"'
+                      % (pods_py, python, os.path.abspath(__file__)),
+        "clustermesh-apiserver": 'exec %s exec "$MESHOPS_FLEET_CONTAINER" /usr/bin/clustermesh-apiserver "$@"'
+                                 % pods_py,
     }
     for name, cmd in shims.items():
         path = os.path.join(d, name)
         with open(path, "w") as f:
-            f.write("#!/bin/sh\nexec %s\n" % cmd)
+            f.write("#!/bin/sh\n%s\n" % cmd)
         os.chmod(path, 0o755)
     return d
 
@@ -257,8 +263,10 @@ def _omit_empty(entry):
 def real_kvstoremesh(cluster):
     """{name: remote cluster} as the cluster's REAL KVStoreMesh reports it (kvstoremesh-dbg status
     in the real container), or raises OSError with its error."""
-    env = dict(os.environ, MESHOPS_FLEET_CLUSTER=cluster, MESHOPS_FLEET_CONTAINER="kvstoremesh")
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "pods.py"), "exec", "kvstoremesh",
+    env = dict(os.environ, MESHOPS_FLEET_CLUSTER=cluster, MESHOPS_FLEET_CONTAINER="kvstoremesh",
+               PYTHONPATH=os.path.dirname(os.path.dirname(HERE)))
+    env.pop("MESHOPS_FLEET_POD", None)
+    proc = subprocess.run([sys.executable, "-m", "hack.fleet.pods", "exec", "kvstoremesh",
                            "/usr/bin/clustermesh-apiserver", "kvstoremesh-dbg", "status", "-o", "json"],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           timeout=30, check=False)

@@ -8,7 +8,7 @@ Everything comes from pinned Go modules:
     github.com/cilium/charts;
   * hack/gotools/cilium: Cilium's own clustermesh-apiserver (subcommands clustermesh,
     kvstoremesh, etcdinit, clustermesh-dbg, kvstoremesh-dbg), cilium-dbg, the agent
-    (`daemon`, installed as cilium-agent) and cilium-cni, from github.com/cilium/cilium (see
+    (`daemon`, installed as cilium-agent), cilium-health-responder and cilium-cni, from github.com/cilium/cilium (see
     that go.mod for its three extra lines); the same build copies Cilium's real chart source,
     CRDs, the BPF sources the agent compiles and the images' own files out of that module;
   * helm and kwok with `go install module@version` (no replace lines in their go.mod);
@@ -105,7 +105,8 @@ def tools():
     etcd = _gomod_version("etcd", "go.etcd.io/etcd/server/v3")
     charts = _gomod_version("charts", "github.com/cilium/charts")
     cmds = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
-    cilium_cmds = ["clustermesh-apiserver", "cilium-dbg", "daemon", "plugins/cilium-cni"]
+    cilium_cmds = ["clustermesh-apiserver", "cilium-dbg", "daemon", "plugins/cilium-cni",
+                   "cilium-health/responder"]
     return {
         "kubernetes": dict(
             version=k8s, moddir="kubernetes", binaries=cmds,
@@ -133,12 +134,13 @@ def tools():
         ),
         "cilium": dict(
             version=cilium_version(), moddir="cilium",
-            binaries=["clustermesh-apiserver", "cilium-dbg", "cilium-agent", "cilium-cni"],
+            binaries=["clustermesh-apiserver", "cilium-dbg", "cilium-agent", "cilium-cni",
+                      "cilium-health-responder"],
             argv=["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "{out}/"]
             + ["github.com/cilium/cilium/" + c for c in cilium_cmds],
             # go build names a program after its package directory; the images install the
             # agent as cilium-agent
-            rename={"daemon": "cilium-agent"},
+            rename={"daemon": "cilium-agent", "responder": "cilium-health-responder"},
             after=copy_cilium_files,
         ),
     }
@@ -253,6 +255,19 @@ def build_cilium_cli():
     if secs:
         log("cold build time this run: %.0fs; cache size: %s" % (secs, cache_size()))
     return os.path.join(out, "cilium")
+
+
+def kwok_crd_file(plural):
+    """kwok's own CRD manifest (kustomize/crd/bases of the pinned kwok module), e.g. "execs"."""
+    proc = subprocess.run(["go", "mod", "download", "-json", "sigs.k8s.io/kwok@" + KWOK_VERSION], cwd=REPO,
+                          env=_go_env(GONOSUMDB), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True)
+    if proc.returncode != 0:
+        raise SystemExit("cannot find the kwok %s module: %s" % (KWOK_VERSION, proc.stdout[-2000:]))
+    path = os.path.join(json.loads(proc.stdout)["Dir"], "kustomize", "crd", "bases", "kwok.x-k8s.io_%s.yaml" % plural)
+    if not os.path.exists(path):
+        raise SystemExit("kwok %s has no CRD %s (%s)" % (KWOK_VERSION, plural, path))
+    return path
 
 
 def charts_dir():

@@ -53,8 +53,16 @@ import threading
 import time
 import urllib.request
 
+from . import nodes as fleet_nodes
+
 NS = "kube-system"
 REAL_LABEL = ("k8s-app", "clustermesh-apiserver")
+# The agent pods (DaemonSet `cilium`) run for real on the fleet's real nodes (hack/fleet/nodes.py).
+AGENT_LABEL = ("k8s-app", "cilium")
+# Init containers of the agent pod that set up the host itself through the host's PID 1 (mount
+# the cgroup2 hierarchy, rewrite systemd-networkd's sysctl files): on the fleet, creating the
+# real node did the former and the latter does not apply; they are reported completed.
+NODE_SETUP_INITS = ("mount-cgroup", "apply-sysctl-overwrites")
 HOSTS_HEADER = "# Kubernetes-managed hosts file (meshops fleet pod runtime).\n"
 
 
@@ -213,11 +221,104 @@ class Netns(object):
         _run("ip", "route", "replace", self.ip + "/32", "dev", host)
         _run("ip", "neigh", "replace", self.ip, "lladdr", pod_mac, "dev", host, "nud", "permanent")
         _run("sysctl", "-qw", "net.ipv4.conf.%s.route_localnet=1" % host)
+        # real nodes reach this pod through the host: forwarding on this link only (the host's
+        # own net.ipv4.ip_forward stays as it is)
+        _run("sysctl", "-qw", "net.ipv4.conf.%s.forwarding=1" % host)
         _run(*inside, "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
 
     def delete(self):
         _run("ip", "link", "del", self.host_if, check=False)
         _run("ip", "netns", "del", self.name, check=False)
+
+
+class NodeNetwork(object):
+    """The network of a hostNetwork pod on a real node: the node's own namespace (created and
+    deleted with the node, not with the pod)."""
+
+    def __init__(self, node):
+        self.node = node
+        self.name = node.netns
+        self.host_if = node.host_if
+        self.ip = node.ip
+
+    def create(self):
+        if not self.node.created:
+            self.node.create()
+
+    def delete(self):
+        pass
+
+
+class CniNetwork(object):
+    """The network of a pod on a real node, made as a kubelet makes it: an empty network
+    namespace, then the node's CNI plugin (the real cilium-cni that the agent pod's init container
+    installed, with the configuration the agent wrote) called with ADD, which asks the node's
+    agent for an address and wires the pod into Cilium's datapath; DEL when the pod goes."""
+
+    def __init__(self, tag, key, node, pod_obj):
+        h = hashlib.sha1((tag + key).encode()).hexdigest()[:6]
+        self.name = "meshops-%s-%s" % (tag, h)
+        self.host_if = None
+        self.node, self.pod = node, pod_obj
+        self.ip = None
+
+    def _cni(self, command):
+        conf_path = os.path.join(self.node.root, "etc/cni/net.d/05-cilium.conflist")
+        sock = os.path.join(self.node.root, "var/run/cilium/cilium.sock")
+        plugin = os.path.join(self.node.root, "opt/cni/bin/cilium-cni")
+        if not (os.path.exists(conf_path) and os.path.exists(plugin) and os.path.exists(sock)):
+            raise Missing("the CNI plugin of node %s (its Cilium agent is not ready: no %s)" % (
+                self.node.name, os.path.relpath(conf_path, self.node.root)))
+        with open(conf_path) as f:
+            conflist = json.load(f)
+        conf = dict(conflist["plugins"][0], cniVersion=conflist.get("cniVersion", "0.3.1"), name=conflist["name"])
+        # the plugin's log goes to the node's /var/run/cilium, not this host's
+        conf["log-file"] = os.path.join(self.node.root, "var/run/cilium/cilium-cni.log")
+        meta = self.pod["metadata"]
+        env = dict(PATH=os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), CNI_COMMAND=command,
+                   CNI_CONTAINERID=meta["uid"], CNI_NETNS="/var/run/netns/" + self.name, CNI_IFNAME="eth0",
+                   CNI_PATH=os.path.dirname(plugin), CILIUM_SOCK=sock,
+                   CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_INFRA_CONTAINER_ID=%s;"
+                            "K8S_POD_UID=%s" % (meta["namespace"], meta["name"], meta["uid"], meta["uid"]))
+        proc = subprocess.run(["ip", "netns", "exec", self.node.netns, plugin], input=json.dumps(conf),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                              timeout=60)
+        if proc.returncode != 0:
+            raise Missing("CNI %s on node %s (cilium-cni exit %d: %s)" % (
+                command, self.node.name, proc.returncode, (proc.stdout + proc.stderr).strip()[-400:]))
+        return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+    def create(self):
+        if not self.node.created:
+            self.node.create()
+        _run("ip", "netns", "del", self.name, check=False)
+        _run("ip", "netns", "add", self.name)
+        inside = ["ip", "netns", "exec", self.name]
+        _run(*inside, "ip", "link", "set", "lo", "up")
+        # as for every fleet pod: only 127.0.0.1 is local, the fleet's other loopback addresses
+        # (API server VIP, load-balancer IPs) are routed out like any remote address
+        _run(*inside, "ip", "addr", "del", "127.0.0.1/8", "dev", "lo", check=False)
+        _run(*inside, "ip", "addr", "add", "127.0.0.1/32", "dev", "lo", check=False)
+        try:
+            result = self._cni("ADD")
+        except Exception:
+            _run("ip", "netns", "del", self.name, check=False)
+            raise
+        ips = [i["address"].split("/")[0] for i in result.get("ips") or []]
+        if not ips:
+            self.delete()
+            raise Missing("an address from the CNI plugin of node %s (ADD returned %s)" % (self.node.name, result))
+        self.ip = ips[0]
+        _run(*inside, "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
+
+    def delete(self):
+        if self.ip is not None:
+            try:
+                self._cni("DEL")
+            except Exception as e:  # noqa: BLE001 - the agent may be gone; the namespace goes anyway
+                log("CNI DEL of %s on %s: %s" % (self.name, self.node.name, e))
+        _run("ip", "netns", "del", self.name, check=False)
+        self.ip = None
 
 
 def cleanup_namespaces(fleet_dir):
@@ -233,15 +334,25 @@ def cleanup_namespaces(fleet_dir):
         if name.startswith("meshops-%s-" % tag):
             _run("ip", "netns", "del", name, check=False)
             n += 1
+    fleet_nodes.cleanup(fleet_dir, tag)
     return n
 
 
 # ----------------------------------------------------------------------------- TCP proxy
+def _where(key):
+    """A listener key: (addr, port) on this host, (addr, port, netns) inside a real node."""
+    return "%s:%d" % key[:2] + (" in %s" % key[2] if len(key) > 2 else "")
+
+
 class Listener(object):
-    def __init__(self, addr, port):
+    def __init__(self, addr, port, netns=None):
         self.addr, self.port = addr, port
         self.backends = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if netns:
+            # a Service's ClusterIP inside a real node (the node routes its Service CIDR locally)
+            self.sock = fleet_nodes.netns_socket(netns, socket.AF_INET, socket.SOCK_STREAM)
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((addr, port))
         self.sock.listen(64)
@@ -312,18 +423,18 @@ class Proxy(object):
         for key in list(self.listeners):
             if key not in desired:
                 self.listeners.pop(key).close()
-                log("proxy: %s:%d closed (no Ready backend)" % key)
+                log("proxy: %s closed (no Ready backend)" % _where(key))
         for key, backends in desired.items():
             lst = self.listeners.get(key)
             if lst is None:
                 try:
                     lst = self.listeners[key] = Listener(*key)
                     self.failed.pop(key, None)
-                    log("proxy: %s:%d -> %s" % (key + (", ".join("%s:%d" % b for b in backends),)))
+                    log("proxy: %s -> %s" % (_where(key), ", ".join("%s:%d" % b for b in backends)))
                 except OSError as e:
                     if key not in self.failed:
-                        log("proxy: cannot listen on %s:%d: %s (another fleet with real pods on these "
-                            "addresses?)" % (key + (e,)))
+                        log("proxy: cannot listen on %s: %s (another fleet with real pods on these "
+                            "addresses?)" % (_where(key), e))
                     self.failed[key] = str(e)
                     continue
             lst.backends = list(backends)
@@ -405,7 +516,7 @@ def volume_files(pod, vol, secrets, configmaps, token_fn):
                 for it in s["downwardAPI"].get("items") or []:
                     if it.get("fieldRef"):
                         files[it["path"]] = (_field(pod, it["fieldRef"]["fieldPath"]).encode(), None)
-    elif "emptyDir" in vol:
+    elif "emptyDir" in vol or "hostPath" in vol:
         return None
     else:
         raise Missing("volume type of %s (not supported by the fleet)" % vol.get("name"))
@@ -447,9 +558,14 @@ def container_env(pod, ctr, secrets, configmaps, base):
     return env
 
 
-def etc_hosts(pod, ip):
+def etc_hosts(pod, ip, services=()):
+    """The pod's /etc/hosts as a kubelet writes it; ``services`` ((ClusterIP, names), ...) stand
+    for the cluster DNS the fleet does not run (host-network pods on real nodes get them)."""
     lines = [HOSTS_HEADER, "127.0.0.1\tlocalhost\n", "::1\tlocalhost ip6-localhost ip6-loopback\n",
              "%s\t%s\n" % (ip, pod["metadata"]["name"])]
+    if services:
+        lines.append("\n# Services of the cluster (the fleet runs no cluster DNS).\n")
+        lines += ["%s\t%s\n" % (addr, "\t".join(names)) for addr, names in services]
     aliases = pod["spec"].get("hostAliases") or []
     if aliases:
         lines.append("\n# Entries added by HostAliases.\n")
@@ -458,11 +574,83 @@ def etc_hosts(pod, ip):
     return "".join(lines).encode()
 
 
+# ----------------------------------------------------------------------------- images
+class Image(object):
+    """What a container image gives a container: ``binds`` (path in the container -> file or
+    directory of this machine: our builds of the image's programs, the image's own files),
+    ``env`` (the image's ENV) and, with ``base_os``, the operating system the image is built on,
+    which here is this machine's ``/usr`` (read-only: clang, llc, iptables, ip, bash that
+    Cilium's agent image carries) with the usual ``/bin`` ``/lib`` ... links."""
+
+    def __init__(self, name, binds, env, base_os=False, copies=None):
+        self.name, self.binds, self.env, self.base_os = name, binds, env, base_os
+        # directories the image's programs write into (its writable layer): copied into each
+        # container's root once, not bound
+        self.copies = copies or {}
+
+    def mounts(self):
+        """[source, path in the container, read-only] of the image, parents first."""
+        out = []
+        if self.base_os:
+            for entry in sorted(os.listdir("/usr")):
+                if entry != "local" and os.path.isdir(os.path.join("/usr", entry)):
+                    out.append([os.path.join("/usr", entry), "/usr/" + entry, True])
+            for path in ("/etc/alternatives", "/etc/ld.so.cache"):
+                if os.path.exists(path):
+                    out.append([path, path, True])
+        out += [[src, path, True] for path, src in sorted(self.binds.items())]
+        return out
+
+    def prepare(self, root):
+        for path, src in self.copies.items():
+            dst = os.path.join(root, path.lstrip("/"))
+            if not os.path.exists(dst):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.rmtree(dst + ".tmp", ignore_errors=True)
+                shutil.copytree(src, dst + ".tmp", copy_function=shutil.copyfile)
+                os.replace(dst + ".tmp", dst)
+        if self.base_os:
+            for link in ("bin", "sbin", "lib", "lib64"):
+                path = os.path.join(root, link)
+                if not os.path.lexists(path) and os.path.isdir(os.path.join("/usr", link)):
+                    os.symlink("usr/" + link, path)
+
+
+def image_of(ctr):
+    """The image name of a container spec without registry, tag and digest:
+    quay.io/cilium/cilium:v1.20.2@sha256:... -> cilium."""
+    ref = ctr.get("image") or ""
+    return ref.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+
+
+def http_probe(netns, host, port, path, headers, timeout):
+    """GET from inside a network namespace (a probe of 127.0.0.1 means the pod's own)."""
+    import http.client  # noqa: PLC0415
+    try:
+        sock = fleet_nodes.netns_socket(netns, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, int(port)))
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        conn.sock = sock
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        return 200 <= r.status < 400
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        sock.close()
+
+
 # ----------------------------------------------------------------------------- one pod
 class Container(object):
     def __init__(self, pod, spec, init=False):
         self.pod, self.spec, self.init = pod, spec, init
         self.name = spec["name"]
+        self.image = pod.rt.images.get(image_of(spec))
         self.proc = None
         self.pid = None
         self.restarts = 0
@@ -478,7 +666,10 @@ class Container(object):
 
     def start(self, secrets, configmaps):
         pod = self.pod
-        env = container_env(pod.obj, self.spec, secrets, configmaps, pod.base_env())
+        if self.image is None:
+            raise Missing("image %s (the fleet runs the images %s)" % (
+                self.spec.get("image"), ", ".join(sorted(pod.rt.images))))
+        env = container_env(pod.obj, self.spec, secrets, configmaps, pod.base_env(self.image))
         cmd = [expand(a, env) for a in (self.spec.get("command") or [])]
         args = [expand(a, env) for a in (self.spec.get("args") or [])]
         argv = cmd + args
@@ -536,14 +727,23 @@ class Container(object):
 
 
 class Pod(object):
-    def __init__(self, rt, cluster, obj, ip):
+    def __init__(self, rt, cluster, obj, ip, node=None):
         self.rt, self.cluster, self.obj = rt, cluster, obj
         self.name = obj["metadata"]["name"]
         self.uid = obj["metadata"]["uid"]
         self.key = "%s/%s" % (cluster["name"], self.name)
         self.dir = os.path.join(rt.fleet_dir, "pods", cluster["name"], self.name)
-        self.netns = Netns(rt.tag, self.key + self.uid, ip)
+        self.node = node
+        if node is not None and obj["spec"].get("hostNetwork"):
+            self.netns = NodeNetwork(node)
+            ip = node.ip
+        elif node is not None:
+            self.netns = CniNetwork(rt.tag, self.key + self.uid, node, obj)
+            ip = None
+        else:
+            self.netns = Netns(rt.tag, self.key + self.uid, ip)
         self.ip = ip
+        self.exec_object = False
         self.inits = [Container(self, c, init=True) for c in obj["spec"].get("initContainers") or []]
         self.containers = [Container(self, c) for c in obj["spec"].get("containers") or []]
         self.phase = "Pending"
@@ -555,13 +755,15 @@ class Pod(object):
         self.stopped = False
 
     # files -------------------------------------------------------------
-    def base_env(self):
+    def base_env(self, image):
         host, port = kubernetes_vip(self.cluster)
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "HOSTNAME": self.name, "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": str(port),
+        # HOME as container runtimes set it for root
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+               "HOSTNAME": self.node.name if isinstance(self.netns, NodeNetwork) else self.name,
+               "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": str(port),
                "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
                "KUBERNETES_PORT": "tcp://%s:%d" % (host, port)}
-        env.update(self.rt.image_env)
+        env.update(image.env)
         return env
 
     def token(self, audience, seconds):
@@ -580,6 +782,9 @@ class Pod(object):
         """Write every volume's files; True when something changed."""
         changed = False
         for vol in self.obj["spec"].get("volumes") or []:
+            if "hostPath" in vol:
+                self.host_path(vol)
+                continue
             d = os.path.join(self.dir, "volumes", vol["name"])
             files = volume_files(self.obj, vol, secrets, configmaps, self.token)
             os.makedirs(d, exist_ok=True)
@@ -587,42 +792,60 @@ class Pod(object):
                 changed = True
         return changed
 
+    def host_path(self, vol):
+        """Where a hostPath volume is on this machine: the real node's own directory (created as
+        its ``type`` asks); pods on simulated nodes have no host."""
+        hp = vol["hostPath"]
+        if self.node is None:
+            raise Missing("a node for hostPath volume %s (only the fleet's real nodes have one)" % vol["name"])
+        path = self.node.host_path(hp["path"])
+        kind = hp.get("type") or ""
+        if kind == "FileOrCreate" and not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "a").close()
+        elif kind == "DirectoryOrCreate" or (kind == "" and not os.path.exists(path)):
+            os.makedirs(path, exist_ok=True)
+        elif not os.path.exists(path):
+            raise Missing("hostPath %s (type %s) on node %s" % (hp["path"], kind, self.node.name))
+        return path
+
     def rootfs(self, ctr):
         root = os.path.join(self.dir, "rootfs", ctr.name)
-        for d in ("proc", "dev", "tmp", "etc", "var/run/cilium"):
+        for d in ("proc", "sys", "dev", "tmp", "etc", "run", "var/run/cilium"):
             os.makedirs(os.path.join(root, d), exist_ok=True)
         os.chmod(os.path.join(root, "tmp"), 0o1777)
-        for path in self.rt.image_binaries:
-            target = os.path.join(root, path.lstrip("/"))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if not os.path.exists(target):
-                open(target, "w").close()
-        for dirpath, _, names in os.walk(self.rt.image_files):
-            for n in names:
-                src = os.path.join(dirpath, n)
-                dst = os.path.join(root, os.path.relpath(src, self.rt.image_files))
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copyfile(src, dst)
-        _write_atomic(os.path.join(root, "etc/hosts"), etc_hosts(self.obj, self.ip))
+        ctr.image.prepare(root)
+        self.write_hosts(root)
         _write_atomic(os.path.join(root, "etc/nsswitch.conf"), b"hosts: files dns\n")
+        _write_atomic(os.path.join(root, "etc/passwd"), b"root:x:0:0:root:/root:/bin/sh\n")
+        _write_atomic(os.path.join(root, "etc/group"), b"root:x:0:\n")
+        os.makedirs(os.path.join(root, "root"), exist_ok=True)
         _write_atomic(os.path.join(root, "etc/resolv.conf"), b"nameserver 127.0.0.1\noptions ndots:5\n")
-        for m in ctr.spec.get("volumeMounts") or []:
-            os.makedirs(os.path.join(root, m["mountPath"].lstrip("/")), exist_ok=True)
         return root
 
+    def write_hosts(self, root):
+        services = self.rt.service_names.get(self.cluster["name"], ()) if self.node is not None else ()
+        _write_atomic(os.path.join(root, "etc/hosts"), etc_hosts(self.obj, self.ip, services))
+
     def binds(self, ctr):
-        out = [[src, path] for path, src in self.rt.image_binaries.items()]
+        out = ctr.image.mounts()
+        vols = dict((v["name"], v) for v in self.obj["spec"].get("volumes") or [])
         for m in ctr.spec.get("volumeMounts") or []:
-            src = os.path.join(self.dir, "volumes", m["name"])
+            vol = vols.get(m["name"]) or {}
+            if "hostPath" in vol:
+                src = self.host_path(vol)
+            else:
+                src = os.path.join(self.dir, "volumes", m["name"])
             if m.get("subPath"):
                 src = os.path.join(src, m["subPath"])
-            out.append([src, m["mountPath"]])
+            out.append([src, m["mountPath"], bool(m.get("readOnly"))])
         return out
 
     # lifecycle ---------------------------------------------------------
     def create(self):
         os.makedirs(self.dir, exist_ok=True)
         self.netns.create()
+        self.ip = self.netns.ip
         self.created = True
         self.start_time = _now()
         log("%s: network namespace %s, pod IP %s" % (self.key, self.netns.name, self.ip))
@@ -641,6 +864,12 @@ class Pod(object):
         for c in self.inits:
             if c.done:
                 continue
+            if self.node is not None and c.name in NODE_SETUP_INITS:
+                c.done = True
+                c.last_exit = {"exitCode": 0, "finishedAt": _now(), "startedAt": _now(), "reason": "Completed",
+                               "message": "the fleet's real node did this (hack/fleet/nodes.py), not the image"}
+                log("%s: init container %s: done by the fleet's node setup" % (self.key, c.name))
+                continue
             if c.proc is None and now >= c.next_start:
                 c.start(secrets, configmaps)
                 log("%s: init container %s started (pid %d)" % (self.key, c.name, c.pid))
@@ -658,6 +887,10 @@ class Pod(object):
                 self.key, c.name, rc, _indent(c.last_exit["message"])))
             return
         self.phase = "Running"
+        if self.node is not None:
+            for c in self.containers:
+                if os.path.isdir(os.path.join(self.dir, "rootfs", c.name, "etc")):
+                    self.write_hosts(os.path.join(self.dir, "rootfs", c.name))
         for c in self.containers:
             rc = c.check_exit()
             if rc is not None:
@@ -683,6 +916,13 @@ class Pod(object):
             if not str(port).isdigit():
                 port = [p["containerPort"] for p in c.spec.get("ports") or [] if p.get("name") == port]
                 port = port[0] if port else 0
+            if isinstance(self.netns, NodeNetwork) or get.get("host"):
+                # a host-network pod's probe (or one naming a host) is dialled from inside its
+                # network namespace: 127.0.0.1 there is the pod's own
+                headers = dict((h["name"], h["value"]) for h in get.get("httpHeaders") or [])
+                c.ready = http_probe(self.netns.name, get.get("host") or self.ip, port, get.get("path", "/"),
+                                     headers, probe.get("timeoutSeconds") or 1)
+                continue
             url = "%s://%s:%s%s" % (get.get("scheme", "HTTP").lower(), self.ip, port, get.get("path", "/"))
             try:
                 with urllib.request.urlopen(url, timeout=probe.get("timeoutSeconds") or 1) as r:
@@ -712,11 +952,13 @@ class Pod(object):
         initialized = all(c.done for c in self.inits)
         cond = lambda t, ok: {"type": t, "status": "True" if ok else "False"}  # noqa: E731
         node_ip = self.rt.node_ip(self.cluster, self.obj["spec"].get("nodeName"))
-        st = {"phase": self.phase, "podIP": self.ip, "podIPs": [{"ip": self.ip}], "startTime": self.start_time,
+        st = {"phase": self.phase, "startTime": self.start_time,
               "conditions": [cond("PodScheduled", True), cond("Initialized", initialized),
                              cond("ContainersReady", ready), cond("Ready", ready)],
               "initContainerStatuses": [cstatus(c) for c in self.inits],
               "containerStatuses": [cstatus(c) for c in self.containers]}
+        if self.ip:
+            st["podIP"], st["podIPs"] = self.ip, [{"ip": self.ip}]
         if node_ip:
             st["hostIP"], st["hostIPs"] = node_ip, [{"ip": node_ip}]
         if self.waiting:
@@ -748,18 +990,45 @@ def _indent(text):
 
 
 # ----------------------------------------------------------------------------- the runtime
+def images(state):
+    """The images the fleet runs, by name (see Image)."""
+    bins = state["binaries"]
+    files = os.path.join(state["cilium_dir"], "image")
+    out = {
+        # images/clustermesh-apiserver/Dockerfile: the program, etcd, the etcd config, the ENV
+        "clustermesh-apiserver": Image("clustermesh-apiserver", {
+            "/usr/bin/clustermesh-apiserver": bins["clustermesh-apiserver"], "/usr/bin/etcd": bins["etcd"],
+            "/var/lib/cilium/etcd-config.yaml": os.path.join(files, "var/lib/cilium/etcd-config.yaml")},
+            {"GOPS_CONFIG_DIR": "/tmp/gops"}),
+    }
+    llvm = fleet_nodes.llvm_bin()
+    if "cilium-agent" in bins and llvm:
+        # images/cilium/Dockerfile: the agent and its tools, the CNI plugin, the BPF sources
+        # (--lib-dir /var/lib/cilium), the init scripts, LLVM; built on an OS image (ours: /usr)
+        binds = dict(("/usr/local/bin/" + b, bins[b]) for b in ("cilium-agent", "cilium-dbg", "cilium-health-responder"))
+        binds.update({"/usr/local/bin/clang": os.path.join(llvm, "clang"), "/usr/local/bin/llc": os.path.join(llvm, "llc"),
+                      "/opt/cni/bin/cilium-cni": bins["cilium-cni"]})
+        for script in ("init-container.sh", "install-plugin.sh", "cni-uninstall.sh"):
+            binds["/" + script] = os.path.join(files, script)
+        # the agent writes its feature headers into bpf/: a copy per container
+        out["cilium"] = Image("cilium", binds, {"HUBBLE_SERVER": "unix:///var/run/cilium/hubble.sock",
+                                                "INITSYSTEM": "SYSTEMD"}, base_os=True,
+                              copies={"/var/lib/cilium/bpf": os.path.join(files, "var/lib/cilium/bpf")})
+    return out
+
+
 class Runtime(object):
     def __init__(self, state, fleet_dir, repo):
         self.state, self.fleet_dir, self.repo = state, fleet_dir, repo
         self.tag = fleet_tag(fleet_dir)
         self.clusters = state["clusters"]
-        bins = state["binaries"]
-        self.image_binaries = {"/usr/bin/clustermesh-apiserver": bins["clustermesh-apiserver"],
-                               "/usr/bin/etcd": bins["etcd"]}
-        self.image_files = os.path.join(state["cilium_dir"], "image")
-        # the clustermesh-apiserver image's ENV (images/clustermesh-apiserver/Dockerfile)
-        self.image_env = {"GOPS_CONFIG_DIR": "/tmp/gops"}
+        self.images = images(state)
+        self.real_nodes = {}
+        for c in self.clusters:
+            for n in c["network"].get("real_nodes") or []:
+                self.real_nodes[(c["name"], n["name"])] = fleet_nodes.Node(fleet_dir, self.tag, c, n)
         self.pods = {}
+        self.service_names = {}
         self.proxy = Proxy()
         self._apis = {}
         self.nodes = {}
@@ -781,6 +1050,44 @@ class Runtime(object):
                         return a["address"]
         return None
 
+    def is_real(self, cluster, pod):
+        """The clustermesh-apiserver pods everywhere; the agent pods on real nodes."""
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get(REAL_LABEL[0]) == REAL_LABEL[1]:
+            return True
+        return (labels.get(AGENT_LABEL[0]) == AGENT_LABEL[1] and "cilium" in self.images
+                and (cluster["name"], pod["spec"].get("nodeName")) in self.real_nodes)
+
+    def custom(self, cluster):
+        from kubernetes import client  # noqa: PLC0415
+        return client.CustomObjectsApi(self.api(cluster).api_client)
+
+    def create_exec(self, cluster, pod):
+        """A kwok Exec for this pod (kwok passes the pod's name to nothing else): `kubectl exec`
+        into any of its containers runs our shims with the pod named, which enter the real
+        container (see exec_in_container)."""
+        env = [{"name": "MESHOPS_FLEET_CLUSTER", "value": cluster["name"]},
+               {"name": "MESHOPS_FLEET_POD", "value": pod.name},
+               {"name": "MESHOPS_FLEET_STATE", "value": os.path.join(self.fleet_dir, "state.json")}]
+        execs = [{"containers": [c.name], "local": {"envs": env + [{"name": "MESHOPS_FLEET_CONTAINER", "value": c.name}]}}
+                 for c in pod.containers]
+        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
+                "metadata": {"name": pod.name, "namespace": NS}, "spec": {"execs": execs}}
+        try:
+            self.custom(cluster).create_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", NS, "execs", body,
+                                                                 _request_timeout=5)
+        except Exception as e:  # noqa: BLE001 - 409 (exists) is fine; others are retried next round
+            if getattr(e, "status", None) != 409:
+                raise
+        pod.exec_object = True
+
+    def delete_exec(self, cluster, pod):
+        try:
+            self.custom(cluster).delete_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", NS, "execs", pod.name,
+                                                                 _request_timeout=5)
+        except Exception:  # noqa: BLE001 - gone already, or the API server is down: kwok ignores it
+            pass
+
     def _pod_ip(self, cluster, node_name):
         idx = [n["metadata"]["name"] for n in self.nodes.get(cluster["name"], [])]
         node = sorted(idx).index(node_name) if node_name in idx else 0
@@ -797,7 +1104,8 @@ class Runtime(object):
         name = cluster["name"]
         self.nodes[name] = [ser(n) for n in api.list_node(_request_timeout=5).items]
         pods = [ser(p) for p in api.list_namespaced_pod(
-            NS, label_selector="%s=%s" % REAL_LABEL, _request_timeout=5).items]
+            NS, label_selector="%s in (%s,%s)" % (REAL_LABEL[0], REAL_LABEL[1], AGENT_LABEL[1]),
+            _request_timeout=5).items]
         secrets = dict((s["metadata"]["name"], s) for s in
                        (ser(x) for x in api.list_namespaced_secret(NS, _request_timeout=5).items))
         configmaps = dict((s["metadata"]["name"], s) for s in
@@ -806,16 +1114,22 @@ class Runtime(object):
         for p in pods:
             if p["metadata"].get("deletionTimestamp") or not p["spec"].get("nodeName"):
                 continue
+            if not self.is_real(cluster, p):
+                continue
             live[p["metadata"]["uid"]] = p
         for uid, pod in list(self.pods.items()):
             if pod.cluster["name"] == name and uid not in live:
                 pod.stop()
+                self.delete_exec(cluster, pod)
                 del self.pods[uid]
         for uid, p in live.items():
             pod = self.pods.get(uid)
             if pod is None:
-                pod = self.pods[uid] = Pod(self, cluster, p, self._pod_ip(cluster, p["spec"]["nodeName"]))
+                node = self.real_nodes.get((name, p["spec"]["nodeName"]))
+                pod = self.pods[uid] = Pod(self, cluster, p, self._pod_ip(cluster, p["spec"]["nodeName"]), node)
             pod.obj = p
+            if not pod.exec_object:
+                self.create_exec(cluster, pod)
             try:
                 pod.step(secrets, configmaps)
             except Missing as e:
@@ -828,7 +1142,12 @@ class Runtime(object):
                     log("%s: %s, Ready=%s" % (pod.key, st["phase"], pod.ready()))
                 pod.status_sent = st
         # Services selecting a real pod: LB ingress IP:port and node IP:nodePort -> Ready pods
-        for svc in (ser(s) for s in api.list_namespaced_service(NS, _request_timeout=5).items):
+        services = [ser(s) for s in api.list_namespaced_service(NS, _request_timeout=5).items]
+        self.service_names[name] = [
+            (svc["spec"]["clusterIP"], ["%s.%s.svc" % (svc["metadata"]["name"], NS),
+                                        "%s.%s.svc.cluster.local" % (svc["metadata"]["name"], NS)])
+            for svc in services if svc["spec"].get("clusterIP") not in (None, "", "None")]
+        for svc in services:
             sel = svc["spec"].get("selector") or {}
             if not sel:
                 continue
@@ -849,9 +1168,16 @@ class Runtime(object):
                 if svc["spec"].get("type") == "LoadBalancer":
                     for ip in ingress:
                         desired[(ip, int(port["port"]))] = backends
+                # the ClusterIP inside each real node, as kube-proxy serves it there
+                cluster_ip = svc["spec"].get("clusterIP")
+                if cluster_ip and cluster_ip != "None":
+                    for node in self.real_nodes.values():
+                        if node.cluster["name"] == name and node.created:
+                            desired[(cluster_ip, int(port["port"]), node.netns)] = backends
                 if svc["spec"].get("type") in ("NodePort", "LoadBalancer") and port.get("nodePort"):
                     for ip in node_ips:
-                        if ip:
+                        # real nodes' IPs are on the underlay, not on this host
+                        if ip and ip.startswith("127."):
                             desired[(ip, int(port["nodePort"]))] = backends
         desired[kubernetes_vip(cluster)] = [("127.0.0.1", cluster["ports"]["apiserver"])]
 
@@ -895,6 +1221,8 @@ class Runtime(object):
         for pod in list(self.pods.values()):
             pod.stop()
         self.pods = {}
+        for node in self.real_nodes.values():
+            node.delete()
         self.save()
         self.proxy.close()
 
@@ -933,13 +1261,30 @@ def run_container(spec_file):
         spec = json.load(f)
     root = spec["rootfs"]
     _run("mount", "--make-rprivate", "/")
-    for src, dst in spec["binds"]:
-        _run("mount", "--bind", src, os.path.join(root, dst.lstrip("/")))
     _run("mount", "--rbind", "/dev", os.path.join(root, "dev"))
     _run("mount", "-t", "proc", "proc", os.path.join(root, "proc"))
+    # sysfs of this network namespace (its own devices), as a container runtime mounts it
+    _run("mount", "-t", "sysfs", "sysfs", os.path.join(root, "sys"))
+    # parents before children: /var/run/cilium before /var/run/cilium/netns
+    for src, dst, ro in sorted(spec["binds"], key=lambda b: b[1].rstrip("/").count("/")):
+        target = os.path.join(root, dst.lstrip("/"))
+        try:
+            if os.path.isdir(src):
+                os.makedirs(target, exist_ok=True)
+            elif not os.path.exists(target):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                open(target, "a").close()
+        except OSError as e:
+            # e.g. /lib/modules on a host without it: the target would be inside the read-only
+            # /usr of the image's base OS
+            sys.stderr.write("[fleet] not mounting %s at %s: %s\n" % (src, dst, e))
+            continue
+        _run("mount", "--bind", src, target)
+        if ro:
+            _run("mount", "-o", "remount,bind,ro", target)
     os.chroot(root)
     os.chdir(spec["workdir"])
-    os.execve(spec["argv"][0], spec["argv"], spec["env"])
+    os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
 
 
 def exec_in_container(container, argv):
@@ -947,15 +1292,20 @@ def exec_in_container(container, argv):
     network namespaces and the root of the container's process and run ``argv`` there.
 
     kwok's exec (the fleet's kubelet API) runs on this host with MESHOPS_FLEET_CLUSTER naming the
-    cluster and MESHOPS_FLEET_CONTAINER the container, but passes no pod name: the cluster's one
-    real pod with that container running is entered; with several, the exec is refused."""
+    cluster, MESHOPS_FLEET_CONTAINER the container and, through the Exec object the runtime
+    made for each real pod, MESHOPS_FLEET_POD the pod. Without a pod name (an exec that reached
+    the cluster-wide ClusterExec) the cluster's one real pod with that container running is
+    entered; with several, the exec is refused."""
     cluster = os.environ.get("MESHOPS_FLEET_CLUSTER")
     state = os.environ.get("MESHOPS_FLEET_STATE", "")
     pods = load_pods(os.path.dirname(state))
+    pod_name = os.environ.get("MESHOPS_FLEET_POD")
     pids = [(key, p["containers"][container]["pid"]) for key, p in sorted(pods.items())
-            if p["cluster"] == cluster and (p["containers"].get(container) or {}).get("pid")]
+            if p["cluster"] == cluster and (p["containers"].get(container) or {}).get("pid")
+            and (not pod_name or p["name"] == pod_name)]
     if not pids:
-        sys.stderr.write("container %s is not running in any real pod of %s\n" % (container, cluster))
+        sys.stderr.write("container %s is not running in %s of %s\n" % (
+            container, "pod " + pod_name if pod_name else "any real pod", cluster))
         return 126
     if len(pids) > 1:
         sys.stderr.write("the fleet's exec cannot tell which pod is meant: %s run %s (kwok passes no "

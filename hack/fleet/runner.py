@@ -17,12 +17,14 @@ import urllib.request
 
 import yaml
 
-from . import agent_standin, build, pki, pods
+from . import agent_standin, build, nodes, pki, pods
 
 FLEET_DIR = os.environ.get("MESHOPS_FLEET_DIR", os.path.join(build.REPO, ".fleet"))
 STATE = os.path.join(FLEET_DIR, "state.json")
 PORT_BASE = int(os.environ.get("MESHOPS_FLEET_PORT_BASE", "21000"))
 NODES_PER_CLUSTER = 3
+# the first REAL_NODES nodes of each cluster run Cilium's own agent (hack/fleet/nodes.py)
+REAL_NODES = min(NODES_PER_CLUSTER, max(0, nodes.REAL_NODES))
 # Each port base (one per fleet) gets its own addresses, so that two fleets can run real pods side
 # by side: loopback 127.<k>.<cluster>.x and pod CIDRs 10.<16k + cluster>.0.0/16, k = 0 for 21000.
 FLEET_NUMBER = ((PORT_BASE - 21000) // 1000) % 6
@@ -57,6 +59,10 @@ def cluster_ports(i):
     return dict(apiserver=base, kcm=base + 1, scheduler=base + 2, kwok=base + 3, kubelet=base + 4)
 
 
+def node_name(i, n):
+    return "mesh-%d-node-%d" % (i, n + 1)
+
+
 def cluster_network(i):
     """Distinct, realistic addressing per cluster (pod CIDR /16 split in /24 per node), distinct
     per fleet too (FLEET_NUMBER)."""
@@ -67,9 +73,13 @@ def cluster_network(i):
         pod_cidr="10.%d.0.0/16" % (pod,),
         service_cidr="10.%d.0.0/16" % (100 + i,),
         node_cidrs=["10.%d.%d.0/24" % (pod, n) for n in range(NODES_PER_CLUSTER)],
-        # Node InternalIPs sit on loopback (127.<k>.<i>.<n>) so nothing the fleet or the
-        # API server does can send traffic off this machine.
-        node_ips=["127.%d.%d.%d" % (FLEET_NUMBER, i, 11 + n) for n in range(NODES_PER_CLUSTER)],
+        # Simulated nodes' InternalIPs sit on loopback (127.<k>.<i>.<n>) so nothing the fleet or
+        # the API server does can send traffic off this machine; real nodes' on the fleet's
+        # underlay bridge (hack/fleet/nodes.py), which exists only inside the fleet's namespaces.
+        node_ips=[nodes.underlay_ip(FLEET_NUMBER, i, n) if n < REAL_NODES else
+                  "127.%d.%d.%d" % (FLEET_NUMBER, i, 11 + n) for n in range(NODES_PER_CLUSTER)],
+        real_nodes=[{"name": node_name(i, n), "ip": nodes.underlay_ip(FLEET_NUMBER, i, n),
+                     "pod_cidr": "10.%d.%d.0/24" % (pod, n)} for n in range(REAL_NODES)],
         lb_pool=["127.%d.%d.%d" % (FLEET_NUMBER, i, 200 + k) for k in range(50)],
         kubernetes_vip="127.%d.%d.1" % (FLEET_NUMBER, i),
     )
@@ -283,6 +293,8 @@ def _prepare_cluster(i, ca_cert_ca_key=None):
         "client-certificate": os.path.join(d, "admin.crt"), "client-key": os.path.join(d, "admin.key")})))
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "stages.yaml")) as f:
         stages = f.read()
+    real = ["cilium@%s" % n["name"] for n in net["real_nodes"]] or ["none"]
+    stages = stages.replace("REAL_AGENT_PODS", json.dumps(real))
     _write(os.path.join(d, "kwok-stages.yaml"), stages.rstrip("\n") + "\n" + agent_standin.cluster_exec_yaml(name, STATE))
     return {
         "name": name, "index": i, "server": server, "dir": d, "ports": ports, "network": net,
@@ -357,9 +369,11 @@ def _start_components(fleet, c, bins):
     ], cluster=name)
     # kwok's server listens on loopback only: its exec runs the requested command on this host
     # (the ClusterExec in kwok-stages.yaml), with the agent stand-ins first on PATH.
+    # kwok's Exec objects: the pod runtime names each real pod in one (hack/fleet/pods.py)
+    apply_manifests(c, bins, [build.kwok_crd_file("execs")], "kwok's Exec CRD")
     fleet.spawn(name + "-kwok", [
         bins["kwok"], "--kubeconfig=" + j("kubeconfig-fleet-kwok"), "--config=" + j("kwok-stages.yaml"),
-        "--manage-all-nodes=true", "--node-lease-duration-seconds=40",
+        "--manage-all-nodes=true", "--node-lease-duration-seconds=40", "--enable-crds=Exec",
         "--server-address=127.0.0.1:%d" % ports["kubelet"],
         "--tls-cert-file=" + j("kubelet.crt"), "--tls-private-key-file=" + j("kubelet.key"),
     ], cluster=name, env=dict(os.environ, PATH=agent_standin.bin_dir(FLEET_DIR) + os.pathsep + os.environ.get("PATH", "")))
@@ -372,12 +386,14 @@ def _create_nodes(c):
     api = client.CoreV1Api(config.new_client_from_config(config_file=c["kubeconfig"]))
     net = c["network"]
     for n in range(NODES_PER_CLUSTER):
-        node_name = "%s-node-%d" % (c["name"], n + 1)
+        name = node_name(c["index"], n)
         body = {
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node_name, "labels": {
-                "kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux",
+            "metadata": {"name": name, "labels": {
+                "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64", "type": "kwok",
+                # where Cilium's agent runs for real (hack/fleet/nodes.py)
+                "meshops.io/datapath": "real" if n < REAL_NODES else "simulated",
                 "topology.kubernetes.io/zone": "%s-zone-%d" % (c["name"], n % 3 + 1)},
                 "annotations": {"kwok.x-k8s.io/node": "fake"}},
             "spec": {"podCIDR": net["node_cidrs"][n], "podCIDRs": [net["node_cidrs"][n]]},
@@ -387,10 +403,10 @@ def _create_nodes(c):
         except client.ApiException as e:
             if e.status != 409:
                 raise
-        api.patch_node_status(node_name, {"status": {
+        api.patch_node_status(name, {"status": {
             "addresses": [
                 {"type": "InternalIP", "address": net["node_ips"][n]},
-                {"type": "Hostname", "address": node_name},
+                {"type": "Hostname", "address": name},
                 # how kube-apiserver reaches this node's "kubelet" (kwok's server) for exec
                 {"type": "InternalDNS", "address": "localhost"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": c["ports"]["kubelet"]}}}})
@@ -479,6 +495,8 @@ def up(clusters):
         down()
     build.build_all()
     bins = build.binaries()
+    if REAL_NODES:
+        nodes.ensure_host_packages(log)
     if os.path.exists(FLEET_DIR):
         shutil.rmtree(FLEET_DIR)
     os.makedirs(FLEET_DIR)
@@ -527,6 +545,10 @@ def up(clusters):
     # the clustermesh-apiserver pods run for real (hack/fleet/pods.py)
     fleet.spawn("pod-runtime", [sys.executable, "-m", "hack.fleet", "pod-runtime"])
     fleet.save()
+    time.sleep(2)
+    dead = fleet.check_processes()
+    if dead:
+        raise SystemExit(_crash_report(dead))
     path = write_merged_kubeconfig(fleet)
     bindir = _link_tools(bins)
     fleet.state["kubeconfig"] = path
@@ -539,17 +561,21 @@ def up(clusters):
     return fleet
 
 
-def apply_cilium_crds(c, bins):
-    """Cilium's real CRDs (v2, v2alpha1) from the cilium build, as the operator would install them."""
+def apply_manifests(c, bins, files, what):
     started = time.time()
-    files = build.cilium_crd_files()
     argv = [bins["kubectl"], "--kubeconfig", c["kubeconfig"], "apply", "--server-side", "--force-conflicts"]
     for f in files:
         argv += ["-f", f]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     if proc.returncode != 0:
-        raise SystemExit("%s: applying Cilium's CRDs failed:\n%s" % (c["name"], proc.stdout[-3000:]))
-    log("%s: applied Cilium's %d CRDs in %.1fs" % (c["name"], len(files), time.time() - started))
+        raise SystemExit("%s: applying %s failed:\n%s" % (c["name"], what, proc.stdout[-3000:]))
+    log("%s: applied %s in %.1fs" % (c["name"], what, time.time() - started))
+
+
+def apply_cilium_crds(c, bins):
+    """Cilium's real CRDs (v2, v2alpha1) from the cilium build, as the operator would install them."""
+    files = build.cilium_crd_files()
+    apply_manifests(c, bins, files, "Cilium's %d CRDs" % len(files))
 
 
 def down():
