@@ -19,6 +19,26 @@ def _why(peer):
     return (causes[0] if causes else " ".join(peer["problems"].values()))[:90]
 
 
+def _agents(agents, verified):
+    """Real agents (cilium-dbg status of a running cilium-agent) with their verdict per peer,
+    and how many answers were simulated (the fleet's stand-in on simulated nodes)."""
+    if not verified and not agents.get("available"):
+        return "not readable"
+    simulated = agents.get("simulated") or {}
+    real = (agents.get("available") or 0) - len(simulated)
+    out = []
+    if real:
+        verdicts = []
+        for name, peer in sorted((agents.get("peers") or {}).items()):
+            bad = [p for p in (peer.get("not_ready") or []) + (peer.get("not_connected") or [])
+                   if p not in simulated]
+            verdicts.append("%s:%s" % (name, "ready" if not bad else "NOT ready on %d" % len(set(bad))))
+        out.append("%d real (cilium-dbg) %s" % (real, " ".join(verdicts) or "-"))
+    if simulated:
+        out.append("%d simulated (fleet stand-in)" % len(simulated))
+    return "; ".join(out) or "-"
+
+
 def main(kubeconfig, count):
     rows = [("cluster", "id", "chart", "apiserver", "endpoint", "CA (sha256)", "peers configured",
              "expected peers (Secret)", "KVStoreMesh verdict per peer (Cilium's own)", "agent status")]
@@ -40,8 +60,7 @@ def main(kubeconfig, count):
                                for name, p in sorted((kvsm.get("peers") or {}).items())) or "-"
         if "kvstoremesh" in (s.get("simulated") or {}):
             verdict += " [simulated]"
-        agents = ("simulated (fleet stand-in)" if "agents" in (s.get("simulated") or {})
-                  else "read by exec" if verified else "not readable")
+        agents = _agents(s.get("agents") or {}, verified)
         rows.append((
             "mesh-%d" % i, str(d.get("cluster_id")), str((d.get("release") or {}).get("chart_version")),
             "ready" if (s.get("apiserver") or {}).get("ready") else "NOT ready",

@@ -1,5 +1,6 @@
-"""Stand-in for the agents' `cilium-dbg status -o json` on the fleet, where no cilium-agent runs
-(real agents come with real packets across clusters). KVStoreMesh is NOT simulated: the
+"""Stand-in for `cilium-dbg status -o json` of the agents on the fleet's SIMULATED nodes, where
+no cilium-agent runs (on each cluster's real node Cilium's own agent runs and an exec into it
+runs the real cilium-dbg: hack/fleet/nodes.py, pods.py). KVStoreMesh is NOT simulated: the
 clustermesh-apiserver pods run Cilium's own programs (hack/fleet/pods.py) and an exec into
 container `kvstoremesh` runs the real `clustermesh-apiserver kvstoremesh-dbg status` there;
 asked for KVStoreMesh status, this module refuses.
@@ -8,7 +9,9 @@ How it is reached: kube-apiserver sends `kubectl exec` to each node's "kubelet",
 fleet is kwok's server; a ClusterExec in that cluster's kwok config (cluster_exec_yaml) makes
 kwok run the requested command on this host, with the shims of write_shims first on kwok's
 PATH and MESHOPS_FLEET_CLUSTER / MESHOPS_FLEET_CONTAINER naming the cluster and container.
-kwok passes neither the pod nor the node, so every agent of a cluster reports the same view.
+The ClusterExec passes neither the pod nor the node, so every simulated agent of a cluster
+reports the same view; a real pod has a kwok Exec object of its own that sets
+MESHOPS_FLEET_POD, and the `cilium-dbg` shim then enters that pod's real container instead.
 
 Every answer is marked simulated (top-level key `meshops-simulated`, and in `cilium.msg`);
 clustermesh_status reports that mark. What it reports:
@@ -41,7 +44,7 @@ import sys
 import urllib.parse
 
 NS = "kube-system"
-SIMULATED = "meshops fleet stand-in: no cilium-agent runs on the fleet; this agent status is simulated"
+SIMULATED = "meshops fleet stand-in: no cilium-agent runs on this simulated node; this agent status is simulated"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

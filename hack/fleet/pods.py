@@ -249,6 +249,27 @@ class NodeNetwork(object):
         pass
 
 
+def cni_netconf(conflist, log_file):
+    """The network configuration a kubelet (libcni) hands the first plugin of a conflist: the
+    plugin's entry with the list's cniVersion and name. ``log_file`` replaces the plugin's log
+    path (on the fleet that path is the node's, not this host's)."""
+    conf = dict(conflist["plugins"][0], cniVersion=conflist.get("cniVersion", "0.3.1"), name=conflist["name"])
+    if "log-file" in conf:
+        conf["log-file"] = log_file
+    return conf
+
+
+def cni_env(command, pod, netns, cni_path, sock):
+    """The CNI_* environment of a plugin call for ``pod`` (as the kubelet's CRI runtime sets it),
+    with the node agent's API socket (CILIUM_SOCK) where cilium-cni finds it on the fleet."""
+    meta = pod["metadata"]
+    return dict(PATH=os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), CNI_COMMAND=command,
+                CNI_CONTAINERID=meta["uid"], CNI_NETNS="/var/run/netns/" + netns, CNI_IFNAME="eth0",
+                CNI_PATH=cni_path, CILIUM_SOCK=sock,
+                CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_INFRA_CONTAINER_ID=%s;"
+                         "K8S_POD_UID=%s" % (meta["namespace"], meta["name"], meta["uid"], meta["uid"]))
+
+
 class CniNetwork(object):
     """The network of a pod on a real node, made as a kubelet makes it: an empty network
     namespace, then the node's CNI plugin (the real cilium-cni that the agent pod's init container
@@ -270,16 +291,8 @@ class CniNetwork(object):
             raise Missing("the CNI plugin of node %s (its Cilium agent is not ready: no %s)" % (
                 self.node.name, os.path.relpath(conf_path, self.node.root)))
         with open(conf_path) as f:
-            conflist = json.load(f)
-        conf = dict(conflist["plugins"][0], cniVersion=conflist.get("cniVersion", "0.3.1"), name=conflist["name"])
-        # the plugin's log goes to the node's /var/run/cilium, not this host's
-        conf["log-file"] = os.path.join(self.node.root, "var/run/cilium/cilium-cni.log")
-        meta = self.pod["metadata"]
-        env = dict(PATH=os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), CNI_COMMAND=command,
-                   CNI_CONTAINERID=meta["uid"], CNI_NETNS="/var/run/netns/" + self.name, CNI_IFNAME="eth0",
-                   CNI_PATH=os.path.dirname(plugin), CILIUM_SOCK=sock,
-                   CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_INFRA_CONTAINER_ID=%s;"
-                            "K8S_POD_UID=%s" % (meta["namespace"], meta["name"], meta["uid"], meta["uid"]))
+            conf = cni_netconf(json.load(f), os.path.join(self.node.root, "var/run/cilium/cilium-cni.log"))
+        env = cni_env(command, self.pod, self.name, os.path.dirname(plugin), sock)
         proc = subprocess.run(["ip", "netns", "exec", self.node.netns, plugin], input=json.dumps(conf),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                               timeout=60)
@@ -1179,7 +1192,18 @@ class Runtime(object):
                         # real nodes' IPs are on the underlay, not on this host
                         if ip and ip.startswith("127."):
                             desired[(ip, int(port["nodePort"]))] = backends
-        desired[kubernetes_vip(cluster)] = [("127.0.0.1", cluster["ports"]["apiserver"])]
+        desired.update(self.api_server_listeners(cluster))
+
+    def api_server_listeners(self, cluster):
+        """Where pods and nodes reach their API server: the `kubernetes` VIP on this host, and
+        on each real node the address of the fleet's kubeconfigs (127.0.0.1:<port>), which
+        inventories give as k8sServiceHost/Port; both lead to the API server on this host."""
+        port = cluster["ports"]["apiserver"]
+        out = {kubernetes_vip(cluster): [("127.0.0.1", port)]}
+        for node in self.real_nodes.values():
+            if node.cluster["name"] == cluster["name"] and node.created:
+                out[("127.0.0.1", port, node.netns)] = [("127.0.0.1", port)]
+        return out
 
     def save(self):
         data = dict((p.key, p.describe()) for p in self.pods.values())
@@ -1207,9 +1231,10 @@ class Runtime(object):
                         log("%s: %s: %s" % (c["name"], type(e).__name__, msg))
                     self.errors[c["name"]] = msg
                     # keep the listeners of a cluster whose API server cannot be read
+                    api_keys = self.api_server_listeners(c)
                     for key, lst in self.proxy.listeners.items():
                         if any(p.ip == b[0] for p in self.pods.values() if p.cluster["name"] == c["name"]
-                               for b in lst.backends) or key == kubernetes_vip(c):
+                               for b in lst.backends) or key in api_keys:
                             desired.setdefault(key, lst.backends)
             try:
                 self.proxy.reconcile(desired)

@@ -59,6 +59,15 @@ def cluster_ports(i):
     return dict(apiserver=base, kcm=base + 1, scheduler=base + 2, kwok=base + 3, kubelet=base + 4)
 
 
+def kwok_stages(net):
+    """kwok's stages (stages.yaml) for a cluster: its pods run simulated except the agent pods on
+    its real nodes, which the pod runtime runs."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "stages.yaml")) as f:
+        stages = f.read()
+    real = ["cilium@%s" % n["name"] for n in net["real_nodes"]] or ["none"]
+    return stages.replace("REAL_AGENT_PODS", json.dumps(real)).rstrip("\n") + "\n"
+
+
 def node_name(i, n):
     return "mesh-%d-node-%d" % (i, n + 1)
 
@@ -291,11 +300,7 @@ def _prepare_cluster(i, ca_cert_ca_key=None):
     _write(os.path.join(d, "kubeconfig"), yaml.safe_dump(_kubeconfig(name, server, ca_pem, {"token": tokens["admin"]})))
     _write(os.path.join(d, "kubeconfig-cert"), yaml.safe_dump(_kubeconfig(name, server, ca_pem, {
         "client-certificate": os.path.join(d, "admin.crt"), "client-key": os.path.join(d, "admin.key")})))
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "stages.yaml")) as f:
-        stages = f.read()
-    real = ["cilium@%s" % n["name"] for n in net["real_nodes"]] or ["none"]
-    stages = stages.replace("REAL_AGENT_PODS", json.dumps(real))
-    _write(os.path.join(d, "kwok-stages.yaml"), stages.rstrip("\n") + "\n" + agent_standin.cluster_exec_yaml(name, STATE))
+    _write(os.path.join(d, "kwok-stages.yaml"), kwok_stages(net) + agent_standin.cluster_exec_yaml(name, STATE))
     return {
         "name": name, "index": i, "server": server, "dir": d, "ports": ports, "network": net,
         "ca_file": os.path.join(d, "ca.crt"), "kubeconfig": os.path.join(d, "kubeconfig"),

@@ -41,6 +41,21 @@ def real_kvstoremesh(c):
     return dict((e["name"], e) for e in json.loads(proc.stdout))
 
 
+def real_agent(c):
+    """(pod name, `cilium-dbg status -o json` of Cilium's own agent) on the cluster's real node
+    (hack/fleet/nodes.py), or (name, None) when it cannot be read yet."""
+    nodes = [n.metadata.name for n in c.core().list_node(label_selector="meshops.io/datapath=real").items]
+    assert nodes, "%s has no real node" % c.name
+    pods = [p for p in c.core().list_namespaced_pod(NS, label_selector="k8s-app=cilium").items
+            if p.spec.node_name == nodes[0]]
+    if not pods:
+        return None, None
+    name = pods[0].metadata.name
+    proc = c.kubectl("-n", NS, "exec", name, "-c", "cilium-agent", "--", "cilium-dbg", "status", "-o", "json",
+                     check=False, timeout=60)
+    return name, (json.loads(proc.stdout) if proc.returncode == 0 else None)
+
+
 def inventory_ids():
     # write_inventory gives each host the number in its name as cilium_cluster_id
     return dict((h, int(h.rsplit("-", maxsplit=1)[-1])) for h in HOSTS)
@@ -68,6 +83,29 @@ def assert_every_peer_ready(clusters, timeout=180):
             synced = e.get("synced") or {}
             assert {"nodes", "services", "identities", "endpoints"} <= set(synced), e
             assert all(synced.values()), e
+    # Cilium's own agent on each real node: every peer ready through the local KVStoreMesh,
+    # with the inventory's cluster ID, and its datapath up (not the fleet's stand-in)
+    for name, c in sorted(clusters.items()):
+        peers = sorted(h for h in HOSTS if h != name)
+        seen = {}
+
+        def agent_ready():
+            seen["pod"], seen["status"] = real_agent(c)
+            mesh = ((seen["status"] or {}).get("cluster-mesh") or {}).get("clusters") or []
+            return sorted(m["name"] for m in mesh if m.get("ready")) == peers
+        try:
+            wait_for(agent_ready, timeout, "the real agent of %s to report %s ready" % (name, peers), interval=3)
+        except AssertionError:
+            raise AssertionError("%s: real agent %s status: %s" % (
+                name, seen["pod"], json.dumps((seen["status"] or {}).get("cluster-mesh"), indent=1)))
+        st = seen["status"]
+        assert "meshops-simulated" not in st, st.get("meshops-simulated")
+        assert st["cilium"]["state"] == "Ok" and st["kubernetes"]["state"] == "Ok", st["cilium"]
+        for m in st["cluster-mesh"]["clusters"]:
+            assert m["config"]["cluster-id"] == ids[m["name"]] and m["config"].get("kvstoremesh"), m
+        # the tunnel the real datapath runs
+        assert st["routing"]["inter-host-routing-mode"] == "Tunnel", st["routing"]
+        assert st["routing"].get("tunnel-protocol") == "vxlan", st["routing"]
 
 
 @pytest.mark.parametrize("minor", ["1.19", "1.20"])
@@ -79,10 +117,12 @@ def test_real_kvstoremesh_reports_every_peer_connected_and_synced(
         rel = json.loads(c.helm("list", "-n", NS, "-o", "json").stdout)
         assert rel[0]["chart"] == "cilium-%s" % version
     assert_every_peer_ready(clusters)
-    # clustermesh_status reads the same real answer, and says the agents' is simulated
+    # clustermesh_status reads the same real answer; the agents on simulated nodes say they are
+    # simulated, the real agent is not
     r = run_module("clustermesh_status", clusters["mesh-1"], agent_status="require")
     assert r["ready"] is True, r["not_ready"]
     assert "kvstoremesh" not in r["simulated"] and r["simulated"]["agents"]
+    assert r["agents"]["available"] > len(r["simulated"]["agents"]), r["agents"]
     k = r["kvstoremesh"]["peers"]
     assert sorted(k) == ["mesh-2", "mesh-3"] and all(p["ok"] for p in k.values()), k
 

@@ -59,6 +59,16 @@ def _pods(c, selector):
     return sorted(p.metadata.name for p in c.core().list_namespaced_pod(NS, label_selector=selector).items)
 
 
+def _agents_by_datapath(c):
+    """(real, simulated) agent pod names: Cilium's own agent runs on the fleet's real nodes
+    (node label meshops.io/datapath=real, hack/fleet/nodes.py)."""
+    real_nodes = set(n.metadata.name for n in c.core().list_node(label_selector="meshops.io/datapath=real").items)
+    real, simulated = [], []
+    for p in c.core().list_namespaced_pod(NS, label_selector="k8s-app=cilium").items:
+        (real if p.spec.node_name in real_nodes else simulated).append(p.metadata.name)
+    return sorted(real), sorted(simulated)
+
+
 def test_counts_per_peer_follow_a_converged_mesh(mesh, status):
     for name, c in sorted(mesh.items()):
         agents = _pods(c, "k8s-app=cilium")
@@ -71,8 +81,11 @@ def test_counts_per_peer_follow_a_converged_mesh(mesh, status):
         assert r["ready"] is True, r["not_ready"]
         assert r["expected_peers"] == peers
         assert r["verified"] == {"apiserver": True, "agents": True, "kvstoremesh": True}
-        # the agents' answers are the stand-in's and say so; KVStoreMesh's are Cilium's
-        assert r["simulated"] == {"agents": agents}
+        # the real agent's answer is Cilium's own (not marked); the stand-in's on simulated
+        # nodes say so; KVStoreMesh's are Cilium's
+        real, simulated = _agents_by_datapath(c)
+        assert real and simulated and sorted(real + simulated) == agents
+        assert r["simulated"] == {"agents": simulated}
         # every agent pod was exec'd into and answered; nothing was written
         assert r["agents"]["total"] == r["agents"]["available"] == len(agents)
         assert r["agents"]["unavailable"] == {}
