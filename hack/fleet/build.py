@@ -136,7 +136,12 @@ def tools():
             version=cilium_version(), moddir="cilium",
             binaries=["clustermesh-apiserver", "cilium-dbg", "cilium-agent", "cilium-cni",
                       "cilium-health-responder"],
-            argv=["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "{out}/"]
+            # the version Cilium's Makefile stamps (`cilium-dbg status`: "Cilium: Ok 1.20.2 ...");
+            # the revision field names the module version, there being no git checkout
+            argv=["go", "build", "-trimpath", "-ldflags",
+                  "-s -w -X 'github.com/cilium/cilium/pkg/version.ciliumVersion=%s module-%s "
+                  "1970-01-01T00:00:00+00:00'" % (cilium_version().lstrip("v"), cilium_version()),
+                  "-o", "{out}/"]
             + ["github.com/cilium/cilium/" + c for c in cilium_cmds],
             # go build names a program after its package directory; the images install the
             # agent as cilium-agent

@@ -11,7 +11,8 @@ the pods that run on it:
   only inside these namespaces; nodes reach each other over the bridge (Cilium's VXLAN tunnels
   run there), and the host's loopback addresses (the API servers' ``kubernetes`` VIPs, the
   clustermesh-apiservers' load-balancer IPs) through the bridge, as pods reach them through
-  their veth (``route_localnet``, a link-local gateway). The bridge has no address on the host.
+  their veth (``route_localnet``, the link-local gateway 169.254.1.1, the bridge's only
+  address on the host).
 * a root directory ``.fleet/nodes/<cluster>/<node>/root`` for the hostPath volumes of its
   pods (``/var/run/cilium``, ``/opt/cni/bin``, ``/etc/cni/net.d``, ...), with its own BPF
   filesystem mounted at ``sys/fs/bpf`` and its own cgroup (a child of the host's cgroup2
@@ -54,11 +55,25 @@ def bridge_name(tag):
     return "mb%s" % tag
 
 
+GATEWAY = "169.254.1.1"
+
+
+def bridge_mac(tag):
+    """A fixed, locally administered MAC for the bridge: a bridge otherwise takes the lowest MAC
+    of its ports, which changes as nodes come and go."""
+    h = hashlib.sha1(("bridge" + tag).encode()).hexdigest()
+    return "02:%s:%s:%s:%s:%s" % (h[0:2], h[2:4], h[4:6], h[6:8], h[8:10])
+
+
 def ensure_bridge(tag):
-    """The underlay bridge of this fleet (no address on the host)."""
+    """The underlay bridge of this fleet. Its only address on the host is the nodes' link-local
+    gateway (169.254.1.1/32): Cilium's agent manages the neighbour entry of a node's gateway
+    (it re-resolves it with ARP), so the gateway must answer ARP."""
     br = bridge_name(tag)
     if not os.path.exists("/sys/class/net/%s" % br):
-        _run("ip", "link", "add", br, "type", "bridge")
+        _run("ip", "link", "add", br, "address", bridge_mac(tag), "type", "bridge")
+    _run("ip", "link", "set", br, "address", bridge_mac(tag))
+    _run("ip", "addr", "replace", GATEWAY + "/32", "dev", br, "scope", "link")
     _run("ip", "link", "set", br, "up")
     _run("sysctl", "-qw", "net.ipv4.conf.%s.route_localnet=1" % br)
     # nodes reach the fleet's other pods (their own netns on this host) through it: forwarding
@@ -135,8 +150,8 @@ class Node(object):
         br_mac = open("/sys/class/net/%s/address" % br).read().strip()
         node_mac = _run(*inside, "cat", "/sys/class/net/eth0/address").stdout.strip()
         # everything off the underlay (the host's loopback addresses) goes to the host
-        _run(*inside, "ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0", "onlink")
-        _run(*inside, "ip", "neigh", "replace", "169.254.1.1", "lladdr", br_mac, "dev", "eth0", "nud", "permanent")
+        _run(*inside, "ip", "route", "add", "default", "via", GATEWAY, "dev", "eth0", "onlink")
+        _run(*inside, "ip", "neigh", "replace", GATEWAY, "lladdr", br_mac, "dev", "eth0", "nud", "permanent")
         # the cluster's Service CIDR is local in the node: the fleet's kube-proxy (the pod
         # runtime's proxy) listens on each ClusterIP:port there
         _run(*inside, "ip", "route", "add", "local", self.cluster["network"]["service_cidr"], "dev", "lo")

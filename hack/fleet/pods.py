@@ -270,32 +270,43 @@ def cni_env(command, pod, netns, cni_path, sock):
                          "K8S_POD_UID=%s" % (meta["namespace"], meta["name"], meta["uid"], meta["uid"]))
 
 
+CNI_TIMEOUT = 30
+
+
 class CniNetwork(object):
     """The network of a pod on a real node, made as a kubelet makes it: an empty network
     namespace, then the node's CNI plugin (the real cilium-cni that the agent pod's init container
     installed, with the configuration the agent wrote) called with ADD, which asks the node's
     agent for an address and wires the pod into Cilium's datapath; DEL when the pod goes."""
 
-    def __init__(self, tag, key, node, pod_obj):
+    def __init__(self, tag, key, node, pod_obj, agent_ready):
         h = hashlib.sha1((tag + key).encode()).hexdigest()[:6]
         self.name = "meshops-%s-%s" % (tag, h)
         self.host_if = None
         self.node, self.pod = node, pod_obj
+        self.agent_ready = agent_ready
         self.ip = None
 
     def _cni(self, command):
         conf_path = os.path.join(self.node.root, "etc/cni/net.d/05-cilium.conflist")
         sock = os.path.join(self.node.root, "var/run/cilium/cilium.sock")
         plugin = os.path.join(self.node.root, "opt/cni/bin/cilium-cni")
+        if command == "ADD" and not self.agent_ready():
+            # as a kubelet waits for "network ready": the node's agent answers CNI calls only
+            # once it is up (a call before that blocks until the plugin's own timeout)
+            raise Missing("the network of node %s (its Cilium agent is not Ready)" % self.node.name)
         if not (os.path.exists(conf_path) and os.path.exists(plugin) and os.path.exists(sock)):
             raise Missing("the CNI plugin of node %s (its Cilium agent is not ready: no %s)" % (
                 self.node.name, os.path.relpath(conf_path, self.node.root)))
         with open(conf_path) as f:
             conf = cni_netconf(json.load(f), os.path.join(self.node.root, "var/run/cilium/cilium-cni.log"))
         env = cni_env(command, self.pod, self.name, os.path.dirname(plugin), sock)
-        proc = subprocess.run(["ip", "netns", "exec", self.node.netns, plugin], input=json.dumps(conf),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                              timeout=60)
+        try:
+            proc = subprocess.run(["ip", "netns", "exec", self.node.netns, plugin], input=json.dumps(conf),
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                  timeout=CNI_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise Missing("CNI %s on node %s (cilium-cni gave no answer in %ds)" % (command, self.node.name, CNI_TIMEOUT))
         if proc.returncode != 0:
             raise Missing("CNI %s on node %s (cilium-cni exit %d: %s)" % (
                 command, self.node.name, proc.returncode, (proc.stdout + proc.stderr).strip()[-400:]))
@@ -751,7 +762,7 @@ class Pod(object):
             self.netns = NodeNetwork(node)
             ip = node.ip
         elif node is not None:
-            self.netns = CniNetwork(rt.tag, self.key + self.uid, node, obj)
+            self.netns = CniNetwork(rt.tag, self.key + self.uid, node, obj, lambda: rt.agent_ready(node))
             ip = None
         else:
             self.netns = Netns(rt.tag, self.key + self.uid, ip)
@@ -1062,6 +1073,12 @@ class Runtime(object):
                     if a["type"] == "InternalIP":
                         return a["address"]
         return None
+
+    def agent_ready(self, node):
+        """Whether the real agent pod on ``node`` is Ready (its readiness probe answered)."""
+        return any(p.node is node and p.ready() and
+                   (p.obj["metadata"].get("labels") or {}).get(AGENT_LABEL[0]) == AGENT_LABEL[1]
+                   for p in self.pods.values())
 
     def is_real(self, cluster, pod):
         """The clustermesh-apiserver pods everywhere; the agent pods on real nodes."""

@@ -29,8 +29,18 @@ def _install_and_check(fleet, c, index, version):
     c.helm("install", "cilium", fleet.chart(version), "--namespace", NS, "--wait", "--wait-for-jobs",
            "--timeout", "4m", *_values(c, index), timeout=330)
     apps = c.apps()
-    ds = apps.read_namespaced_daemon_set_status("cilium", NS).status
-    assert ds.desired_number_scheduled == 3 and ds.number_ready == 3, (c.name, version, ds)
+    # helm's --wait takes a DaemonSet as ready with maxUnavailable (2 in this chart) pods not
+    # ready; the agent on the cluster's real node is Cilium's own, compiling its BPF programs
+    # first (hack/fleet/nodes.py): wait for every agent
+    seen = {}
+
+    def all_ready():
+        seen["ds"] = ds = apps.read_namespaced_daemon_set_status("cilium", NS).status
+        return ds.desired_number_scheduled == 3 and ds.number_ready == 3
+    try:
+        wait_for(all_ready, 240, "%s: every agent of chart %s ready" % (c.name, version), interval=2)
+    except AssertionError:
+        raise AssertionError((c.name, version, seen["ds"]))
     pod = c.core().list_namespaced_pod(NS, label_selector="k8s-app=cilium").items[0]
     assert pod.spec.host_network and pod.spec.containers[0].security_context is not None
     op = apps.read_namespaced_deployment_status("cilium-operator", NS).status
