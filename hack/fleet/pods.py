@@ -1074,6 +1074,26 @@ class Runtime(object):
                         return a["address"]
         return None
 
+    def reset_nodes_after_uninstall(self, cluster):
+        """Once Cilium is uninstalled (no DaemonSet `cilium`) and nothing of it runs on a real
+        node any more, the node starts afresh: new network namespace, BPF filesystem and cgroup,
+        as after a reboot or `cilium-dbg post-uninstall-cleanup`. Without this, what an agent
+        pinned and attached outlives it: an agent installed later with socket LB off cannot
+        detach the cgroup programs one with socket LB on left ("can't detach program"), and
+        never initialises its datapath."""
+        nodes = [n for n in self.real_nodes.values() if n.cluster["name"] == cluster["name"] and n.created
+                 and not any(p.node is n for p in self.pods.values())]
+        if not nodes:
+            return
+        from kubernetes import client  # noqa: PLC0415
+        apps = client.AppsV1Api(self.api(cluster).api_client)
+        if any(d.metadata.name == "cilium" for d in apps.list_namespaced_daemon_set(NS, _request_timeout=5).items):
+            return
+        for node in nodes:
+            node.delete()
+            log("%s: Cilium uninstalled: node %s starts afresh (network namespace, BPF filesystem, cgroup)" % (
+                cluster["name"], node.name))
+
     def agent_ready(self, node):
         """Whether the real agent pod on ``node`` is Ready (its readiness probe answered)."""
         return any(p.node is node and p.ready() and
@@ -1152,6 +1172,7 @@ class Runtime(object):
                 pod.stop()
                 self.delete_exec(cluster, pod)
                 del self.pods[uid]
+        self.reset_nodes_after_uninstall(cluster)
         for uid, p in live.items():
             pod = self.pods.get(uid)
             if pod is None:
