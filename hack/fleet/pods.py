@@ -286,6 +286,9 @@ class CniNetwork(object):
         self.node, self.pod = node, pod_obj
         self.agent_ready = agent_ready
         self.ip = None
+        # after a failed ADD, the next one waits (a kubelet backs off the same way): a plugin
+        # that hangs must not hold the runtime's loop every second
+        self.retry_at, self.last_error = 0, None
 
     def _cni(self, command):
         conf_path = os.path.join(self.node.root, "etc/cni/net.d/05-cilium.conflist")
@@ -313,6 +316,8 @@ class CniNetwork(object):
         return json.loads(proc.stdout) if proc.stdout.strip() else {}
 
     def create(self):
+        if time.time() < self.retry_at:
+            raise Missing(self.last_error)
         if not self.node.created:
             self.node.create()
         _run("ip", "netns", "del", self.name, check=False)
@@ -325,8 +330,10 @@ class CniNetwork(object):
         _run(*inside, "ip", "addr", "add", "127.0.0.1/32", "dev", "lo", check=False)
         try:
             result = self._cni("ADD")
-        except Exception:
+        except Exception as e:
             _run("ip", "netns", "del", self.name, check=False)
+            if "gave no answer" in str(e) or "exit" in str(e):
+                self.retry_at, self.last_error = time.time() + CNI_TIMEOUT, str(e).replace("Missing: ", "")
             raise
         ips = [i["address"].split("/")[0] for i in result.get("ips") or []]
         if not ips:
