@@ -57,8 +57,8 @@ def test_image_mounts_put_the_base_os_read_only_and_parents_first(tmp_path):
     img = pods.Image("cilium", {"/usr/local/bin/cilium-agent": "/build/cilium-agent"}, {}, base_os=True,
                      copies={"/var/lib/cilium/bpf": str(tmp_path / "bpf")})
     mounts = img.mounts()
-    assert all(ro for _, _, ro in mounts)
-    targets = [dst for _, dst, _ in mounts]
+    assert all(m[2] for m in mounts)
+    targets = [m[1] for m in mounts]
     assert "/usr/local" not in targets and "/usr/bin" in targets
     assert targets[-1] == "/usr/local/bin/cilium-agent"
     (tmp_path / "bpf" / "include").mkdir(parents=True)
