@@ -91,11 +91,8 @@ def kubernetes_vip(cluster):
     return cluster["network"]["kubernetes_vip"], cluster["ports"]["apiserver"]
 
 
-def _run(*argv, check=True):
-    proc = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-    if check and proc.returncode != 0:
-        raise OSError("%s: %s" % (" ".join(argv), proc.stdout.strip()))
-    return proc
+# one command runner for the runtime and the real nodes (hack/fleet/nodes.py)
+_run = fleet_nodes._run
 
 
 def _write_atomic(path, data, mode=0o644, staging=None):
