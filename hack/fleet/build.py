@@ -109,9 +109,11 @@ def tools():
                    "cilium-health/responder"]
     return {
         "kubernetes": dict(
-            version=k8s, moddir="kubernetes", binaries=cmds,
+            # agnhost (test/images/agnhost): the program of Kubernetes' e2e test image, which the
+            # fleet's real test workloads run (netexec serves the traffic check)
+            version=k8s, moddir="kubernetes", binaries=cmds + ["agnhost"],
             argv=["go", "build", "-trimpath", "-ldflags", k8s_ldflags, "-o", "{out}/"]
-            + ["k8s.io/kubernetes/cmd/" + c for c in cmds],
+            + ["k8s.io/kubernetes/cmd/" + c for c in cmds] + ["k8s.io/kubernetes/test/images/agnhost"],
         ),
         "etcd": dict(
             version=etcd, moddir="etcd", binaries=["etcd"],

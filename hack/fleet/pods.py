@@ -63,6 +63,10 @@ AGENT_LABEL = ("k8s-app", "cilium")
 # the cgroup2 hierarchy, rewrite systemd-networkd's sysctl files): on the fleet, creating the
 # real node did the former and the latter does not apply; they are reported completed.
 NODE_SETUP_INITS = ("mount-cgroup", "apply-sysctl-overwrites")
+# Workloads: a pod in any namespace that the scheduler bound to a real node and whose every
+# container runs one of these images runs for real there (Kubernetes' e2e test images: agnhost
+# serves netexec for the traffic check, busybox runs its client); every other pod stays simulated.
+WORKLOAD_IMAGES = ("agnhost", "busybox")
 HOSTS_HEADER = "# Kubernetes-managed hosts file (meshops fleet pod runtime).\n"
 
 
@@ -586,6 +590,19 @@ def container_env(pod, ctr, secrets, configmaps, base):
     return env
 
 
+def service_hosts(services):
+    """((ClusterIP, [names]), ...) of ``services`` for the pods' /etc/hosts, the fleet's stand-in
+    for cluster DNS: <name>.<namespace>, .svc and .svc.cluster.local."""
+    out = []
+    for svc in services:
+        ip = svc["spec"].get("clusterIP")
+        if ip in (None, "", "None"):
+            continue
+        base = "%s.%s" % (svc["metadata"]["name"], svc["metadata"]["namespace"])
+        out.append((ip, [base + ".svc", base + ".svc.cluster.local", base]))
+    return out
+
+
 def etc_hosts(pod, ip, services=()):
     """The pod's /etc/hosts as a kubelet writes it; ``services`` ((ClusterIP, names), ...) stand
     for the cluster DNS the fleet does not run (host-network pods on real nodes get them)."""
@@ -610,8 +627,10 @@ class Image(object):
     which here is this machine's ``/usr`` (read-only: clang, llc, iptables, ip, bash that
     Cilium's agent image carries) with the usual ``/bin`` ``/lib`` ... links."""
 
-    def __init__(self, name, binds, env, base_os=False, copies=None):
+    def __init__(self, name, binds, env, base_os=False, copies=None, entrypoint=None, cmd=None):
         self.name, self.binds, self.env, self.base_os = name, binds, env, base_os
+        # the image's ENTRYPOINT and CMD, which a container's command and args replace
+        self.entrypoint, self.cmd = list(entrypoint or []), list(cmd or [])
         # directories the image's programs write into (its writable layer): copied into each
         # container's root once, not bound
         self.copies = copies or {}
@@ -642,6 +661,22 @@ class Image(object):
                 path = os.path.join(root, link)
                 if not os.path.lexists(path) and os.path.isdir(os.path.join("/usr", link)):
                     os.symlink("usr/" + link, path)
+
+
+def container_argv(spec, image):
+    """What a container runs, as the container runtime decides it: ``command`` replaces the
+    image's ENTRYPOINT (and drops its CMD), ``args`` replace the image's CMD."""
+    command = spec.get("command")
+    if command:
+        return list(command) + list(spec.get("args") or [])
+    return image.entrypoint + list(spec.get("args") or image.cmd)
+
+
+def is_workload(pod, images=WORKLOAD_IMAGES):
+    """Whether every container (init containers too) of ``pod`` runs an image of WORKLOAD_IMAGES
+    (and of ``images``: those the fleet has)."""
+    ctrs = (pod["spec"].get("initContainers") or []) + (pod["spec"].get("containers") or [])
+    return bool(ctrs) and all(image_of(c) in WORKLOAD_IMAGES and image_of(c) in images for c in ctrs)
 
 
 def image_of(ctr):
@@ -687,6 +722,8 @@ class Container(object):
         self.last_exit = None
         self.ready = False
         self.done = False
+        # a container that exited for good (restartPolicy Never, or OnFailure after exit 0)
+        self.finished = False
         self.log = os.path.join(pod.rt.fleet_dir, "logs", "%s-%s-%s.log" % (pod.cluster["name"], pod.name, self.name))
 
     def running(self):
@@ -698,11 +735,9 @@ class Container(object):
             raise Missing("image %s (the fleet runs the images %s)" % (
                 self.spec.get("image"), ", ".join(sorted(pod.rt.images))))
         env = container_env(pod.obj, self.spec, secrets, configmaps, pod.base_env(self.image))
-        cmd = [expand(a, env) for a in (self.spec.get("command") or [])]
-        args = [expand(a, env) for a in (self.spec.get("args") or [])]
-        argv = cmd + args
+        argv = [expand(a, env) for a in container_argv(self.spec, self.image)]
         if not argv:
-            raise Missing("container %s has no command (image entrypoints are not known)" % self.name)
+            raise Missing("container %s has no command and image %s no entrypoint" % (self.name, self.image.name))
         rootfs = pod.rootfs(self)
         spec = {"rootfs": rootfs, "binds": pod.binds(self), "argv": argv, "env": env,
                 "workdir": self.spec.get("workingDir") or "/"}
@@ -758,6 +793,7 @@ class Pod(object):
     def __init__(self, rt, cluster, obj, ip, node=None):
         self.rt, self.cluster, self.obj = rt, cluster, obj
         self.name = obj["metadata"]["name"]
+        self.namespace = obj["metadata"].get("namespace") or NS
         self.uid = obj["metadata"]["uid"]
         self.key = "%s/%s" % (cluster["name"], self.name)
         self.dir = os.path.join(rt.fleet_dir, "pods", cluster["name"], self.name)
@@ -801,7 +837,7 @@ class Pod(object):
             sa = self.obj["spec"].get("serviceAccountName") or "default"
             body = {"spec": {"audiences": [audience] if audience else None, "expirationSeconds": max(600, seconds),
                              "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": self.name, "uid": self.uid}}}
-            r = self.rt.api(self.cluster).create_namespaced_service_account_token(sa, NS, body)
+            r = self.rt.api(self.cluster).create_namespaced_service_account_token(sa, self.namespace, body)
             tok, exp = r.status.token, time.time() + max(600, seconds)
             self.tokens[key] = (tok, exp)
         return tok
@@ -909,10 +945,15 @@ class Pod(object):
                 c.done = True
                 log("%s: init container %s completed" % (self.key, c.name))
                 continue
-            c.restarts += 1
-            c.next_start = now + min(60, 2 ** min(c.restarts, 6))
             log("%s: init container %s FAILED (exit %d); last lines:\n%s" % (
                 self.key, c.name, rc, _indent(c.last_exit["message"])))
+            if self.restart_policy == "Never":
+                self.phase = "Failed"
+                return
+            c.restarts += 1
+            c.next_start = now + min(60, 2 ** min(c.restarts, 6))
+            return
+        if self.phase in ("Succeeded", "Failed"):
             return
         self.phase = "Running"
         if self.node is not None:
@@ -921,14 +962,24 @@ class Pod(object):
                     self.write_hosts(os.path.join(self.dir, "rootfs", c.name))
         for c in self.containers:
             rc = c.check_exit()
-            if rc is not None:
+            if rc is not None and (self.restart_policy == "Never" or (self.restart_policy == "OnFailure" and rc == 0)):
+                c.finished = True
+                log("%s: container %s exited %d (restartPolicy %s)" % (self.key, c.name, rc, self.restart_policy))
+            elif rc is not None:
                 c.restarts += 1
                 c.next_start = now + min(60, 2 ** min(c.restarts, 6))
                 log("%s: container %s exited %d (restart %d in %ds); last lines:\n%s" % (
                     self.key, c.name, rc, c.restarts, c.next_start - now, _indent(c.last_exit["message"])))
-            if c.proc is None and now >= c.next_start:
+            if c.proc is None and not c.finished and now >= c.next_start:
                 c.start(secrets, configmaps)
                 log("%s: container %s started (pid %d)" % (self.key, c.name, c.pid))
+        if self.containers and all(c.finished for c in self.containers):
+            self.phase = "Succeeded" if all(c.last_exit["exitCode"] == 0 for c in self.containers) else "Failed"
+            log("%s: %s" % (self.key, self.phase))
+
+    @property
+    def restart_policy(self):
+        return self.obj["spec"].get("restartPolicy") or "Always"
 
     def probe(self):
         for c in self.containers:
@@ -944,11 +995,13 @@ class Pod(object):
             if not str(port).isdigit():
                 port = [p["containerPort"] for p in c.spec.get("ports") or [] if p.get("name") == port]
                 port = port[0] if port else 0
-            if isinstance(self.netns, NodeNetwork) or get.get("host"):
-                # a host-network pod's probe (or one naming a host) is dialled from inside its
-                # network namespace: 127.0.0.1 there is the pod's own
+            if self.node is not None or get.get("host"):
+                # on a real node the kubelet probes from the node's network namespace (Cilium lets
+                # the node reach its pods whatever the policy); a probe naming a host is dialled
+                # from inside the pod's namespace: 127.0.0.1 there is the pod's own
+                where = self.node.netns if self.node is not None and not get.get("host") else self.netns.name
                 headers = dict((h["name"], h["value"]) for h in get.get("httpHeaders") or [])
-                c.ready = http_probe(self.netns.name, get.get("host") or self.ip, port, get.get("path", "/"),
+                c.ready = http_probe(where, get.get("host") or self.ip, port, get.get("path", "/"),
                                      headers, probe.get("timeoutSeconds") or 1)
                 continue
             url = "%s://%s:%s%s" % (get.get("scheme", "HTTP").lower(), self.ip, port, get.get("path", "/"))
@@ -969,11 +1022,11 @@ class Pod(object):
                   "ready": bool(c.ready) if not c.init else c.done, "started": c.running()}
             if c.running():
                 st["state"] = {"running": {"startedAt": c.started_at}}
-            elif c.init and c.done:
+            elif (c.init and c.done) or c.finished:
                 st["state"] = {"terminated": c.last_exit}
             else:
                 st["state"] = {"waiting": {"reason": "CrashLoopBackOff" if c.restarts else "PodInitializing"}}
-            if c.last_exit and not (c.init and c.done):
+            if c.last_exit and not (c.init and c.done) and not c.finished:
                 st["lastState"] = {"terminated": c.last_exit}
             return st
         ready = self.ready()
@@ -1042,6 +1095,13 @@ def images(state):
         out["cilium"] = Image("cilium", binds, {"HUBBLE_SERVER": "unix:///var/run/cilium/hubble.sock",
                                                 "INITSYSTEM": "SYSTEMD"}, base_os=True,
                               copies={"/var/lib/cilium/bpf": os.path.join(files, "var/lib/cilium/bpf")})
+    if "agnhost" in bins:
+        # test/images/agnhost/Dockerfile: ENTRYPOINT ["/agnhost"], our build of the same program
+        out["agnhost"] = Image("agnhost", {"/agnhost": bins["agnhost"]}, {}, entrypoint=["/agnhost"])
+    # e2e-test-images/busybox: CMD ["sh"]. Its shell and tools (sh, wget, tr, sleep) are this
+    # machine's (Debian's dash and GNU wget): Debian's busybox 1.35 ends `wget -T` with a
+    # segmentation fault here (exit 139), and the fleet downloads no image.
+    out["busybox"] = Image("busybox", {}, {}, base_os=True, cmd=["sh"])
     return out
 
 
@@ -1105,12 +1165,16 @@ class Runtime(object):
                    for p in self.pods.values())
 
     def is_real(self, cluster, pod):
-        """The clustermesh-apiserver pods everywhere; the agent pods on real nodes."""
+        """The clustermesh-apiserver pods everywhere; on real nodes, the agent pods and workloads
+        (every container of an image of WORKLOAD_IMAGES)."""
         labels = pod["metadata"].get("labels") or {}
-        if labels.get(REAL_LABEL[0]) == REAL_LABEL[1]:
+        if labels.get(REAL_LABEL[0]) == REAL_LABEL[1] and pod["metadata"].get("namespace") == NS:
             return True
-        return (labels.get(AGENT_LABEL[0]) == AGENT_LABEL[1] and "cilium" in self.images
-                and (cluster["name"], pod["spec"].get("nodeName")) in self.real_nodes)
+        if (cluster["name"], pod["spec"].get("nodeName")) not in self.real_nodes:
+            return False
+        if labels.get(AGENT_LABEL[0]) == AGENT_LABEL[1] and pod["metadata"].get("namespace") == NS:
+            return "cilium" in self.images
+        return is_workload(pod, self.images)
 
     def custom(self, cluster):
         from kubernetes import client  # noqa: PLC0415
@@ -1125,22 +1189,27 @@ class Runtime(object):
                {"name": "MESHOPS_FLEET_STATE", "value": os.path.join(self.fleet_dir, "state.json")}]
         execs = [{"containers": [c.name], "local": {"envs": env + [{"name": "MESHOPS_FLEET_CONTAINER", "value": c.name}]}}
                  for c in pod.containers]
-        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
-                "metadata": {"name": pod.name, "namespace": NS}, "spec": {"execs": execs}}
-        try:
-            self.custom(cluster).create_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", NS, "execs", body,
-                                                                 _request_timeout=5)
-        except Exception as e:  # noqa: BLE001 - 409 (exists) is fine; others are retried next round
-            if getattr(e, "status", None) != 409:
-                raise
+        # and a kwok Logs object: `kubectl logs` (the API server's pod log endpoint) reads each
+        # container's output
+        logs = [{"containers": [c.name], "logsFile": c.log} for c in pod.containers]
+        for plural, kind, spec in (("execs", "Exec", {"execs": execs}), ("logs", "Logs", {"logs": logs})):
+            body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": kind,
+                    "metadata": {"name": pod.name, "namespace": pod.namespace}, "spec": spec}
+            try:
+                self.custom(cluster).create_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", pod.namespace,
+                                                                     plural, body, _request_timeout=5)
+            except Exception as e:  # noqa: BLE001 - 409 (exists) is fine; others are retried next round
+                if getattr(e, "status", None) != 409:
+                    raise
         pod.exec_object = True
 
     def delete_exec(self, cluster, pod):
-        try:
-            self.custom(cluster).delete_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", NS, "execs", pod.name,
-                                                                 _request_timeout=5)
-        except Exception:  # noqa: BLE001 - gone already, or the API server is down: kwok ignores it
-            pass
+        for plural in ("execs", "logs"):
+            try:
+                self.custom(cluster).delete_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", pod.namespace,
+                                                                     plural, pod.name, _request_timeout=5)
+            except Exception:  # noqa: BLE001 - gone already, or the API server is down: kwok ignores it
+                pass
 
     def _pod_ip(self, cluster, node_name):
         idx = [n["metadata"]["name"] for n in self.nodes.get(cluster["name"], [])]
@@ -1158,12 +1227,12 @@ class Runtime(object):
         name = cluster["name"]
         self.nodes[name] = [ser(n) for n in api.list_node(_request_timeout=5).items]
         pods = [ser(p) for p in api.list_namespaced_pod(
-            NS, label_selector="%s in (%s,%s)" % (REAL_LABEL[0], REAL_LABEL[1], AGENT_LABEL[1]),
-            _request_timeout=5).items]
-        secrets = dict((s["metadata"]["name"], s) for s in
-                       (ser(x) for x in api.list_namespaced_secret(NS, _request_timeout=5).items))
-        configmaps = dict((s["metadata"]["name"], s) for s in
-                          (ser(x) for x in api.list_namespaced_config_map(NS, _request_timeout=5).items))
+            NS, label_selector="%s=%s" % REAL_LABEL, _request_timeout=5).items]
+        # everything bound to a real node (agents and workloads), in every namespace
+        for node in self.real_nodes.values():
+            if node.cluster["name"] == name:
+                pods += [ser(p) for p in api.list_pod_for_all_namespaces(
+                    field_selector="spec.nodeName=%s" % node.name, _request_timeout=5).items]
         live = {}
         for p in pods:
             if p["metadata"].get("deletionTimestamp") or not p["spec"].get("nodeName"):
@@ -1171,6 +1240,13 @@ class Runtime(object):
             if not self.is_real(cluster, p):
                 continue
             live[p["metadata"]["uid"]] = p
+        # the Secrets and ConfigMaps of the namespaces with a real pod (volumes, env)
+        secrets, configmaps = {}, {}
+        for ns in sorted(set(p["metadata"]["namespace"] for p in live.values()) | {NS}):
+            secrets[ns] = dict((x["metadata"]["name"], x) for x in
+                               (ser(o) for o in api.list_namespaced_secret(ns, _request_timeout=5).items))
+            configmaps[ns] = dict((x["metadata"]["name"], x) for x in
+                                  (ser(o) for o in api.list_namespaced_config_map(ns, _request_timeout=5).items))
         for uid, pod in list(self.pods.items()):
             if pod.cluster["name"] == name and uid not in live:
                 pod.stop()
@@ -1186,23 +1262,24 @@ class Runtime(object):
             if not pod.exec_object:
                 self.create_exec(cluster, pod)
             try:
-                pod.step(secrets, configmaps)
+                pod.step(secrets[pod.namespace], configmaps[pod.namespace])
             except Missing as e:
                 pod.waiting = "waiting for %s" % e
             pod.probe()
             st = pod.status()
             if st != pod.status_sent:
-                api.patch_namespaced_pod_status(pod.name, NS, {"status": st}, _request_timeout=5)
+                api.patch_namespaced_pod_status(pod.name, pod.namespace, {"status": st}, _request_timeout=5)
                 if (pod.status_sent or {}).get("conditions") != st["conditions"]:
                     log("%s: %s, Ready=%s" % (pod.key, st["phase"], pod.ready()))
                 pod.status_sent = st
         # Services selecting a real pod: LB ingress IP:port and node IP:nodePort -> Ready pods
-        services = [ser(s) for s in api.list_namespaced_service(NS, _request_timeout=5).items]
-        self.service_names[name] = [
-            (svc["spec"]["clusterIP"], ["%s.%s.svc" % (svc["metadata"]["name"], NS),
-                                        "%s.%s.svc.cluster.local" % (svc["metadata"]["name"], NS)])
-            for svc in services if svc["spec"].get("clusterIP") not in (None, "", "None")]
+        services = [ser(s) for s in api.list_service_for_all_namespaces(_request_timeout=5).items]
+        self.service_names[name] = service_hosts(services)
+        # the proxy below stands in for kube-proxy for the kube-system Services of real pods
+        # (clustermesh-apiserver); the workloads' Services are Cilium's to serve
         for svc in services:
+            if svc["metadata"]["namespace"] != NS:
+                continue
             sel = svc["spec"].get("selector") or {}
             if not sel:
                 continue

@@ -5,6 +5,7 @@ log, component logs) and state.json listing every process started, by PID.
 """
 import base64
 import json
+import re
 import os
 import resource
 import shutil
@@ -65,7 +66,17 @@ def kwok_stages(net):
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "stages.yaml")) as f:
         stages = f.read()
     real = ["cilium@%s" % n["name"] for n in net["real_nodes"]] or ["none"]
+    workloads = ["true@%s" % n["name"] for n in net["real_nodes"]] or ["none"]
+    stages = stages.replace("WORKLOAD_EXPR", workload_expr()).replace("REAL_WORKLOAD_PODS", json.dumps(workloads))
     return stages.replace("REAL_AGENT_PODS", json.dumps(real)).rstrip("\n") + "\n"
+
+
+def workload_expr():
+    """kwok's (jq) key of a pod: "true@<node>" when all its containers run images of
+    pods.WORKLOAD_IMAGES (what the pod runtime runs for real on a real node), else "false@<node>"."""
+    images = "|".join(re.escape(i) for i in pods.WORKLOAD_IMAGES)
+    return ('([(.spec.initContainers // [])[], (.spec.containers // [])[] | .image // "" | '
+            'test("(^|/)(%s)([:@]|$)")] | all | tostring) + "@" + (.spec.nodeName // "")' % images)
 
 
 def node_name(i, n):
@@ -375,10 +386,11 @@ def _start_components(fleet, c, bins):
     # kwok's server listens on loopback only: its exec runs the requested command on this host
     # (the ClusterExec in kwok-stages.yaml), with the agent stand-ins first on PATH.
     # kwok's Exec objects: the pod runtime names each real pod in one (hack/fleet/pods.py)
-    apply_manifests(c, bins, [build.kwok_crd_file("execs")], "kwok's Exec CRD")
+    # and Logs objects (`kubectl logs` of a real pod reads its containers' output)
+    apply_manifests(c, bins, [build.kwok_crd_file("execs"), build.kwok_crd_file("logs")], "kwok's Exec and Logs CRDs")
     fleet.spawn(name + "-kwok", [
         bins["kwok"], "--kubeconfig=" + j("kubeconfig-fleet-kwok"), "--config=" + j("kwok-stages.yaml"),
-        "--manage-all-nodes=true", "--node-lease-duration-seconds=40", "--enable-crds=Exec",
+        "--manage-all-nodes=true", "--node-lease-duration-seconds=40", "--enable-crds=Exec,Logs",
         "--server-address=127.0.0.1:%d" % ports["kubelet"],
         "--tls-cert-file=" + j("kubelet.crt"), "--tls-private-key-file=" + j("kubelet.key"),
     ], cluster=name, env=dict(os.environ, PATH=agent_standin.bin_dir(FLEET_DIR) + os.pathsep + os.environ.get("PATH", "")))

@@ -72,6 +72,23 @@ def validate(name, namespace, cluster, clusters=None, affinity='none', requests=
     return errors
 
 
+_LABEL_NAME = re.compile(r'[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?')  # use fullmatch
+_LABEL_PREFIX = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
+
+
+def validate_node_selector(selector):
+    """None, or a sentence naming the node_selector entry that is not a Kubernetes label."""
+    for key, value in (selector or {}).items():
+        prefix, dummy, name = str(key).rpartition('/')
+        if not _LABEL_NAME.fullmatch(name) or (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.fullmatch(prefix))):
+            return ('node_selector: %r is not a label key ([prefix/]name, name at most 63 letters, digits, "-", '
+                    '"_" or ".")' % (key,))
+        if not isinstance(value, str) or (value and not _LABEL_NAME.fullmatch(value)):
+            return ('node_selector: the value of %s must be a label value (a string of at most 63 letters, '
+                    'digits, "-", "_" or "."; quote true/false and numbers), got %r' % (key, value))
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Objects
 # ---------------------------------------------------------------------------
@@ -105,7 +122,14 @@ def render_service(name, namespace, affinity='none'):
     }
 
 
-def render_deployment(name, namespace, cluster, image=DEFAULT_SERVER_IMAGE, replicas=1):
+def _pod_placement(spec, node_selector):
+    """``spec`` with the pods' nodeSelector (where the check's pods may run), when one is given."""
+    if node_selector:
+        spec['nodeSelector'] = dict(node_selector)
+    return spec
+
+
+def render_deployment(name, namespace, cluster, image=DEFAULT_SERVER_IMAGE, replicas=1, node_selector=None):
     labels = {'app.kubernetes.io/name': name, 'meshops.io/cluster': cluster}
     return {
         'apiVersion': 'apps/v1', 'kind': 'Deployment',
@@ -115,12 +139,12 @@ def render_deployment(name, namespace, cluster, image=DEFAULT_SERVER_IMAGE, repl
             'selector': {'matchLabels': {'app.kubernetes.io/name': name, 'meshops.io/cluster': cluster}},
             'template': {
                 'metadata': {'labels': dict(LABELS, **labels)},
-                'spec': {'containers': [{
+                'spec': _pod_placement({'containers': [{
                     'name': 'echo', 'image': image,
                     'args': ['netexec', '--http-port=%d' % SERVER_PORT],
                     'ports': [{'name': 'http', 'containerPort': SERVER_PORT, 'protocol': 'TCP'}],
                     'readinessProbe': {'httpGet': {'path': '/hostname', 'port': SERVER_PORT}},
-                }]},
+                }]}, node_selector),
             },
         },
     }
@@ -138,7 +162,7 @@ def client_job_name(name):
     return '%s-client' % name
 
 
-def render_client_job(name, namespace, image=DEFAULT_CLIENT_IMAGE, requests=30, timeout=2):
+def render_client_job(name, namespace, image=DEFAULT_CLIENT_IMAGE, requests=30, timeout=2, node_selector=None):
     deadline = requests * (timeout + 1) + 60
     return {
         'apiVersion': 'batch/v1', 'kind': 'Job',
@@ -148,17 +172,18 @@ def render_client_job(name, namespace, image=DEFAULT_CLIENT_IMAGE, requests=30, 
             'activeDeadlineSeconds': deadline,
             'template': {
                 'metadata': {'labels': dict(LABELS, **{'app.kubernetes.io/name': client_job_name(name)})},
-                'spec': {'restartPolicy': 'Never', 'containers': [{
+                'spec': _pod_placement({'restartPolicy': 'Never', 'containers': [{
                     'name': 'client', 'image': image,
                     'command': ['sh', '-c', client_script(name, namespace, requests, timeout)],
-                }]},
+                }]}, node_selector),
             },
         },
     }
 
 
-def server_objects(name, namespace, cluster, image=DEFAULT_SERVER_IMAGE, replicas=1, affinity='none'):
-    return [render_namespace(namespace), render_deployment(name, namespace, cluster, image, replicas),
+def server_objects(name, namespace, cluster, image=DEFAULT_SERVER_IMAGE, replicas=1, affinity='none',
+                   node_selector=None):
+    return [render_namespace(namespace), render_deployment(name, namespace, cluster, image, replicas, node_selector),
             render_service(name, namespace, affinity)]
 
 

@@ -78,6 +78,14 @@ options:
       - Client image; needs C(sh) and busybox C(wget).
     type: str
     default: registry.k8s.io/e2e-test-images/busybox:1.36.1-1
+  node_selector:
+    description:
+      - Node labels the echo server's and the client's pods must match (their C(nodeSelector)), for example
+        the nodes of a Linux pool, or on the local fleet C({meshops.io/datapath: real}): the nodes where
+        Cilium's agent and the test pods run for real.
+      - Empty (the default) lets the scheduler place them anywhere.
+    type: dict
+    default: {}
   replicas:
     description:
       - Echo server replicas per cluster.
@@ -234,8 +242,11 @@ def run(m):
         errors.append('request_timeout and wait_timeout must be at least 1')
     if errors:
         m.fail('; '.join(errors))
+    bad = traffic.validate_node_selector(p['node_selector'])
+    if bad:
+        m.fail(bad)
     objects = traffic.server_objects(p['name'], p['namespace'], cluster_name, p['server_image'],
-                                     p['replicas'], p['affinity'])
+                                     p['replicas'], p['affinity'], p['node_selector'])
     if not p['create_namespace']:
         objects = [o for o in objects if o['kind'] != 'Namespace']
     refs = [traffic.ref(o) for o in objects]
@@ -274,7 +285,7 @@ def run(m):
         m.fail('Deployment %s/%s not Ready after %ss: check that the image %s can be pulled' % (
             p['namespace'], deploy, p['wait_timeout'], p['server_image']), **result)
     job = traffic.render_client_job(p['name'], p['namespace'], p['client_image'], p['requests'],
-                                    p['request_timeout'])
+                                    p['request_timeout'], p['node_selector'])
     log, log_error = traffic.run_client(cluster, job, p['wait_timeout'] + p['requests'] * (p['request_timeout'] + 1))
     parsed = traffic.parse_answers(log, p['name'], p['clusters'])
     summary = traffic.summarize(m.name, parsed, p['clusters'], log_error)
@@ -298,6 +309,7 @@ def main():
             create_namespace=dict(type='bool', default=True),
             server_image=dict(type='str', default=traffic.DEFAULT_SERVER_IMAGE),
             client_image=dict(type='str', default=traffic.DEFAULT_CLIENT_IMAGE),
+            node_selector=dict(type='dict', default={}),
             replicas=dict(type='int', default=1),
             affinity=dict(type='str', choices=list(traffic.AFFINITIES), default='none'),
             requests=dict(type='int', default=30),

@@ -1,39 +1,56 @@
-"""clustermesh_traffic_check on the fleet: objects in every cluster, the answer report, cleanup.
+"""Real packets across clusters: clustermesh_traffic_check and cross-cluster paths on the fleet.
 
-No pod really runs on the fleet and kwok serves no container log, so the client's answers cannot
-be read: the check must say that no cluster answered, naming each, and why. What is real here:
-the objects (Namespace, per-cluster Deployment, global Service), the client Job's lifecycle,
-check mode, idempotence and the cleanup.
+On each cluster's real node (label meshops.io/datapath=real, hack/fleet/nodes.py) Cilium's own
+agent runs its BPF datapath, and the fleet runs the check's pods for real: the echo server is our
+build of agnhost (`netexec`), the client a shell with wget, each in a network namespace that the
+real cilium-cni wired (hack/fleet/pods.py). So every answer read here went through Cilium: the
+global Service's load-balancing across clusters (KVStoreMesh's synced backends), the VXLAN
+tunnel between the clusters' nodes, Cilium's policy. The simulated nodes carry no pod of these
+tests (node_selector).
 """
 import concurrent.futures
+import json
+import tempfile
+import time
 
 import pytest
 
-HOSTS = ["mesh-1", "mesh-2", "mesh-3"]
+from conftest import Playbook, wait_for
+from test_realmesh import HOSTS, assert_every_peer_ready
+
 NS = "meshops-traffic-check"
 PART_OF = "app.kubernetes.io/part-of=meshops-traffic-check"
+REAL = {"meshops.io/datapath": "real"}
 
 
 @pytest.fixture(scope="module")
-def clusters(fleet):
-    cs = [c for c in fleet.clusters if c.name in HOSTS]
+def clusters(fleet, collections_path, tmp_path_factory):
+    cs = dict((c.name, c) for c in fleet.clusters if c.name in HOSTS)
     if len(cs) < 3:
         pytest.fail("needs 3 fleet clusters")
+    for c in cs.values():
+        if not c.core().list_node(label_selector="meshops.io/datapath=real").items:
+            pytest.fail("%s has no real node (MESHOPS_FLEET_REAL_NODES=0?): no packet can move" % c.name)
+    # a converged mesh, Cilium's own agents on the real nodes seeing every peer
+    Playbook(fleet, collections_path, tmp_path_factory.mktemp("inv-traffic"))("site.yml", HOSTS)
+    assert_every_peer_ready(cs)
     yield cs
-    for c in cs:  # leave nothing behind even when a test failed
+    for c in cs.values():  # leave nothing behind even when a test failed
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
 
 
 @pytest.fixture(scope="module")
 def check(run_module):
     def run(cluster, check_mode=False, **args):
+        args.setdefault("node_selector", REAL)
         return run_module("clustermesh_traffic_check", cluster, check=check_mode, context=cluster.name, **args)
     return run
 
 
 def _on_all(clusters, fn):
-    with concurrent.futures.ThreadPoolExecutor(len(clusters)) as pool:
-        return dict(zip([c.name for c in clusters], pool.map(fn, clusters)))
+    cs = [clusters[h] for h in HOSTS]
+    with concurrent.futures.ThreadPoolExecutor(len(cs)) as pool:
+        return dict(zip(HOSTS, pool.map(fn, cs)))
 
 
 def _writes(c, mark):
@@ -50,61 +67,146 @@ def _leftovers(c):
     return sorted(set(out.split() + ns.split()))
 
 
-def test_objects_answers_and_cleanup(clusters, check):
-    for c in clusters:
+def _echo_pods(c):
+    return [p for p in c.core().list_namespaced_pod(NS, label_selector="app.kubernetes.io/name=meshops-echo").items
+            if p.metadata.deletion_timestamp is None]
+
+
+def _apply(c, obj):
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(obj, f)
+        f.flush()
+        c.kubectl("apply", "-f", f.name)
+
+
+def _run_client(c, name, script, timeout=90):
+    """Run ``script`` in a real busybox pod on ``c``'s real node; (exit code, log)."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NS},
+           "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"app.kubernetes.io/name": name}},
+                    "spec": {"restartPolicy": "Never", "nodeSelector": REAL, "containers": [{
+                        "name": "client", "image": "registry.k8s.io/e2e-test-images/busybox:1.36.1-1",
+                        "command": ["sh", "-c", script]}]}}}}
+    c.kubectl("-n", NS, "delete", "job", name, "--ignore-not-found", "--wait=true")
+    _apply(c, job)
+    state = {}
+
+    def done():
+        pods = c.core().list_namespaced_pod(NS, label_selector="job-name=%s" % name).items
+        state["pod"] = pods[0] if pods else None
+        return state["pod"] is not None and state["pod"].status.phase in ("Succeeded", "Failed")
+    wait_for(done, timeout, "the client Job %s on %s to finish" % (name, c.name), interval=1)
+    pod = state["pod"]
+    log = c.core().read_namespaced_pod_log(pod.metadata.name, NS, container="client")
+    rc = pod.status.container_statuses[0].state.terminated.exit_code
+    c.kubectl("-n", NS, "delete", "job", name, "--ignore-not-found", "--wait=false")
+    return rc, log
+
+
+def test_a_global_service_answers_from_every_cluster_through_real_agents(clusters, check):
+    for c in clusters.values():
         assert _leftovers(c) == []
     # check mode: reports the three objects, writes nothing
-    marks = dict((c.name, c.audit_mark()) for c in clusters)
-    r = check(clusters[0], check_mode=True, state="present")
+    c1 = clusters["mesh-1"]
+    mark = c1.audit_mark()
+    r = check(c1, check_mode=True, state="present")
     assert r["_rc"] == 0 and r["changed"] is True
     assert [x["action"] for x in r["changes"]] == ["create"] * 3
-    assert _writes(clusters[0], marks["mesh-1"]) == []
+    assert _writes(c1, mark) == []
 
-    # present everywhere: the same global Service in every cluster, one Deployment per cluster
     res = _on_all(clusters, lambda c: check(c, state="present"))
-    for c in clusters:
-        assert res[c.name]["_rc"] == 0 and res[c.name]["changed"] is True, res[c.name]
+    for name, c in clusters.items():
+        assert res[name]["_rc"] == 0 and res[name]["changed"] is True, res[name]
         svc = c.core().read_namespaced_service("meshops-echo", NS)
         assert svc.metadata.annotations["service.cilium.io/global"] == "true"
-        assert svc.metadata.annotations["service.cilium.io/shared"] == "true"
-        dep = c.apps().read_namespaced_deployment("meshops-echo-" + c.name, NS)
-        assert dep.spec.template.spec.containers[0].args[0] == "netexec"
-        assert dep.spec.selector.match_labels.items() <= svc.spec.selector.items() or \
-            svc.spec.selector.items() <= dep.spec.template.metadata.labels.items()
+        dep = c.apps().read_namespaced_deployment("meshops-echo-" + name, NS)
+        assert dep.spec.template.spec.node_selector == REAL
     # idempotent: a second run changes nothing and writes nothing
-    marks = dict((c.name, c.audit_mark()) for c in clusters)
+    marks = dict((name, c.audit_mark()) for name, c in clusters.items())
     again = _on_all(clusters, lambda c: check(c, state="present"))
-    for c in clusters:
-        assert again[c.name]["changed"] is False, again[c.name]
-        assert _writes(c, marks[c.name]) == []
+    for name, c in clusters.items():
+        assert again[name]["changed"] is False, again[name]
+        assert _writes(c, marks[name]) == []
 
-    # tested: the client ran, but kwok serves no log -> every cluster is reported missing, by name
-    mark = clusters[0].audit_mark()
-    r = check(clusters[0], state="tested", clusters=HOSTS)
-    assert r["_rc"] != 0
-    assert r["missing"] == HOSTS and r["answered"] == [] and r["ok"] is False
-    assert r["log_error"]
-    assert r["msg"].startswith("mesh-1: no answer could be read, so none of mesh-1, mesh-2, mesh-3 answered")
-    created = [(e["objectRef"].get("resource"), e["objectRef"].get("name"))
-               for e in _writes(clusters[0], mark) if e["verb"] == "create"]
-    assert ("jobs", "meshops-echo-client") in created
-    # the client Job is removed after the check
-    assert clusters[0].kubectl("-n", NS, "get", "jobs", "-o", "name").stdout.strip() == ""
-
-    # with fail_on_missing=false the same report comes back as data
-    r = check(clusters[1], state="tested", clusters=HOSTS, fail_on_missing=False)
-    assert r["_rc"] == 0 and r["missing"] == HOSTS and "none of mesh-1, mesh-2, mesh-3 answered" in r["message"]
-
-    # absent: everything goes, in every cluster; a second absent has nothing to do
-    gone = _on_all(clusters, lambda c: check(c, state="absent"))
-    for c in clusters:
-        assert gone[c.name]["_rc"] == 0 and gone[c.name]["changed"] is True, gone[c.name]
-        assert _leftovers(c) == []
-    assert check(clusters[0], state="absent")["changed"] is False
+    # every cluster's client reaches every cluster's echo server through the one global Service
+    tested = _on_all(clusters, lambda c: check(c, state="tested", clusters=HOSTS, requests=30))
+    for name in HOSTS:
+        r = tested[name]
+        assert r["_rc"] == 0 and r["ok"] is True, r.get("msg") or r.get("message")
+        assert r["answered"] == HOSTS and r["missing"] == [] and r["errors"] == 0, r["message"]
+        assert r["requests"] == 30 and sum(r["answers"].values()) == 30, r
+        assert r["unknown_answers"] == {}, r
+    # the answers came from real processes: each echo pod is on the real node, with the address
+    # Cilium's IPAM gave it, Ready by its own /hostname
+    for name, c in clusters.items():
+        real_node = c.core().list_node(label_selector="meshops.io/datapath=real").items[0]
+        pods = _echo_pods(c)
+        assert len(pods) == 1 and pods[0].spec.node_name == real_node.metadata.name
+        assert pods[0].status.pod_ip.rsplit(".", 1)[0] == real_node.spec.pod_cidr.rsplit(".", 1)[0]
+        ceps = c.kubectl("-n", NS, "get", "ciliumendpoints", "-o", "json").stdout
+        assert pods[0].metadata.name in [e["metadata"]["name"] for e in json.loads(ceps)["items"]]
 
 
-def test_refuses_a_foreign_namespace_and_bad_input_before_writing(clusters, check):
-    c = clusters[0]
+def test_affinity_local_answers_locally_and_fails_over(clusters, check):
+    c1 = clusters["mesh-1"]
+    r = check(c1, state="present", affinity="local")
+    assert r["_rc"] == 0 and r["changed"] is True, r
+    # Cilium prefers the local backend while there is one
+    r = check(c1, state="tested", clusters=HOSTS, affinity="local", requests=20, fail_on_missing=False)
+    assert r["_rc"] == 0 and r["answers"] == {"mesh-1": 20, "mesh-2": 0, "mesh-3": 0}, r["message"]
+    # no local backend: the remote ones answer
+    c1.kubectl("-n", NS, "scale", "deployment", "meshops-echo-mesh-1", "--replicas=0")
+    try:
+        wait_for(lambda: not _echo_pods(c1), 60, "mesh-1's echo pod to go", interval=1)
+        r = check(c1, state="tested", clusters=HOSTS, affinity="local", requests=20, fail_on_missing=False)
+        assert r["_rc"] == 0 and r["answers"]["mesh-1"] == 0 and r["errors"] == 0, r["message"]
+        assert r["answered"] == ["mesh-2", "mesh-3"], r["message"]
+    finally:
+        c1.kubectl("-n", NS, "scale", "deployment", "meshops-echo-mesh-1", "--replicas=1")
+    # the local backend is back: local again
+    wait_for(lambda: any(p.status.pod_ip and all(x.ready for x in p.status.container_statuses or [])
+                         for p in _echo_pods(c1)), 120, "mesh-1's echo pod to be Ready again", interval=1)
+    r = check(c1, state="tested", clusters=HOSTS, affinity="local", requests=10, fail_on_missing=False)
+    assert r["answers"] == {"mesh-1": 10, "mesh-2": 0, "mesh-3": 0}, r["message"]
+    assert check(c1, state="present")["changed"] is True  # back to affinity none
+
+
+def _pod_ip(c):
+    pods = _echo_pods(c)
+    assert len(pods) == 1 and pods[0].status.pod_ip, pods
+    return pods[0].status.pod_ip, pods[0].metadata.name
+
+
+def test_pod_to_pod_across_clusters_and_a_cross_cluster_policy(clusters):
+    ip2, name2 = _pod_ip(clusters["mesh-2"])
+    script = "wget -q -T 3 -O - http://%s:8080/hostname" % ip2
+    # pod to pod, mesh-1 -> mesh-2 and mesh-3 -> mesh-2: the echo pod answers with its name
+    for src in ("mesh-1", "mesh-3"):
+        rc, log = _run_client(clusters[src], "p2p-" + src, script)
+        assert rc == 0 and log.strip().endswith(name2), (src, rc, log)
+    # a policy in mesh-2 that admits only mesh-3's pods (io.cilium.k8s.policy.cluster)
+    policy = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+              "metadata": {"name": "echo-from-mesh-3", "namespace": NS},
+              "spec": {"endpointSelector": {"matchLabels": {"app.kubernetes.io/name": "meshops-echo"}},
+                       "ingress": [{"fromEndpoints": [{"matchLabels": {"io.cilium.k8s.policy.cluster": "mesh-3"}}]}]}}
+    c2 = clusters["mesh-2"]
+    _apply(c2, policy)
+    try:
+        deadline = time.time() + 60
+        while True:  # the agent needs a moment to compute and load the policy
+            rc1, log1 = _run_client(clusters["mesh-1"], "p2p-mesh-1", script)
+            if rc1 != 0 or time.time() > deadline:
+                break
+        assert rc1 != 0 and name2 not in log1, "mesh-1 still reaches mesh-2's echo pod: %s" % log1
+        rc3, log3 = _run_client(clusters["mesh-3"], "p2p-mesh-3", script)
+        assert rc3 == 0 and log3.strip().endswith(name2), ("mesh-3 is allowed", rc3, log3)
+    finally:
+        c2.kubectl("-n", NS, "delete", "ciliumnetworkpolicy", "echo-from-mesh-3", "--ignore-not-found")
+    rc1, log1 = _run_client(clusters["mesh-1"], "p2p-mesh-1", script)
+    assert rc1 == 0 and log1.strip().endswith(name2), ("policy removed: mesh-1 reaches mesh-2 again", log1)
+
+
+def test_cleanup_and_refusals(clusters, check):
+    c = clusters["mesh-1"]
     c.kubectl("create", "namespace", "not-ours")
     try:
         mark = c.audit_mark()
@@ -112,6 +214,13 @@ def test_refuses_a_foreign_namespace_and_bad_input_before_writing(clusters, chec
         assert r["_rc"] != 0 and "was not created by this check" in r["msg"]
         r = check(c, state="tested", clusters=["mesh-2"])
         assert r["_rc"] != 0 and "clusters must include this cluster (mesh-1)" in r["msg"]
+        r = check(c, state="present", node_selector={"bad key!": "x"})
+        assert r["_rc"] != 0 and r["msg"].startswith("node_selector: 'bad key!' is not a label key"), r["msg"]
         assert _writes(c, mark) == []
     finally:
         c.kubectl("delete", "namespace", "not-ours", "--wait=false")
+    gone = _on_all(clusters, lambda x: check(x, state="absent"))
+    for name, x in clusters.items():
+        assert gone[name]["_rc"] == 0 and gone[name]["changed"] is True, gone[name]
+        assert _leftovers(x) == []
+    assert check(c, state="absent")["changed"] is False

@@ -105,9 +105,17 @@ def test_real_pods_are_the_clustermesh_apiservers_and_the_agents_on_real_nodes(t
     rt = _runtime(tmp_path, [{"name": "mesh-1-node-1", "ip": "172.20.1.11", "pod_cidr": "10.1.0.0/24"}])
     c = rt.clusters[0]
 
-    def pod(app, node):
-        return {"metadata": {"labels": {"k8s-app": app}}, "spec": {"nodeName": node}}
+    def pod(app, node, ns="kube-system", image=None):
+        ctrs = [{"name": "c", "image": image}] if image else []
+        return {"metadata": {"labels": {"k8s-app": app}, "namespace": ns}, "spec": {"nodeName": node, "containers": ctrs}}
     assert rt.is_real(c, pod("clustermesh-apiserver", "mesh-1-node-3"))
+    # workloads (agnhost, busybox) in any namespace, on real nodes only
+    busybox = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"
+    assert rt.is_real(c, pod("client", "mesh-1-node-1", ns="default", image=busybox))
+    assert not rt.is_real(c, pod("client", "mesh-1-node-2", ns="default", image=busybox))
+    assert not rt.is_real(c, pod("web", "mesh-1-node-1", ns="default", image="nginx:1"))
+    # a label alone does not make a pod outside kube-system Cilium's
+    assert not rt.is_real(c, pod("cilium", "mesh-1-node-1", ns="default", image="nginx:1"))
     assert rt.is_real(c, pod("cilium", "mesh-1-node-1"))
     assert not rt.is_real(c, pod("cilium", "mesh-1-node-2"))
     assert not rt.is_real(c, pod("cilium-operator", "mesh-1-node-1"))

@@ -236,3 +236,31 @@ def test_a_missing_provided_namespace_names_the_manifest(monkeypatch):
     assert 'being deleted' in traffic.provided_namespace(_ProvidedNamespaceCluster(phase='Terminating'), 'x')
     monkeypatch.setattr(traffic, '_apis', lambda cluster: cluster.batch)
     assert traffic.remove_objects(c, 'meshops-traffic-check', False, True, 5) == []
+
+
+def test_node_selector_places_server_and_client_pods():
+    sel = {'meshops.io/datapath': 'real', 'kubernetes.io/os': 'linux'}
+    dep = traffic.server_objects('meshops-echo', 'ns', 'mesh-1', node_selector=sel)[1]
+    job = traffic.render_client_job('meshops-echo', 'ns', node_selector=sel)
+    assert dep['spec']['template']['spec']['nodeSelector'] == sel
+    assert job['spec']['template']['spec']['nodeSelector'] == sel
+    # without one, the pods carry no nodeSelector at all (an existing Deployment is left as it is)
+    assert 'nodeSelector' not in traffic.server_objects('meshops-echo', 'ns', 'mesh-1')[1]['spec']['template']['spec']
+    assert 'nodeSelector' not in traffic.render_client_job('meshops-echo', 'ns')['spec']['template']['spec']
+
+
+@pytest.mark.parametrize('selector, problem', [
+    ({}, None),
+    ({'meshops.io/datapath': 'real'}, None),
+    ({'pool': ''}, None),
+    ({'bad key!': 'x'}, "'bad key!' is not a label key"),
+    ({'Example.COM/pool': 'x'}, "'Example.COM/pool' is not a label key"),
+    ({'pool': True}, 'the value of pool must be a label value'),
+    ({'pool': 'a' * 64}, 'the value of pool must be a label value'),
+])
+def test_node_selector_validation_names_the_entry(selector, problem):
+    got = traffic.validate_node_selector(selector)
+    if problem is None:
+        assert got is None
+    else:
+        assert problem in got and got.startswith('node_selector: ')
