@@ -1,6 +1,8 @@
 """Real pods on the fleet: the pods of each cluster's `clustermesh-apiserver` Deployment run
 Cilium's own programs as host processes, the way a kubelet and a container runtime would run
-them. Every other pod stays simulated by kwok (see hack/fleet/README.md).
+them; so do, on the fleet's real nodes (hack/fleet/nodes.py), the pods of Cilium's agent
+DaemonSet and workloads of the images in WORKLOAD_IMAGES (agnhost, busybox), whose networks
+the real cilium-cni makes. Every other pod stays simulated by kwok (see hack/fleet/README.md).
 
 One `pod-runtime` process per fleet (started by `up`, stopped by `down`) does, every second and
 for every cluster:
@@ -740,7 +742,7 @@ class Container(object):
             raise Missing("container %s has no command and image %s no entrypoint" % (self.name, self.image.name))
         rootfs = pod.rootfs(self)
         spec = {"rootfs": rootfs, "binds": pod.binds(self), "argv": argv, "env": env,
-                "workdir": self.spec.get("workingDir") or "/"}
+                "workdir": self.spec.get("workingDir") or "/", "hostname": env.get("HOSTNAME")}
         spec_file = os.path.join(pod.dir, "%s.json" % self.name)
         with open(spec_file, "w") as f:
             json.dump(spec, f, indent=1)
@@ -749,7 +751,9 @@ class Container(object):
             out.write(("---- %s start %s (restart %d): %s\n" % (_now(), self.name, self.restarts, " ".join(argv))).encode())
             out.flush()
             self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", pod.netns.name, sys.executable, "-m", "hack.fleet.pods",
+                # its own UTS namespace too: the container's hostname is the pod's name (the node's for
+                # a host-network pod), which agnhost's /hostname answers
+                ["ip", "netns", "exec", pod.netns.name, "unshare", "--uts", sys.executable, "-m", "hack.fleet.pods",
                  "run-container", spec_file],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 cwd=pod.rt.repo)
@@ -1404,6 +1408,8 @@ def run_container(spec_file):
     with open(spec_file) as f:
         spec = json.load(f)
     root = spec["rootfs"]
+    if spec.get("hostname"):
+        socket.sethostname(spec["hostname"])
     _run("mount", "--make-rprivate", "/")
     _run("mount", "--rbind", "/dev", os.path.join(root, "dev"))
     _run("mount", "-t", "proc", "proc", os.path.join(root, "proc"))
