@@ -665,6 +665,13 @@ class Image(object):
                     os.symlink("usr/" + link, path)
 
 
+def cri_log_line(line, stream="stdout"):
+    """One line of the CRI container log format: ``<RFC 3339 time> <stream> F <line>``."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%09dZ" % int((now % 1) * 1e9)
+    return b"%s %s F %s\n" % (stamp.encode(), stream.encode(), line)
+
+
 def container_argv(spec, image):
     """What a container runs, as the container runtime decides it: ``command`` replaces the
     image's ENTRYPOINT (and drops its CMD), ``args`` replace the image's CMD."""
@@ -727,6 +734,10 @@ class Container(object):
         # a container that exited for good (restartPolicy Never, or OnFailure after exit 0)
         self.finished = False
         self.log = os.path.join(pod.rt.fleet_dir, "logs", "%s-%s-%s.log" % (pod.cluster["name"], pod.name, self.name))
+        # the same output in the CRI log format, which the kubelet's log endpoint (kwok's Logs) reads
+        self.cri_log = os.path.join(pod.dir, "logs", "%s.log" % self.name)
+        self.cri_offset = None
+        self.log_start = 0
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -748,6 +759,8 @@ class Container(object):
             json.dump(spec, f, indent=1)
         os.makedirs(os.path.dirname(self.log), exist_ok=True)
         with open(self.log, "ab") as out:
+            if self.cri_offset is None:
+                self.log_start = out.tell()
             out.write(("---- %s start %s (restart %d): %s\n" % (_now(), self.name, self.restarts, " ".join(argv))).encode())
             out.flush()
             self.proc = subprocess.Popen(
@@ -760,6 +773,34 @@ class Container(object):
         self.pid = self.proc.pid
         self.started_at = _now()
         self.ready = False
+
+    def sync_cri_log(self):
+        """Append the container's new complete lines to its CRI log (the runtime's own "---- start"
+        lines left out); after the program ended, whatever it wrote last too."""
+        if self.started_at is None:
+            return
+        try:
+            size = os.path.getsize(self.log)
+        except OSError:
+            return
+        if self.cri_offset is None:
+            # output of an earlier pod of the same name is not this container's
+            self.cri_offset = self.log_start
+        if size <= self.cri_offset:
+            return
+        with open(self.log, "rb") as f:
+            f.seek(self.cri_offset)
+            data = f.read(size - self.cri_offset)
+        cut = len(data) if not self.running() else data.rfind(b"\n") + 1
+        if not cut:
+            return
+        header = ("---- ").encode()
+        marker = (" start %s (restart " % self.name).encode()
+        lines = [ln for ln in data[:cut].splitlines() if not (ln.startswith(header) and marker in ln)]
+        os.makedirs(os.path.dirname(self.cri_log), exist_ok=True)
+        with open(self.cri_log, "ab") as f:
+            f.write(b"".join(cri_log_line(ln) for ln in lines))
+        self.cri_offset += cut
 
     def check_exit(self):
         """None while running; the exit code once it exited (and records it)."""
@@ -977,6 +1018,8 @@ class Pod(object):
             if c.proc is None and not c.finished and now >= c.next_start:
                 c.start(secrets, configmaps)
                 log("%s: container %s started (pid %d)" % (self.key, c.name, c.pid))
+        for c in self.containers:
+            c.sync_cri_log()
         if self.containers and all(c.finished for c in self.containers):
             self.phase = "Succeeded" if all(c.last_exit["exitCode"] == 0 for c in self.containers) else "Failed"
             log("%s: %s" % (self.key, self.phase))
@@ -1195,7 +1238,7 @@ class Runtime(object):
                  for c in pod.containers]
         # and a kwok Logs object: `kubectl logs` (the API server's pod log endpoint) reads each
         # container's output
-        logs = [{"containers": [c.name], "logsFile": c.log} for c in pod.containers]
+        logs = [{"containers": [c.name], "logsFile": c.cri_log} for c in pod.containers]
         for plural, kind, spec in (("execs", "Exec", {"execs": execs}), ("logs", "Logs", {"logs": logs})):
             body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": kind,
                     "metadata": {"name": pod.name, "namespace": pod.namespace}, "spec": spec}
@@ -1269,10 +1312,19 @@ class Runtime(object):
                 pod.step(secrets[pod.namespace], configmaps[pod.namespace])
             except Missing as e:
                 pod.waiting = "waiting for %s" % e
+            except Exception as e:  # noqa: BLE001 - one pod's failure must not hold the cluster's others
+                msg = "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:300] if str(e) else "")
+                if pod.waiting != msg:
+                    log("%s: %s" % (pod.key, msg))
+                pod.waiting = msg
             pod.probe()
             st = pod.status()
             if st != pod.status_sent:
-                api.patch_namespaced_pod_status(pod.name, pod.namespace, {"status": st}, _request_timeout=5)
+                try:
+                    api.patch_namespaced_pod_status(pod.name, pod.namespace, {"status": st}, _request_timeout=5)
+                except Exception as e:  # noqa: BLE001 - one pod's refusal must not hold the others
+                    self.status_refused(api, pod, e)
+                    continue
                 if (pod.status_sent or {}).get("conditions") != st["conditions"]:
                     log("%s: %s, Ready=%s" % (pod.key, st["phase"], pod.ready()))
                 pod.status_sent = st
@@ -1316,6 +1368,25 @@ class Runtime(object):
                         if ip and ip.startswith("127."):
                             desired[(ip, int(port["nodePort"]))] = backends
         desired.update(self.api_server_listeners(cluster))
+
+    def status_refused(self, api, pod, error):
+        """The API server refused a pod's status. A pod whose network was made anew (after a
+        restart of this runtime, the CNI plugin gives another address) cannot change its podIP:
+        it is deleted, and its owner makes a new one, as after a lost sandbox. Other refusals are
+        logged once and retried next round."""
+        body = str(getattr(error, "body", "") or error)
+        if getattr(error, "status", None) == 422 and "podIP" in body:
+            log("%s: its address changed to %s (network made anew) and a pod's IP cannot change: deleting it "
+                "for its owner to replace" % (pod.key, pod.ip))
+            try:
+                api.delete_namespaced_pod(pod.name, pod.namespace, grace_period_seconds=0, _request_timeout=5)
+            except Exception as e:  # noqa: BLE001 - gone already; or retried next round
+                log("%s: delete: %s" % (pod.key, str(e).splitlines()[0][:200]))
+            return
+        msg = "%s: status refused: %s" % (pod.key, " ".join(body.split())[:300])
+        if pod.waiting != msg:
+            log(msg)
+        pod.waiting = msg
 
     def api_server_listeners(self, cluster):
         """Where pods and nodes reach their API server: the `kubernetes` VIP on this host, and

@@ -362,8 +362,11 @@ def run_client(cluster, job, timeout):
         if not pods:
             return None, 'the client Job %s/%s has no pod' % (ns, jname)
         try:
-            log = cluster.core.read_namespaced_pod_log(pods[0].metadata.name, ns, container='client',
-                                                       _request_timeout=cluster.timeouts)
+            # the raw body: the client turns a log served as other than text/plain into the repr
+            # of its bytes ("b'...'")
+            resp = cluster.core.read_namespaced_pod_log(pods[0].metadata.name, ns, container='client',
+                                                        _request_timeout=cluster.timeouts, _preload_content=False)
+            log = resp.data.decode('utf-8', 'replace')
         except Exception as e:
             from ansible_collections.meshops.cilium.plugins.module_utils.cluster import translate_error
             return None, ' '.join(translate_error(e, action='read the log of pod %s/%s' % (

@@ -71,3 +71,39 @@ def test_kwok_key_matches_the_runtime(images, node, init, key):
                          universal_newlines=True, check=True).stdout.strip()
     assert out == key
     assert (out.startswith("true@")) == pods.is_workload(p)
+
+
+def test_cri_log_lines_are_what_the_kubelet_log_reader_parses():
+    import re
+    line = pods.cri_log_line(b"meshops-answer meshops-echo-mesh-2-6d4cf56db6-x7k2p")
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z stdout F meshops-answer meshops-echo-mesh-2-6d4cf56db6-x7k2p\n",
+                        line), line
+
+
+class FakePod(object):
+    def __init__(self, tmp_path):
+        self.rt = type("Rt", (), {"fleet_dir": str(tmp_path), "images": {}})()
+        self.cluster = {"name": "mesh-1"}
+        self.name = "client-abc"
+        self.dir = str(tmp_path / "pod")
+
+
+def test_cri_log_holds_the_program_output_only(tmp_path):
+    ctr = pods.Container(FakePod(tmp_path), {"name": "client", "image": "busybox"})
+    (tmp_path / "logs").mkdir()
+    with open(ctr.log, "wb") as f:
+        f.write(b"output of an earlier container of this name\n")
+    ctr.sync_cri_log()  # never started: nothing
+    assert not (tmp_path / "pod" / "logs" / "client.log").exists()
+    with open(ctr.log, "ab") as f:
+        ctr.log_start = f.tell()
+        f.write(b"---- 2026-12-02T11:07:15Z start client (restart 0): sh -c x\nline 1\nline 2 partial")
+    ctr.started_at = "now"
+    ctr.proc = type("P", (), {"poll": lambda self: None})()  # running: complete lines only
+    ctr.sync_cri_log()
+    got = (tmp_path / "pod" / "logs" / "client.log").read_bytes().splitlines()
+    assert [g.split(b" F ", 1)[1] for g in got] == [b"line 1"]
+    ctr.proc = None  # ended: the rest too
+    ctr.sync_cri_log()
+    got = (tmp_path / "pod" / "logs" / "client.log").read_bytes().splitlines()
+    assert [g.split(b" F ", 1)[1] for g in got] == [b"line 1", b"line 2 partial"]
