@@ -63,6 +63,6 @@ if ! command -v shellcheck >/dev/null 2>&1; then
         exit 1
     fi
 fi
-mapfile -t scripts < <(ls hack/*.sh .ci/run 2>/dev/null)
+mapfile -t scripts < <(ls hack/*.sh hack/fleet/images/* .ci/run 2>/dev/null)
 step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
 exit $status

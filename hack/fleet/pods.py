@@ -1147,8 +1147,11 @@ def images(state):
         out["agnhost"] = Image("agnhost", {"/agnhost": bins["agnhost"]}, {}, entrypoint=["/agnhost"])
     # e2e-test-images/busybox: CMD ["sh"]. Its shell and tools (sh, wget, tr, sleep) are this
     # machine's (Debian's dash and GNU wget): Debian's busybox 1.35 ends `wget -T` with a
-    # segmentation fault here (exit 139), and the fleet downloads no image.
-    out["busybox"] = Image("busybox", {}, {}, base_os=True, cmd=["sh"])
+    # segmentation fault here (exit 139), and the fleet downloads no image. wget is wrapped to
+    # try once, as busybox's does.
+    here = os.path.dirname(os.path.abspath(__file__))
+    out["busybox"] = Image("busybox", {"/usr/local/bin/wget": os.path.join(here, "images", "busybox-wget")}, {},
+                           base_os=True, cmd=["sh"])
     return out
 
 
