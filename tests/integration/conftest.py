@@ -274,7 +274,7 @@ class Playbook(object):
         """The finished run (stdout and stderr merged), whatever its exit code."""
         argv = self.command(inventory, playbook, *args, bin_dir=bin_dir)
         return subprocess.run(argv, check=False, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               universal_newlines=True, timeout=timeout)
+                              universal_newlines=True, timeout=timeout)
 
     def run(self, inventory, playbook, *args, expect_rc=0, bin_dir=None):
         """The output; fails unless the exit code is ``expect_rc`` (None: any)."""

@@ -75,7 +75,7 @@ def test_limit_with_an_unreachable_member_never_prunes_and_writes_nothing(fleet,
         # mesh.yml alone (no preflight): the clustermesh role refuses to prune what it cannot see
         # (no status wait: mesh-3 is really down, so its agents would never report it ready)
         out = playbook.run(_inv(tmp_path, three), "mesh.yml", "--limit", "mesh-1",
-                  "-e", "clustermesh_wait=false")
+                           "-e", "clustermesh_wait=false")
         assert sorted(Playbook.recap(out)) == ["mesh-1"]
         assert "Exact pruning refused: this run cannot see mesh-3" in out
         assert listed(three[0]) == {"mesh-2", "mesh-3"}

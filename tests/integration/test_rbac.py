@@ -114,7 +114,7 @@ def test_the_traffic_check_runs_with_its_optional_role(fleet, automation, playbo
     mark = marks(automation)
     extra = {"verify_traffic": True, "verify_traffic_create_namespace": False, "verify_traffic_requests": 2}
     out = playbook.run(_inv(tmp_path, automation), "status.yml", "-e", json.dumps(extra),
-              expect_rc=2)
+                       expect_rc=2)
     for c in automation:
         assert "%s: no answer could be read" % c.name in out, out[-3000:]
         assert _denied(c, mark[c.name]) == [], c.name
@@ -159,7 +159,7 @@ def test_a_permission_helm_needs_gives_the_403_message(fleet, automation, playbo
     # a changed agent value makes helm patch ConfigMap cilium-config
     try:
         out = playbook.run(_inv(tmp_path, automation), "install.yml", "--limit", c.name,
-                  "-e", json.dumps({"cilium_values": {"debug": {"enabled": True}}}), expect_rc=2)
+                           "-e", json.dumps({"cilium_values": {"debug": {"enabled": True}}}), expect_rc=2)
     finally:
         c.kubectl("apply", "-f", MANIFEST)
     assert ('%s: permission denied (403): user "%s" is missing the permission to patch "configmaps" in the core '
