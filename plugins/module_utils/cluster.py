@@ -42,9 +42,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
 
 try:
     import yaml
-    HAS_YAML = True
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
+    yaml = None  # helm.py reads Chart.yaml with the same import
 
 KUBERNETES_IMPORT_ERROR = None
 
@@ -797,15 +796,19 @@ class Cluster:
             return None
         return self.api_client.sanitize_for_serialization(obj)
 
-    def read_config_map(self, namespace, name, missing_ok=False):
-        return self.to_dict(self.call('read ConfigMap %s/%s' % (namespace, name),
-                                      self.core.read_namespaced_config_map, name, namespace,
+    def _read(self, kind, func, namespace, name, missing_ok):
+        """One namespaced object as a dict; None when it is missing and ``missing_ok``."""
+        return self.to_dict(self.call('read %s %s/%s' % (kind, namespace, name), func, name, namespace,
                                       missing_ok=missing_ok))
 
+    def _items(self, res):
+        return [self.to_dict(i) for i in (res.items or [])]
+
+    def read_config_map(self, namespace, name, missing_ok=False):
+        return self._read('ConfigMap', self.core.read_namespaced_config_map, namespace, name, missing_ok)
+
     def read_secret(self, namespace, name, missing_ok=False):
-        return self.to_dict(self.call('read Secret %s/%s' % (namespace, name),
-                                      self.core.read_namespaced_secret, name, namespace,
-                                      missing_ok=missing_ok))
+        return self._read('Secret', self.core.read_namespaced_secret, namespace, name, missing_ok)
 
     def list_secrets(self, namespace, label_selector=None, field_selector=None):
         kwargs = {}
@@ -813,23 +816,17 @@ class Cluster:
             kwargs['label_selector'] = label_selector
         if field_selector:
             kwargs['field_selector'] = field_selector
-        res = self.call('list Secrets in namespace %s' % namespace,
-                        self.core.list_namespaced_secret, namespace, **kwargs)
-        return [self.to_dict(i) for i in (res.items or [])]
+        return self._items(self.call('list Secrets in namespace %s' % namespace,
+                                     self.core.list_namespaced_secret, namespace, **kwargs))
 
     def read_service(self, namespace, name, missing_ok=False):
-        return self.to_dict(self.call('read Service %s/%s' % (namespace, name),
-                                      self.core.read_namespaced_service, name, namespace,
-                                      missing_ok=missing_ok))
+        return self._read('Service', self.core.read_namespaced_service, namespace, name, missing_ok)
 
     def list_nodes(self):
-        res = self.call('list Nodes', self.core.list_node)
-        return [self.to_dict(i) for i in (res.items or [])]
+        return self._items(self.call('list Nodes', self.core.list_node))
 
     def read_deployment(self, namespace, name, missing_ok=False):
-        return self.to_dict(self.call('read Deployment %s/%s' % (namespace, name),
-                                      self.apps.read_namespaced_deployment, name, namespace,
-                                      missing_ok=missing_ok))
+        return self._read('Deployment', self.apps.read_namespaced_deployment, namespace, name, missing_ok)
 
     def close(self):
         try:

@@ -43,12 +43,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     ClusterError,
     forbidden_summary,
     resolve_connection,
+    yaml,
 )
-try:
-    import yaml
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
 
 from ansible_collections.meshops.cilium.plugins.module_utils.common import PENDING_STATUSES, deployment_ready
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (

@@ -21,6 +21,7 @@ sys.path.insert(0, REPO)
 from hack.fleet import runner  # noqa: E402
 
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
+NS = "kube-system"
 WANTED_CLUSTERS = int(os.environ.get("MESHOPS_FLEET_CLUSTERS", "3"))
 
 
@@ -153,6 +154,35 @@ def uninstall_cilium(clusters, namespace="kube-system"):
             list(pool.map(one, clusters))
 
 
+def marks(clusters):
+    """{cluster: its audit log's position now}, for ``writes``."""
+    return {c.name: c.audit_mark() for c in clusters}
+
+
+def writes(clusters, mark):
+    """{cluster: [(verb, resource, name)]} of the requests that changed API objects since ``mark``."""
+    return {c.name: [(e["verb"], (e.get("objectRef") or {}).get("resource"), (e.get("objectRef") or {}).get("name"))
+                     for e in c.mutations_since(mark[c.name])] for c in clusters}
+
+
+def listed(c):
+    """Names of the peers cluster ``c``'s release lists (empty when none or no release)."""
+    proc = c.helm("get", "values", "cilium", "-n", NS, "-o", "json", check=False)
+    if proc.returncode != 0:
+        return set()
+    clusters = ((json.loads(proc.stdout or "{}") or {}).get("clustermesh") or {}).get("config", {}).get("clusters")
+    if isinstance(clusters, dict):
+        return set(clusters)
+    return {e["name"] for e in clusters or []}
+
+
+def asymmetric(clusters):
+    """Pairs (a, b) where a lists b but b does not list a (only among ``clusters``)."""
+    names = {c.name for c in clusters}
+    lists = {c.name: listed(c) & names for c in clusters}
+    return sorted((a, b) for a in lists for b in lists[a] if a not in lists[b])
+
+
 def wait_for(predicate, timeout, what, interval=0.5):
     deadline = time.time() + timeout
     last = None
@@ -188,6 +218,7 @@ def ansible_env(fleet, collections_path):
         "MESHOPS_FLEET_DIR": os.path.dirname(fleet.kubeconfig),
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "PYTHONUNBUFFERED": "1",
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.path.dirname(fleet.binaries["helm"]),
                                  env.get("PATH", "")]),
     })
@@ -202,23 +233,29 @@ def run_ansible(tool, args, env, timeout=1500, bin_dir=None):
                           universal_newlines=True, timeout=timeout)
 
 
-def write_inventory(path, hosts, extra_vars=None):
-    """An inventory like inventories/local for ``hosts`` (cluster ID = the name's number)."""
-    inv = path / ("inv-" + "-".join(hosts))
+def write_inventory(path, hosts, group_vars=None, name=None, cluster_ids=True):
+    """An inventory like inventories/local, under ``path``; returns its folder.
+
+    ``hosts``: host names, or {host: host vars}; every host gets the number in its name as
+    cilium_cluster_id unless ``cluster_ids`` is false or its vars set one. ``group_vars``: the
+    variables of group mesh. ``name``: the folder's name (default ``inv-<hosts>``)."""
+    hosts = dict(hosts) if isinstance(hosts, dict) else {h: {} for h in hosts}
+    inv = path / (name or "inv-" + "-".join(hosts))
     (inv / "group_vars").mkdir(parents=True, exist_ok=True)
     shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
-    lines = ["mesh:", "  hosts:"]
-    for h in hosts:
-        lines += ["    %s:" % h, "      cilium_cluster_id: %s" % h.split("-")[-1]]
-    (inv / "hosts.yml").write_text("\n".join(lines) + "\n")
-    # the real traffic check of inventories/local runs in the tests that ask for it (test_traffic.py)
-    # and in `make demo`, not in every converge of the suite
-    (inv / "group_vars/mesh.yml").write_text(json.dumps(dict({"verify_traffic": False}, **(extra_vars or {}))))
+    body = {h: dict({"cilium_cluster_id": int(h.split("-")[-1])} if cluster_ids else {}, **(v or {}))
+            for h, v in hosts.items()}
+    (inv / "hosts.yml").write_text(json.dumps({"mesh": {"hosts": body}}))
+    # the real traffic check of inventories/local runs in the tests that ask for it (test_traffic.py,
+    # test_rbac.py) and in `make demo`, not in every converge of the suite
+    (inv / "group_vars/mesh.yml").write_text(json.dumps(dict({"verify_traffic": False}, **(group_vars or {}))))
     return str(inv)
 
 
 class Playbook(object):
-    """Runs a playbook of playbooks/ on fleet clusters: ``playbook("site.yml", ["mesh-1", ...])``."""
+    """Runs playbooks (of playbooks/, or a path) on fleet clusters with this venv's ansible-playbook:
+    ``playbook("site.yml", ["mesh-1", ...])`` writes an inventory of those hosts first;
+    ``run``/``execute``/``command`` take an inventory made with ``write_inventory``."""
 
     def __init__(self, fleet, collections_path, tmp_path):
         self.env = ansible_env(fleet, collections_path)
@@ -226,10 +263,26 @@ class Playbook(object):
 
     def __call__(self, playbook, hosts, *args, expect_rc=0, extra_vars=None, bin_dir=None):
         inv = write_inventory(self.tmp_path, hosts, extra_vars)
-        proc = run_ansible("ansible-playbook", ["-i", inv, os.path.join(REPO, "playbooks", playbook)] + list(args),
-                           self.env, bin_dir=bin_dir)
+        return self.run(inv, playbook, *args, expect_rc=expect_rc, bin_dir=bin_dir)
+
+    @staticmethod
+    def command(inventory, playbook, *args, bin_dir=None):
+        """argv of ansible-playbook (unbuffered output is in ``env``: for a run read as it goes)."""
+        return [os.path.join(bin_dir or os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
+                os.path.join(REPO, "playbooks", playbook)] + [str(a) for a in args]
+
+    def execute(self, inventory, playbook, *args, bin_dir=None, timeout=1500):
+        """The finished run (stdout and stderr merged), whatever its exit code."""
+        argv = self.command(inventory, playbook, *args, bin_dir=bin_dir)
+        return subprocess.run(argv, check=False, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=timeout)
+
+    def run(self, inventory, playbook, *args, expect_rc=0, bin_dir=None):
+        """The output; fails unless the exit code is ``expect_rc`` (None: any)."""
+        proc = self.execute(inventory, playbook, *args, bin_dir=bin_dir)
         if expect_rc is not None and proc.returncode != expect_rc:
-            raise AssertionError("%s exited %d:\n%s" % (playbook, proc.returncode, proc.stdout[-8000:]))
+            raise AssertionError("%s exited %d (expected %d):\n%s" % (playbook, proc.returncode, expect_rc,
+                                                                      proc.stdout[-8000:]))
         return proc.stdout
 
     @staticmethod

@@ -13,8 +13,7 @@ import json
 
 import pytest
 
-from conftest import uninstall_cilium
-from safety_helpers import NS, inventory, run
+from conftest import NS, uninstall_cilium, write_inventory
 
 DATAPATH = ["routingMode", "ipv4NativeRoutingCIDR", "kubeProxyReplacement", "k8sServiceHost", "k8sServicePort",
             "bpf.masquerade"]
@@ -46,11 +45,11 @@ def revision(c):
     return max(r["revision"] for r in json.loads(c.helm("history", "cilium", "-n", NS, "-o", "json").stdout))
 
 
-def test_refused_by_the_preflight_with_every_datapath_value_and_no_write(fleet, collections_path, tmp_path, m1):
+def test_refused_by_the_preflight_with_every_datapath_value_and_no_write(fleet, playbook, tmp_path, m1):
     hand_install(fleet, m1)
-    inv = inventory(tmp_path, "inv", {m1.name: {}})
+    inv = write_inventory(tmp_path, [m1.name], name="inv")
     mark = m1.audit_mark()
-    out = run(fleet, collections_path, inv, "install.yml", expect_rc=2)
+    out = playbook.run(inv, "install.yml", expect_rc=2)
     assert m1.mutations_since(mark) == [], m1.mutations_since(mark)
     assert "TASK [meshops.cilium.cilium" not in out  # stopped before the CA or the release
     result = json.JSONDecoder().raw_decode(out.split("FAILED! => ", 1)[1])[0]
@@ -66,15 +65,15 @@ def test_refused_by_the_preflight_with_every_datapath_value_and_no_write(fleet, 
     assert "cilium_values.operator.replicas" not in rows
     # the preview says the same and writes nothing either
     mark = m1.audit_mark()
-    out = run(fleet, collections_path, inv, "install.yml", "--check", "--diff", expect_rc=2)
+    out = playbook.run(inv, "install.yml", "--check", "--diff", expect_rc=2)
     assert "cilium_values.routingMode" in out and m1.mutations_since(mark) == []
     assert revision(m1) == 1
 
 
-def test_keep_converges_keeping_the_release_values(fleet, collections_path, tmp_path, m1):
+def test_keep_converges_keeping_the_release_values(fleet, playbook, tmp_path, m1):
     hand_install(fleet, m1)
-    inv = inventory(tmp_path, "inv", {m1.name: {}}, group_vars={"cilium_existing_values": "keep"})
-    out = run(fleet, collections_path, inv, "install.yml")
+    inv = write_inventory(tmp_path, [m1.name], name="inv", group_vars={"cilium_existing_values": "keep"})
+    out = playbook.run(inv, "install.yml")
     v = values(m1)
     assert v["routingMode"] == "native" and v["ipv4NativeRoutingCIDR"] == "10.0.0.0/8", v
     assert v["kubeProxyReplacement"] is True and v["k8sServiceHost"] == "127.0.0.1", v
@@ -84,15 +83,15 @@ def test_keep_converges_keeping_the_release_values(fleet, collections_path, tmp_
     rev = revision(m1)
     # a re-run with keep changes nothing
     mark = m1.audit_mark()
-    out = run(fleet, collections_path, inv, "install.yml")
+    out = playbook.run(inv, "install.yml")
     assert revision(m1) == rev
     assert [e for e in m1.mutations_since(mark) if (e.get("objectRef") or {}).get("resource") == "secrets"] == []
 
 
-def test_reset_converges_without_them_and_names_the_other_dropped_values(fleet, collections_path, tmp_path, m1):
+def test_reset_converges_without_them_and_names_the_other_dropped_values(fleet, playbook, tmp_path, m1):
     hand_install(fleet, m1)
-    inv = inventory(tmp_path, "inv", {m1.name: {}}, group_vars={"cilium_existing_values": "reset"})
-    out = run(fleet, collections_path, inv, "install.yml")
+    inv = write_inventory(tmp_path, [m1.name], name="inv", group_vars={"cilium_existing_values": "reset"})
+    out = playbook.run(inv, "install.yml")
     v = values(m1)
     assert v["routingMode"] == "tunnel" and v["kubeProxyReplacement"] is False, v
     for key in ("ipv4NativeRoutingCIDR", "k8sServiceHost", "bpf", "operator", "autoDirectNodeRoutes"):

@@ -12,9 +12,8 @@ import os
 
 import pytest
 
-from conftest import ModuleRunner, wait_for
+from conftest import NS, ModuleRunner, uninstall_cilium, wait_for
 
-NS = "kube-system"
 VERSION = os.environ.get("MESHOPS_CONNECT_CHART", "1.19.2")
 
 
@@ -41,11 +40,6 @@ def _values(c, index):
             "--set", "k8sServiceHost=127.0.0.1", "--set", "k8sServicePort=%d" % c.data["ports"]["apiserver"],
             "--set", "clustermesh.useAPIServer=true",
             "--set", "clustermesh.apiserver.service.type=LoadBalancer"]
-
-
-def _uninstall(c):
-    c.helm("uninstall", "cilium", "--namespace", NS, "--wait", "--timeout", "2m", check=False, timeout=200)
-    c.kubectl("-n", NS, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
 
 
 def _copy_ca(src, dst):
@@ -85,8 +79,7 @@ def release_creates(c, mark):
 @pytest.fixture(scope="module")
 def mesh(fleet, clusters, run):
     """Cilium on mesh-1..4 (one CA), not yet connected; the descriptors of all four."""
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        list(pool.map(_uninstall, clusters))
+    uninstall_cilium(clusters)
     _install(fleet, clusters[0], 1)
     wait_for(lambda: _has_ca(clusters[0]), 60, "cilium-ca on mesh-1")
     for c in clusters[1:]:
@@ -100,8 +93,7 @@ def mesh(fleet, clusters, run):
     infos = wait_for(describe, 90, "LoadBalancer IPs of every clustermesh-apiserver", interval=2)
     yield {"clusters": clusters, "infos": infos}
     if not os.environ.get("MESHOPS_KEEP_MESH"):
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            list(pool.map(_uninstall, clusters))
+        uninstall_cilium(clusters)
 
 
 def _has_ca(c):

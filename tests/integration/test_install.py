@@ -3,41 +3,29 @@ the fleet, with the real Cilium chart (newest supported version)."""
 import base64
 import json
 import os
-import sys
 import tempfile
 import textwrap
 
 import pytest
 
-from conftest import ansible_env, run_ansible, uninstall_cilium
-
-NS = "kube-system"
+from conftest import NS, Playbook, uninstall_cilium, write_inventory
 
 
 @pytest.fixture(scope="module")
-def env(fleet, collections_path):
-    root = tempfile.mkdtemp(prefix="meshops-install-it-")
-    e = ansible_env(fleet, collections_path)
-    inv = os.path.join(root, "inventory.yml")
-    hosts = {}
-    for i, c in enumerate(fleet.clusters):
-        hosts[c.name] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                         "cluster_id": i + 1, "api_port": c.data["ports"]["apiserver"]}
-    with open(inv, "w") as f:
-        json.dump({"all": {"children": {"mesh": {"hosts": hosts}},
-                           "vars": {"kc": fleet.kubeconfig, "chart": newest_chart(fleet)}}}, f)
-    _reset(fleet)
-    yield {"root": root, "env": e, "inventory": inv}
-    _reset(fleet)
+def env(fleet, collections_path, tmp_path_factory):
+    root = tmp_path_factory.mktemp("install")
+    hosts = {c.name: {"cluster_id": i + 1, "api_port": c.data["ports"]["apiserver"]}
+             for i, c in enumerate(fleet.clusters)}
+    inv = write_inventory(root, hosts, {"kc": fleet.kubeconfig, "chart": newest_chart(fleet)}, name="inventory",
+                          cluster_ids=False)
+    uninstall_cilium(fleet.clusters)
+    yield {"root": str(root), "book": Playbook(fleet, collections_path, root), "inventory": inv}
+    uninstall_cilium(fleet.clusters)
 
 
 def newest_chart(fleet):
     version = sorted(fleet.chart_versions, key=lambda v: tuple(int(x) for x in v.split(".")))[-1]
     return fleet.chart(version)
-
-
-def _reset(fleet):
-    uninstall_cilium(fleet.clusters, NS)
 
 
 def playbook(env, tasks, limit=None, check=False, diff=False, expect_fail=False, extra=None):
@@ -57,7 +45,7 @@ def playbook(env, tasks, limit=None, check=False, diff=False, expect_fail=False,
     path = os.path.join(out, "play.yml")
     with open(path, "w") as f:
         json.dump(play, f)
-    argv = ["-i", env["inventory"], path]
+    argv = []
     if limit:
         argv += ["--limit", limit]
     if check:
@@ -66,7 +54,7 @@ def playbook(env, tasks, limit=None, check=False, diff=False, expect_fail=False,
         argv.append("--diff")
     for k, v in (extra or {}).items():
         argv += ["-e", "%s=%s" % (k, v)]
-    proc = run_ansible("ansible-playbook", argv, env["env"], timeout=900)
+    proc = env["book"].execute(env["inventory"], path, *argv, timeout=900)
     results = {}
     for name in os.listdir(out):
         if name.endswith(".json"):

@@ -2,16 +2,12 @@
 and no key material in -vvv output or left-over files. Only the Secret is needed (no Cilium)."""
 import base64
 import os
-import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import REPO, ansible_env
+from conftest import NS, Playbook, run_ansible, write_inventory
 
-NS = "kube-system"
 SECRET = "cilium-ipsec-keys"
 HOSTS = ["mesh-1", "mesh-2", "mesh-3"]
 
@@ -42,39 +38,27 @@ class Runner(object):
         self.remote_tmp = tmp / "remote-tmp"
         self.local_tmp.mkdir()
         self.remote_tmp.mkdir()
-        self.env = ansible_env(fleet, collections_path)
-        self.env.update({"ANSIBLE_LOCAL_TEMP": str(self.local_tmp), "ANSIBLE_REMOTE_TEMP": str(self.remote_tmp),
-                         "ANSIBLE_FORKS": "5"})
-        inv = tmp / "inv"
-        (inv / "group_vars").mkdir(parents=True)
-        shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
-        (inv / "hosts.yml").write_text("mesh:\n  hosts:\n" + "".join(
-            "    %s:\n      cilium_cluster_id: %s\n" % (h, h.rsplit("-", maxsplit=1)[-1]) for h in HOSTS))
-        self.inventory = str(inv)
+        self.book = Playbook(fleet, collections_path, tmp)
+        self.book.env.update({"ANSIBLE_LOCAL_TEMP": str(self.local_tmp), "ANSIBLE_REMOTE_TEMP": str(self.remote_tmp),
+                              "ANSIBLE_FORKS": "5"})
+        self.inventory = write_inventory(tmp, HOSTS, name="inv")
 
-    def __call__(self, what, playbook, *args, expect_rc=0):
-        argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-vvv", "-i", self.inventory,
-                os.path.join(REPO, "playbooks", playbook)] + list(args)
-        start = time.time()
-        proc = subprocess.run(argv, check=False, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, timeout=900)
+    def _record(self, what, kind, start, proc, expect_rc):
         self.times[what] = round(time.time() - start, 1)
         self.outputs.append(proc.stdout)
         if expect_rc is not None and (proc.returncode == 0) != (expect_rc == 0):
-            raise AssertionError("%s exited %d:\n%s" % (playbook, proc.returncode, proc.stdout[-6000:]))
+            raise AssertionError("%s exited %d:\n%s" % (kind, proc.returncode, proc.stdout[-6000:]))
         return proc.stdout
 
-    def adhoc(self, what, module, args, expect_rc=0):
-        argv = [os.path.join(os.path.dirname(sys.executable), "ansible"), "-vvv", "localhost", "-m", module,
-                "-a", args]
+    def __call__(self, what, playbook, *args, expect_rc=0):
         start = time.time()
-        proc = subprocess.run(argv, check=False, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, timeout=300)
-        self.times[what] = round(time.time() - start, 1)
-        self.outputs.append(proc.stdout)
-        if (proc.returncode == 0) != (expect_rc == 0):
-            raise AssertionError("%s exited %d:\n%s" % (module, proc.returncode, proc.stdout[-6000:]))
-        return proc.stdout
+        proc = self.book.execute(self.inventory, playbook, "-vvv", *args, timeout=900)
+        return self._record(what, playbook, start, proc, expect_rc)
+
+    def adhoc(self, what, module, args, expect_rc=0):
+        start = time.time()
+        proc = run_ansible("ansible", ["-vvv", "localhost", "-m", module, "-a", args], self.book.env, timeout=300)
+        return self._record(what, module, start, proc, expect_rc)
 
 
 @pytest.fixture(scope="module")

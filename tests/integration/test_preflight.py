@@ -9,18 +9,13 @@ podCIDR overlaps, Cilium without a Helm release) are made with helm and the real
 """
 import concurrent.futures
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, ansible_env
+from conftest import NS, Playbook, marks, uninstall_cilium, write_inventory, writes
 from hack.fleet.runner import cluster_network
 
-NS = "kube-system"
 NEW = "1.19.2"
 OLD = "1.17.14"
 # the fleet's addressing (it depends on the port base)
@@ -130,15 +125,6 @@ BAD_INPUTS = [
 ]
 
 
-def _inventory(root, name, group_vars, host_vars):
-    inv = root / name
-    (inv / "group_vars").mkdir(parents=True)
-    shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
-    (inv / "group_vars/mesh.yml").write_text(json.dumps(group_vars))
-    (inv / "hosts.yml").write_text(json.dumps({"mesh": {"hosts": host_vars}}))
-    return str(inv)
-
-
 def _failure(out):
     """The JSON result of the failed preflight task."""
     for m in re.finditer(r"FAILED! => ", out):
@@ -151,15 +137,10 @@ def _failure(out):
     raise AssertionError("no preflight failure in:\n%s" % out[-6000:])
 
 
-def _run(fleet, env, inv, playbook, args):
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inv,
-            os.path.join(REPO, "playbooks", playbook)] + list(args)
-    marks = {c.name: c.audit_mark() for c in fleet.clusters}
-    proc = subprocess.run(argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=900)
-    writes = {c.name: [(e["verb"], (e.get("objectRef") or {}).get("resource"), (e.get("objectRef") or {}).get("name"))
-                       for e in c.mutations_since(marks[c.name])] for c in fleet.clusters}
-    return proc.returncode, proc.stdout, writes
+def _run(fleet, book, inv, playbook, args):
+    mark = marks(fleet.clusters)
+    proc = book.execute(inv, playbook, *args, timeout=900)
+    return proc.returncode, proc.stdout, writes(fleet.clusters, mark)
 
 
 def _helm_install(fleet, c, version, *values):
@@ -171,11 +152,11 @@ def _helm_install(fleet, c, version, *values):
 
 
 def _cleanup(fleet):
+    """uninstall_cilium, and what _prepare_states made without the chart."""
     def one(c):
-        c.helm("uninstall", "cilium", "--namespace", NS, "--wait", "--timeout", "2m", check=False, timeout=200)
-        c.kubectl("-n", NS, "delete", "secret", "cilium-ca", "--ignore-not-found", check=False)
         c.kubectl("-n", NS, "delete", "configmap", "cilium-config", "--ignore-not-found", check=False)
         c.kubectl("delete", "node", EXTRA_NODE, "--ignore-not-found", check=False)
+    uninstall_cilium(fleet.clusters[:4])
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         list(pool.map(one, fleet.clusters[:4]))
 
@@ -207,8 +188,8 @@ def preflight(fleet, collections_path, tmp_path_factory):
     """``preflight(scenario) -> (rc, output, failure result, writes)``, each scenario run once."""
     if len(fleet.clusters) < 4:
         pytest.fail("needs 4 fleet clusters (MESHOPS_FLEET_CLUSTERS=4)")
-    env = ansible_env(fleet, collections_path)
     root = tmp_path_factory.mktemp("preflight")
+    book = Playbook(fleet, collections_path, root)
     cache = {}
     _cleanup(fleet)
 
@@ -218,34 +199,35 @@ def preflight(fleet, collections_path, tmp_path_factory):
             if name == "states":
                 _prepare_states(fleet)
             try:
-                rc, out, writes = _run(fleet, env, _inventory(root, name, group_vars, host_vars), playbook, args)
+                inv = write_inventory(root, host_vars, group_vars, name=name, cluster_ids=False)
+                rc, out, written = _run(fleet, book, inv, playbook, args)
             finally:
                 if name == "states":
                     _cleanup(fleet)
-            cache[name] = (rc, out, _failure(out) if rc != 0 else None, writes)
+            cache[name] = (rc, out, _failure(out) if rc != 0 else None, written)
         return cache[name]
-    run.env, run.root = env, root
+    run.book, run.root = book, root
     yield run
     _cleanup(fleet)
 
 
 def test_a_good_inventory_passes_without_writes(fleet, preflight):
     hosts = {c.name: {"cilium_cluster_id": i} for i, c in enumerate(fleet.clusters[:4], 1)}
-    inv = _inventory(preflight.root, "good", {}, hosts)
-    rc, out, writes = _run(fleet, preflight.env, inv, "preflight.yml", ["-v"])
+    inv = write_inventory(preflight.root, hosts, {}, name="good", cluster_ids=False)
+    rc, out, written = _run(fleet, preflight.book, inv, "preflight.yml", ["-v"])
     assert rc == 0, out[-6000:]
     assert "preflight passed for 4 clusters" in out
     assert "Traceback" not in out
-    assert writes == {c.name: [] for c in fleet.clusters}
+    assert written == {c.name: [] for c in fleet.clusters}
 
 
 @pytest.mark.parametrize("scenario, cluster, field, text, fix, severity", BAD_INPUTS,
                          ids=["%s-%s-%s" % (r[0], r[1], r[2].split("_")[-1].split(" ")[0]) for r in BAD_INPUTS])
 def test_bad_input(fleet, preflight, scenario, cluster, field, text, fix, severity):
-    rc, out, result, writes = preflight(scenario)
+    rc, out, result, written = preflight(scenario)
     assert rc != 0, out[-6000:]
     assert "Traceback" not in out
-    assert writes == {c.name: [] for c in fleet.clusters}, "the preflight wrote"
+    assert written == {c.name: [] for c in fleet.clusters}, "the preflight wrote"
     rows = [p for p in result["problems"] if p["cluster"] == cluster and p["field"] == field
             and p["severity"] == severity and text in p["problem"]]
     assert len(rows) == 1, json.dumps(result["problems"], indent=1)

@@ -13,9 +13,8 @@ import time
 
 import pytest
 
-from conftest import run_ansible, uninstall_cilium
+from conftest import NS, Playbook, listed, marks, uninstall_cilium, write_inventory, writes
 from hack.fleet import runner
-from safety_helpers import NS, command, inventory, listed
 
 
 REMOVE = json.dumps({"clustermesh_remove": ["mesh-3"]})
@@ -36,17 +35,21 @@ def three(fleet):
 
 @pytest.fixture(scope="module")
 def inv(tmp_path_factory, three):
-    return inventory(tmp_path_factory.mktemp("preview"), "inv", {c.name: {} for c in three})
+    return write_inventory(tmp_path_factory.mktemp("preview"), [c.name for c in three], name="inv")
 
 
-def previews(fleet, collections_path, inv, names):
+@pytest.fixture(scope="module")
+def book(fleet, collections_path, tmp_path_factory):
+    return Playbook(fleet, collections_path, tmp_path_factory.mktemp("preview-runs"))
+
+
+def previews(book, inv, names):
     """Run the named playbooks of PLAYBOOKS with --check --diff at the same time:
     {name: (rc, output, seconds)}."""
     procs = {}
     for name in names:
-        argv, env = command(fleet, collections_path, inv, PLAYBOOKS[name][0], "--check", "--diff",
-                            *PLAYBOOKS[name][1:])
-        procs[name] = (subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        argv = Playbook.command(inv, PLAYBOOKS[name][0], "--check", "--diff", *PLAYBOOKS[name][1:])
+        procs[name] = (subprocess.Popen(argv, env=book.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         universal_newlines=True), time.time())
     out = {}
     for name, (proc, start) in procs.items():
@@ -54,21 +57,6 @@ def previews(fleet, collections_path, inv, names):
         out[name] = (proc.returncode, text, time.time() - start)
         print("%-13s rc=%d %5.1f s" % (name, proc.returncode, out[name][2]))
     return out
-
-
-def marks(clusters):
-    return {c.name: c.audit_mark() for c in clusters}
-
-
-def writes(clusters, mark):
-    return {c.name: [(e["verb"], (e.get("objectRef") or {}).get("resource"), (e.get("objectRef") or {}).get("name"))
-                     for e in c.mutations_since(mark[c.name])] for c in clusters}
-
-
-def recap(out):
-    import re
-    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-            for m in re.finditer(r"^(mesh-\d+)\s+:\s+(.*)$", out, re.M)}
 
 
 def assert_previewed(results, names, expect_rc=0):
@@ -86,7 +74,7 @@ def meshed(clusters):
     return all(listed(c) == names - {c.name} for c in clusters)
 
 
-def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, collections_path, inv, three):
+def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, book, inv, three):
     """mesh-1 runs a release installed by plain `helm install` (with a hand-set value), mesh-2 and
     mesh-3 have nothing: every playbook previews, exits 0 and writes nothing."""
     uninstall_cilium(fleet.clusters)
@@ -96,7 +84,7 @@ def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, collec
     try:
         mark = marks(fleet.clusters)
         names = ["site", "mesh", "ipsec", "rotate_ipsec", "disconnect"]  # install.yml: the first plays of site
-        res = previews(fleet, collections_path, inv, names)
+        res = previews(book, inv, names)
         assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
     finally:
         uninstall_cilium(fleet.clusters)
@@ -121,93 +109,90 @@ def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, collec
         if text not in part:
             missing.append("%s: %r" % (name, text))
     assert not missing, "%s\n\n%s\n\n%s" % (missing, site[-5000:], mesh[-3000:])
-    assert all(recap(site)[c.name]["changed"] >= 2 for c in three), recap(site)
+    assert all(Playbook.recap(site)[c.name]["changed"] >= 2 for c in three), Playbook.recap(site)
 
 
-def test_preview_all_installed_not_meshed(fleet, collections_path, inv, three):
+def test_preview_all_installed_not_meshed(fleet, book, inv, three):
     """Every cluster runs Cilium (install.yml, for real) but none is connected: the mesh and site previews
     plan every peer on every cluster, exit 0 and write nothing."""
-    argv, env = command(fleet, collections_path, inv, "install.yml")
-    proc = run_ansible("ansible-playbook", argv[1:], env)
+    proc = book.execute(inv, "install.yml")
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert not any(listed(c) for c in three)
     mark = marks(fleet.clusters)
     names = ["site", "mesh", "disconnect"]
-    res = previews(fleet, collections_path, inv, names)
+    res = previews(book, inv, names)
     assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
     assert_previewed(res, names)
     for name in ("site", "mesh"):
-        r = recap(res[name][1])
+        r = Playbook.recap(res[name][1])
         assert all(r[c.name]["changed"] >= 1 and r[c.name]["failed"] == 0 for c in three), (name, r)
     # disconnect of mesh-3 from a mesh not connected yet: mesh-3 has nothing to drop, the two that stay
     # would be connected to each other (only)
     dis = res["disconnect"][1]
-    r = recap(dis)
+    r = Playbook.recap(dis)
     assert r["mesh-3"]["changed"] == 0 and r["mesh-1"]["changed"] == 1 and r["mesh-2"]["changed"] == 1, (r, dis[-3000:])
     assert '"name": "mesh-3"' not in dis.split("TASK [meshops.cilium.clustermesh : Connect this cluster", 1)[-1]
     assert not any(listed(c) for c in three)
 
 
-def test_preview_of_a_converged_mesh_changes_nothing(fleet, collections_path, inv, three):
+def test_preview_of_a_converged_mesh_changes_nothing(fleet, book, inv, three):
     """mesh.yml (for real) connects them; then the site, install and mesh previews report no change on
     any cluster (a preview of a converged fleet is as quiet as a re-run) and write nothing."""
-    argv, env = command(fleet, collections_path, inv, "mesh.yml")
-    proc = run_ansible("ansible-playbook", argv[1:], env)
+    proc = book.execute(inv, "mesh.yml")
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert meshed(three)
     mark = marks(fleet.clusters)
     names = ["site", "install", "mesh"]
-    res = previews(fleet, collections_path, inv, names)
+    res = previews(book, inv, names)
     assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
     assert_previewed(res, names)
     for name in names:
-        r = recap(res[name][1])
+        r = Playbook.recap(res[name][1])
         assert all(r[c.name]["changed"] == 0 for c in three), (name, r, res[name][1][-4000:])
 
 
-def test_preview_converged_mesh_after_a_peer_port_changed(fleet, collections_path, inv, three):
+def test_preview_converged_mesh_after_a_peer_port_changed(fleet, book, inv, three):
     """Converged, then mesh-2's clustermesh-apiserver port changes: mesh and disconnect previews show
     the peer change on mesh-1 and mesh-3, do not wait, write nothing."""
     t0 = time.time()
     if not meshed(three):  # run alone; in file order the previous test leaves the converged mesh
         uninstall_cilium(fleet.clusters)
-        argv, env = command(fleet, collections_path, inv, "site.yml")
-        proc = run_ansible("ansible-playbook", argv[1:], env)
+        proc = book.execute(inv, "site.yml")
         assert proc.returncode == 0, proc.stdout[-6000:]
     print("converged state ready in %.1f s" % (time.time() - t0))
     svc = ["-n", NS, "patch", "svc", "clustermesh-apiserver", "--type=json", "-p"]
     three[1].kubectl(*svc + ['[{"op":"replace","path":"/spec/ports/0/port","value":2380}]'])
     try:
         mark = marks(fleet.clusters)
-        res = previews(fleet, collections_path, inv, ["mesh", "disconnect"])
+        res = previews(book, inv, ["mesh", "disconnect"])
         assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
     finally:
         three[1].kubectl(*svc + ['[{"op":"replace","path":"/spec/ports/0/port","value":2379}]'])
     assert_previewed(res, ["mesh", "disconnect"])
     out = res["mesh"][1]
     assert '+            "port": 2380' in out, out[-4000:]
-    r = recap(out)
+    r = Playbook.recap(out)
     assert r["mesh-1"]["changed"] >= 1 and r["mesh-3"]["changed"] >= 1 and r["mesh-2"]["changed"] == 0, r
     # disconnect: mesh-3 would drop every peer, the others would drop mesh-3
     dis = res["disconnect"][1]
     assert '+    "peers": []' in dis, dis[-4000:]
-    assert all(recap(dis)[c.name]["changed"] >= 1 for c in three), recap(dis)
+    assert all(Playbook.recap(dis)[c.name]["changed"] >= 1 for c in three), Playbook.recap(dis)
     # the real state is unchanged
     assert meshed(three)
 
 
-def test_preview_with_one_member_unreachable_names_it_and_previews_the_others(fleet, collections_path, inv, three):
+def test_preview_with_one_member_unreachable_names_it_and_previews_the_others(fleet, book, inv, three):
     runner.stop_apiserver("mesh-3")
     try:
         mark = marks(three[:2])
-        res = previews(fleet, collections_path, inv, ["site"])
+        res = previews(book, inv, ["site"])
         assert writes(three[:2], mark) == {c.name: [] for c in three[:2]}
     finally:
         runner.start_apiserver("mesh-3")
     for name in ("site",):
         rc, out, _seconds = res[name]
         assert "mesh-3" in out and "127.0.0.1:%d" % (int(three[2].server.rsplit(":", 1)[1])) in out, out[-4000:]
-        r = recap(out)
+        r = Playbook.recap(out)
         # the others are previewed to the end: no failure there
         assert r["mesh-1"]["failed"] == 0 and r["mesh-2"]["failed"] == 0, (name, r, out[-4000:])
         # no readiness wait on the way (the time itself is printed)
@@ -241,14 +226,13 @@ EXPECTED_ROWS = [
 ]
 
 
-def test_preflight_refuses_fifteen_bad_cilium_values_before_any_write(fleet, collections_path, three, tmp_path):
+def test_preflight_refuses_fifteen_bad_cilium_values_before_any_write(fleet, book, three, tmp_path):
     """Fifteen bad values given only through per-host cilium_values: install.yml (a real run) stops in its
     preflight with one table naming cluster, value path and fix for each, and nothing is written anywhere."""
-    inv_bad = inventory(tmp_path, "bad", {h: {"cilium_values": v} for h, v in BAD_VALUES.items()})
+    inv_bad = write_inventory(tmp_path, {h: {"cilium_values": v} for h, v in BAD_VALUES.items()}, name="bad")
     mark = marks(fleet.clusters)
-    argv, env = command(fleet, collections_path, inv_bad, "install.yml")
     t0 = time.time()
-    proc = run_ansible("ansible-playbook", argv[1:], env)
+    proc = book.execute(inv_bad, "install.yml")
     print("install.yml with 15 bad values: rc=%d %.1f s" % (proc.returncode, time.time() - t0))
     out = proc.stdout
     assert proc.returncode == 2, out[-6000:]

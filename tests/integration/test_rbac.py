@@ -9,10 +9,9 @@ import re
 
 import pytest
 
-from conftest import REPO
+from conftest import NS, REPO, Playbook, marks, uninstall_cilium, write_inventory, writes
 from hack import rbac_manifest
-from safety_helpers import NS, inventory, recap, reset, run
-from test_site import assert_meshed, marks, writes
+from test_site import assert_meshed
 
 RBAC = os.path.join(REPO, "deploy", "rbac")
 MANIFEST = os.path.join(RBAC, "meshops-automation.yaml")
@@ -44,7 +43,7 @@ def _only_our_bindings(c):
 @pytest.fixture(scope="module")
 def automation(fleet):
     three = fleet.clusters[:3]
-    reset(three)
+    uninstall_cilium(three)
     for c in three:
         _only_our_bindings(c)
         _apply(c, MANIFEST, EXEC)
@@ -52,12 +51,12 @@ def automation(fleet):
     for c in three:  # put back whatever a test removed, then leave the clusters clean
         _apply(c, MANIFEST, EXEC)
         c.kubectl("delete", "-f", TRAFFIC, "--ignore-not-found", "--wait=false", check=False)
-    reset(three)
+    uninstall_cilium(three)
 
 
 def _inv(tmp_path, clusters, name="inv-automation"):
-    return inventory(tmp_path, name, {c.name: {"meshops_kubeconfig": c.data["automation_kubeconfig"]}
-                                      for c in clusters})
+    return write_inventory(tmp_path, {c.name: {"meshops_kubeconfig": c.data["automation_kubeconfig"]}
+                                      for c in clusters}, name=name)
 
 
 def _denied(c, mark):
@@ -87,7 +86,7 @@ def test_the_manifest_names_every_object_the_charts_render(fleet):
             assert rendered and rbac_manifest.missing_rules(rendered, objects) == [], version
 
 
-def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, collections_path, tmp_path):
+def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, playbook, tmp_path):
     for c in automation:  # the identity has no other binding: it cannot even read cilium-ca without ours
         who = c.kubectl("--kubeconfig", c.data["automation_kubeconfig"], "auth", "whoami", "-o", "json").stdout
         assert json.loads(who)["status"]["userInfo"]["username"] == USER
@@ -96,8 +95,8 @@ def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, coll
                         "secrets/bootstrap-token-abcdef", "-n", NS, check=False).stdout.strip()
         assert can == "no"
     mark = marks(automation)
-    out = run(fleet, collections_path, _inv(tmp_path, automation), "site.yml")
-    assert all(r["failed"] == 0 for r in recap(out).values()), out[-3000:]
+    out = playbook.run(_inv(tmp_path, automation), "site.yml")
+    assert all(r["failed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
     assert_meshed(automation)
     for c in automation:
         events = [e for e in c.audit_events()[mark[c.name]:] if e.get("stage") == "ResponseComplete"]
@@ -108,7 +107,7 @@ def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, coll
         assert c.execs_since(mark[c.name]), c.name
 
 
-def test_the_traffic_check_runs_with_its_optional_role(fleet, automation, collections_path, tmp_path):
+def test_the_traffic_check_runs_with_its_optional_role(fleet, automation, playbook, tmp_path):
     """verify_traffic on the fleet, as the automation identity with the check's optional Role: the
     check's pods run for real on the real nodes (the local inventory's node selector), every
     cluster answers, and every request the check makes was allowed."""
@@ -117,7 +116,7 @@ def test_the_traffic_check_runs_with_its_optional_role(fleet, automation, collec
     mark = marks(automation)
     # 40 requests spread over 3 clusters: one cluster left without an answer by chance is 3*(2/3)^40
     extra = {"verify_traffic": True, "verify_traffic_create_namespace": False, "verify_traffic_requests": 40}
-    out = run(fleet, collections_path, _inv(tmp_path, automation), "status.yml", "-e", json.dumps(extra))
+    out = playbook.run(_inv(tmp_path, automation), "status.yml", "-e", json.dumps(extra))
     for c in automation:
         answered = re.search(r"%s: 40 requests; answers from ([^;\"]*)" % c.name, out)
         assert answered, out[-3000:]
@@ -135,7 +134,7 @@ def test_the_traffic_check_runs_with_its_optional_role(fleet, automation, collec
     assert "Traceback" not in out
 
 
-def test_a_removed_permission_gives_the_403_message(fleet, automation, collections_path, tmp_path):
+def test_a_removed_permission_gives_the_403_message(fleet, automation, playbook, tmp_path):
     c = automation[0]
     i, rule = _rule_index(c, USER, lambda r: "cilium-ca" in (r.get("resourceNames") or []))
     assert rule["resources"] == ["secrets"] and "get" in rule["verbs"]
@@ -144,7 +143,7 @@ def test_a_removed_permission_gives_the_403_message(fleet, automation, collectio
               "-p", json.dumps([{"op": "replace", "path": "/rules/%d/verbs" % i, "value": verbs}]))
     mark = marks(fleet.clusters)
     try:
-        out = run(fleet, collections_path, _inv(tmp_path, automation), "site.yml", expect_rc=2)
+        out = playbook.run(_inv(tmp_path, automation), "site.yml", expect_rc=2)
         written = writes(fleet.clusters, mark)  # before the manifest is applied again below
     finally:
         c.kubectl("apply", "-f", MANIFEST)  # the next test starts with every permission
@@ -154,7 +153,7 @@ def test_a_removed_permission_gives_the_403_message(fleet, automation, collectio
     assert written == {x.name: [] for x in fleet.clusters}
 
 
-def test_a_permission_helm_needs_gives_the_403_message(fleet, automation, collections_path, tmp_path):
+def test_a_permission_helm_needs_gives_the_403_message(fleet, automation, playbook, tmp_path):
     c = automation[1]
     i, rule = _rule_index(c, USER, lambda r: "cilium-config" in (r.get("resourceNames") or []))
     assert rule["resources"] == ["configmaps"]
@@ -163,8 +162,8 @@ def test_a_permission_helm_needs_gives_the_403_message(fleet, automation, collec
               "-p", json.dumps([{"op": "replace", "path": "/rules/%d/verbs" % i, "value": verbs}]))
     # a changed agent value makes helm patch ConfigMap cilium-config
     try:
-        out = run(fleet, collections_path, _inv(tmp_path, automation), "install.yml", "--limit", c.name,
-                  "-e", json.dumps({"cilium_values": {"debug": {"enabled": True}}}), expect_rc=2)
+        out = playbook.run(_inv(tmp_path, automation), "install.yml", "--limit", c.name,
+                           "-e", json.dumps({"cilium_values": {"debug": {"enabled": True}}}), expect_rc=2)
     finally:
         c.kubectl("apply", "-f", MANIFEST)
     assert ('%s: permission denied (403): user "%s" is missing the permission to patch "configmaps" in the core '

@@ -4,22 +4,20 @@ import json
 
 import pytest
 
-from conftest import Playbook, uninstall_cilium as _reset
-
-NS = "kube-system"
+from conftest import NS, Playbook, marks, uninstall_cilium, writes
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _clean_after_module(fleet):
     yield
-    _reset(fleet.clusters)
+    uninstall_cilium(fleet.clusters)
 
 
 @pytest.fixture
 def fresh(fleet):
     """Every cluster of the fleet without Cilium and without a CA, before the test (a test may
     leave its mesh to the next one; the module cleans up after its last test)."""
-    _reset(fleet.clusters)
+    uninstall_cilium(fleet.clusters)
     return fleet.clusters
 
 
@@ -51,15 +49,6 @@ def ca_cert(c):
 def mesh_secret_keys(c):
     data = c.core().read_namespaced_secret("cilium-clustermesh", NS).data or {}
     return sorted(k for k, v in data.items() if b"endpoints:" in base64.b64decode(v))
-
-
-def marks(clusters):
-    return {c.name: c.audit_mark() for c in clusters}
-
-
-def writes(clusters, mark):
-    return {c.name: [(e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name"))
-                     for e in c.mutations_since(mark[c.name])] for c in clusters}
 
 
 def requests_by_module(c, mark):
@@ -134,7 +123,7 @@ def test_adding_a_fourth_cluster_upgrades_each_existing_one_once_and_disconnect_
     three, four = fleet.clusters[:3], fleet.clusters[:4]
     # starts from the three-cluster mesh the test above leaves (converged here when run alone)
     if not _is_meshed(three) or json.loads(four[3].helm("list", "-n", NS, "-o", "json").stdout):
-        _reset(four)
+        uninstall_cilium(four)
         playbook("site.yml", [c.name for c in three])
     before = {c.name: revision(c) for c in three}
     playbook("site.yml", [c.name for c in four])

@@ -13,8 +13,8 @@ import sys
 import pytest
 import yaml
 
+from conftest import NS, uninstall_cilium
 from hack.fleet import runner
-from safety_helpers import NS, reset
 
 SECRET = "cilium-ipsec-keys"
 
@@ -22,11 +22,11 @@ SECRET = "cilium-ipsec-keys"
 @pytest.fixture(scope="module")
 def pair(fleet):
     target, other = fleet.clusters[2], fleet.clusters[3]
-    reset([target, other])
+    uninstall_cilium([target, other])
     for c in (target, other):
         c.kubectl("-n", NS, "delete", "secret", SECRET, "--ignore-not-found")
     yield target, other
-    reset([target, other])
+    uninstall_cilium([target, other])
     for c in (target, other):
         c.kubectl("-n", NS, "delete", "secret", SECRET, "--ignore-not-found")
 
