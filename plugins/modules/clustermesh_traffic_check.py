@@ -81,8 +81,8 @@ options:
   node_selector:
     description:
       - Node labels the echo server's and the client's pods must match (their C(nodeSelector)), for example
-        the nodes of a Linux pool, or on the local fleet C({meshops.io/datapath: real}): the nodes where
-        Cilium's agent and the test pods run for real.
+        the nodes of a Linux pool, or on the local fleet the label C(meshops.io/datapath) with value V(real),
+        the nodes where Cilium's agent and the test pods run for real.
       - Empty (the default) lets the scheduler place them anywhere.
     type: dict
     default: {}
