@@ -79,7 +79,7 @@ def run_shard(i, name, files, env, pytest_args, results, deadline=None):
     started = time.time()
     with open(logfile, "w") as out:
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                universal_newlines=True, bufsize=1)
+                                universal_newlines=True, bufsize=1, preexec_fn=interruptible)
         if deadline:
             threading.Thread(target=interrupt_at, args=(proc, name, deadline), daemon=True).start()
         for line in proc.stdout:
@@ -88,6 +88,14 @@ def run_shard(i, name, files, env, pytest_args, results, deadline=None):
             sys.stdout.flush()
         rc = proc.wait()
     results[i] = (rc, time.time() - started, logfile)
+
+
+def interruptible():
+    """Popen's preexec_fn for a run that interrupt_at may stop: SIGINT back to its default. A
+    command started in the background by a shell without job control (``bash .ci/run &``, or the
+    static checks .ci/run runs beside the tests) inherits SIGINT ignored, and a Python started so
+    installs no KeyboardInterrupt handler: pytest would not stop, and would be killed silently."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def interrupt_at(proc, name, deadline, grace=180):

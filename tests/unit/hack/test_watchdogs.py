@@ -101,7 +101,9 @@ def test_a_stopped_pod_runtime_is_not_called_stuck(stuck_runtime):
 def test_the_budget_interrupts_pytest_which_still_prints_its_summary(tmp_path):
     log = str(tmp_path / "out.log")
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE], stdout=out, stderr=subprocess.STDOUT)
+        # as run_shard starts pytest: SIGINT at its default even when this test runs with it ignored
+        proc = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE], stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=integration.interruptible)
     _wait_for_text(log, "started")
     started = time.time()
     integration.interrupt_at(proc, "a", deadline=time.time() + 1, grace=20)
