@@ -736,8 +736,9 @@ class Container(object):
         self.log = os.path.join(pod.rt.fleet_dir, "logs", "%s-%s-%s.log" % (pod.cluster["name"], pod.name, self.name))
         # the same output in the CRI log format, which the kubelet's log endpoint (kwok's Logs) reads
         self.cri_log = os.path.join(pod.dir, "logs", "%s.log" % self.name)
+        # where this container's output starts in self.log (None until it first started: what is
+        # there before is an earlier pod's of the same name), then how far the CRI log has it
         self.cri_offset = None
-        self.log_start = 0
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -760,7 +761,7 @@ class Container(object):
         os.makedirs(os.path.dirname(self.log), exist_ok=True)
         with open(self.log, "ab") as out:
             if self.cri_offset is None:
-                self.log_start = out.tell()
+                self.cri_offset = out.tell()
             out.write(("---- %s start %s (restart %d): %s\n" % (_now(), self.name, self.restarts, " ".join(argv))).encode())
             out.flush()
             self.proc = subprocess.Popen(
@@ -777,15 +778,12 @@ class Container(object):
     def sync_cri_log(self):
         """Append the container's new complete lines to its CRI log (the runtime's own "---- start"
         lines left out); after the program ended, whatever it wrote last too."""
-        if self.started_at is None:
+        if self.cri_offset is None:
             return
         try:
             size = os.path.getsize(self.log)
         except OSError:
             return
-        if self.cri_offset is None:
-            # output of an earlier pod of the same name is not this container's
-            self.cri_offset = self.log_start
         if size <= self.cri_offset:
             return
         with open(self.log, "rb") as f:
@@ -794,7 +792,7 @@ class Container(object):
         cut = len(data) if not self.running() else data.rfind(b"\n") + 1
         if not cut:
             return
-        header = ("---- ").encode()
+        header = b"---- "
         marker = (" start %s (restart " % self.name).encode()
         lines = [ln for ln in data[:cut].splitlines() if not (ln.startswith(header) and marker in ln)]
         os.makedirs(os.path.dirname(self.cri_log), exist_ok=True)

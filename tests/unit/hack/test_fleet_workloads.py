@@ -96,9 +96,8 @@ def test_cri_log_holds_the_program_output_only(tmp_path):
     ctr.sync_cri_log()  # never started: nothing
     assert not (tmp_path / "pod" / "logs" / "client.log").exists()
     with open(ctr.log, "ab") as f:
-        ctr.log_start = f.tell()
+        ctr.cri_offset = f.tell()  # as start() records it
         f.write(b"---- 2026-12-02T11:07:15Z start client (restart 0): sh -c x\nline 1\nline 2 partial")
-    ctr.started_at = "now"
     ctr.proc = type("P", (), {"poll": lambda self: None})()  # running: complete lines only
     ctr.sync_cri_log()
     got = (tmp_path / "pod" / "logs" / "client.log").read_bytes().splitlines()
