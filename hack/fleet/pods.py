@@ -629,8 +629,10 @@ class Image(object):
     which here is this machine's ``/usr`` (read-only: clang, llc, iptables, ip, bash that
     Cilium's agent image carries) with the usual ``/bin`` ``/lib`` ... links."""
 
-    def __init__(self, name, binds, env, base_os=False, copies=None, entrypoint=None, cmd=None):
+    def __init__(self, name, binds, env, base_os=False, copies=None, entrypoint=None, cmd=None, writable=None):
         self.name, self.binds, self.env, self.base_os = name, binds, env, base_os
+        # directories of this machine bound read-write (a cache shared by every container of the image)
+        self.writable = writable or {}
         # the image's ENTRYPOINT and CMD, which a container's command and args replace
         self.entrypoint, self.cmd = list(entrypoint or []), list(cmd or [])
         # directories the image's programs write into (its writable layer): copied into each
@@ -648,6 +650,9 @@ class Image(object):
                 if os.path.exists(path):
                     out.append([path, path, True])
         out += [[src, path, True] for path, src in sorted(self.binds.items())]
+        for path, src in sorted(self.writable.items()):
+            os.makedirs(src, exist_ok=True)
+            out.append([src, path, False])
         return out
 
     def prepare(self, root):
@@ -1116,6 +1121,37 @@ def _indent(text):
 
 
 # ----------------------------------------------------------------------------- the runtime
+CLANG_CACHE_MOUNT = "/var/cache/meshops-clang"
+CLANG_CACHE_KEEP = 400  # objects (1 to 3 MB each): the newest used are kept
+
+
+def clang_cache_dir():
+    """Where the agents' compiled BPF objects are kept (hack/fleet/images/clang-cache), beside
+    the Go builds: kept across fleets, so a warm machine's agents start without compiling."""
+    base = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    return os.path.join(base, "meshops", "clang-bpf")
+
+
+def trim_clang_cache(keep=CLANG_CACHE_KEEP):
+    """Keep the ``keep`` objects used last; returns how many were removed."""
+    top = clang_cache_dir()
+    objs = []
+    for d, _, files in os.walk(top):
+        objs += [os.path.join(d, f) for f in files]
+    def mtime(p):
+        try:
+            return os.stat(p).st_mtime
+        except OSError:
+            return 0
+    objs.sort(key=mtime, reverse=True)
+    for p in objs[keep:]:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+    return max(0, len(objs) - keep)
+
+
 def images(state):
     """The images the fleet runs, by name (see Image)."""
     bins = state["binaries"]
@@ -1127,19 +1163,27 @@ def images(state):
             "/var/lib/cilium/etcd-config.yaml": os.path.join(files, "var/lib/cilium/etcd-config.yaml")},
             {"GOPS_CONFIG_DIR": "/tmp/gops"}),
     }
+    here = os.path.dirname(os.path.abspath(__file__))
     llvm = fleet_nodes.llvm_bin()
     if "cilium-agent" in bins and llvm:
         # images/cilium/Dockerfile: the agent and its tools, the CNI plugin, the BPF sources
         # (--lib-dir /var/lib/cilium), the init scripts, LLVM; built on an OS image (ours: /usr)
         binds = dict(("/usr/local/bin/" + b, bins[b]) for b in ("cilium-agent", "cilium-dbg", "cilium-health-responder"))
-        binds.update({"/usr/local/bin/clang": os.path.join(llvm, "clang"), "/usr/local/bin/llc": os.path.join(llvm, "llc"),
+        # clang: the real one behind hack/fleet/images/clang-cache, which remembers the objects it
+        # compiled (keyed by the preprocessed source and flags) across the fleet's many installs
+        binds.update({"/usr/local/bin/clang": os.path.join(here, "images", "clang-cache"),
+                      "/usr/local/bin/clang_cache.py": os.path.join(here, "images", "clang_cache.py"),
+                      "/usr/local/bin/llc": os.path.join(llvm, "llc"),
                       "/opt/cni/bin/cilium-cni": bins["cilium-cni"]})
         for script in ("init-container.sh", "install-plugin.sh", "cni-uninstall.sh"):
             binds["/" + script] = os.path.join(files, script)
         # the agent writes its feature headers into bpf/: a copy per container
         out["cilium"] = Image("cilium", binds, {"HUBBLE_SERVER": "unix:///var/run/cilium/hubble.sock",
-                                                "INITSYSTEM": "SYSTEMD"}, base_os=True,
-                              copies={"/var/lib/cilium/bpf": os.path.join(files, "var/lib/cilium/bpf")})
+                                                "INITSYSTEM": "SYSTEMD",
+                                                "MESHOPS_CLANG": os.path.join(llvm, "clang"),
+                                                "MESHOPS_CLANG_CACHE": CLANG_CACHE_MOUNT}, base_os=True,
+                              copies={"/var/lib/cilium/bpf": os.path.join(files, "var/lib/cilium/bpf")},
+                              writable={CLANG_CACHE_MOUNT: clang_cache_dir()})
     if "agnhost" in bins:
         # test/images/agnhost/Dockerfile: ENTRYPOINT ["/agnhost"], our build of the same program
         out["agnhost"] = Image("agnhost", {"/agnhost": bins["agnhost"]}, {}, entrypoint=["/agnhost"])
@@ -1147,7 +1191,6 @@ def images(state):
     # machine's (Debian's dash and GNU wget): Debian's busybox 1.35 ends `wget -T` with a
     # segmentation fault here (exit 139), and the fleet downloads no image. wget is wrapped to
     # try once, as busybox's does.
-    here = os.path.dirname(os.path.abspath(__file__))
     out["busybox"] = Image("busybox", {"/usr/local/bin/wget": os.path.join(here, "images", "busybox-wget")}, {},
                            base_os=True, cmd=["sh"])
     return out
@@ -1159,6 +1202,7 @@ class Runtime(object):
         self.tag = fleet_tag(fleet_dir)
         self.clusters = state["clusters"]
         self.images = images(state)
+        trim_clang_cache()
         self.real_nodes = {}
         for c in self.clusters:
             for n in c["network"].get("real_nodes") or []:

@@ -4,6 +4,7 @@ The fleet is started once per test session (python -m hack.fleet up) unless one 
 running: `make test` starts it first so its progress is visible, and MESHOPS_FLEET_DIR can
 point at another fleet's state folder.
 """
+import base64
 import concurrent.futures
 import json
 import os
@@ -176,6 +177,23 @@ def listed(c):
     return {e["name"] for e in clusters or []}
 
 
+def mesh_secret_peers(c):
+    """Names of the peers whose endpoints cluster ``c``'s Secret cilium-clustermesh holds."""
+    try:
+        data = c.core().read_namespaced_secret("cilium-clustermesh", NS).data or {}
+    except Exception:  # noqa: BLE001 - no Secret (not installed, not connected)
+        return set()
+    return {k for k, v in data.items() if b"endpoints:" in base64.b64decode(v)}
+
+
+def meshed(clusters):
+    """True when each of ``clusters`` lists every other as its peer, in its release and in its
+    cilium-clustermesh Secret: a converged mesh a test may reuse instead of converging again."""
+    clusters = list(clusters)
+    names = {c.name for c in clusters}
+    return all(listed(c) == names - {c.name} and mesh_secret_peers(c) == names - {c.name} for c in clusters)
+
+
 def asymmetric(clusters):
     """Pairs (a, b) where a lists b but b does not list a (only among ``clusters``)."""
     names = {c.name for c in clusters}
@@ -246,7 +264,7 @@ def write_inventory(path, hosts, group_vars=None, name=None, cluster_ids=True):
     body = {h: dict({"cilium_cluster_id": int(h.split("-")[-1])} if cluster_ids else {}, **(v or {}))
             for h, v in hosts.items()}
     (inv / "hosts.yml").write_text(json.dumps({"mesh": {"hosts": body}}))
-    # the real traffic check of inventories/local runs in the tests that ask for it (test_traffic.py,
+    # the real traffic check of inventories/local runs in the tests that ask for it (test_realmesh_traffic.py,
     # test_rbac.py) and in `make demo`, not in every converge of the suite
     (inv / "group_vars/mesh.yml").write_text(json.dumps(dict({"verify_traffic": False}, **(group_vars or {}))))
     return str(inv)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import NS, Playbook, listed, marks, uninstall_cilium, write_inventory, writes
+from conftest import NS, Playbook, listed, marks, meshed, uninstall_cilium, write_inventory, writes
 from hack.fleet import runner
 
 
@@ -67,11 +67,6 @@ def assert_previewed(results, names, expect_rc=0):
         assert "Wait for the mesh status" not in out or "skipping" in out.split("Wait for the mesh status", 1)[1][:400]
         # the time is printed by previews(); "under a minute" is a figure of `make bench`, not an assertion
         # here (concurrent runs share 2 CPUs with the fleet)
-
-
-def meshed(clusters):
-    names = {c.name for c in clusters}
-    return all(listed(c) == names - {c.name} for c in clusters)
 
 
 def test_preview_empty_fleet_and_a_release_installed_by_plain_helm(fleet, book, inv, three):

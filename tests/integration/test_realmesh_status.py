@@ -11,26 +11,13 @@ clustermesh-apiserver has no Ready replica reported not ready, by name, by `wait
 A converged 3-cluster mesh (site.yml with the local inventory) is reused when present: test_realmesh.py,
 which runs just before (file order), leaves one.
 """
-import base64
 
 import pytest
 
-from conftest import Playbook, wait_for
+from conftest import Playbook, meshed, wait_for
 
 NS = "kube-system"
 HOSTS = ["mesh-1", "mesh-2", "mesh-3"]
-
-
-def _peers_in_secret(c):
-    try:
-        s = c.core().read_namespaced_secret("cilium-clustermesh", NS)
-    except Exception:  # noqa: BLE001 - not installed yet
-        return None
-    return sorted(k for k, v in (s.data or {}).items() if b"endpoints:" in base64.b64decode(v))
-
-
-def _meshed(clusters):
-    return all(_peers_in_secret(c) == sorted(h for h in HOSTS if h != c.name) for c in clusters)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +25,9 @@ def mesh(fleet, collections_path, tmp_path_factory, run_module):
     clusters = [c for c in fleet.clusters if c.name in HOSTS]
     if len(clusters) < 3:
         pytest.fail("needs 3 fleet clusters")
-    if not _meshed(clusters):
+    if not meshed(clusters):
         Playbook(fleet, collections_path, tmp_path_factory.mktemp("inv-status"))("site.yml", HOSTS)
-        assert _meshed(clusters)
+        assert meshed(clusters)
     # a reused mesh may still be reconnecting after the previous file's faults: start from a ready one
     for c in clusters:
         r = run_module("clustermesh_status", c, agent_status="require", wait=True, wait_timeout=240, wait_interval=3)

@@ -148,16 +148,3 @@ def test_check_mode_on_a_fresh_fleet_writes_nothing_and_reports_changes(fleet, f
     assert writes(fresh, mark) == {c.name: [] for c in fresh}
     for c in three:
         assert json.loads(c.helm("list", "-n", NS, "-o", "json").stdout) == []
-
-
-# Not 1.17 on the fleet: its chart passes --enable-external-workloads to the clustermesh-apiserver,
-# which the fleet's real Cilium 1.20.2 refuses (see test_cilium_chart.py).
-@pytest.mark.parametrize("minor", ["1.18"])
-def test_full_converge_on_older_supported_charts(fleet, fresh, playbook, minor):
-    version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
-    three = fresh[:3]
-    playbook("site.yml", [c.name for c in three], "-e", "cilium_chart_version=%s" % version)
-    assert_meshed(three)
-    for c in three:
-        rel = json.loads(c.helm("list", "-n", NS, "-o", "json").stdout)
-        assert rel[0]["chart"] == "cilium-%s" % version
