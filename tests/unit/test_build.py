@@ -188,7 +188,8 @@ def test_the_tarball_holds_nothing_that_needs_the_developer_tooling(built):
 def test_the_tarball_holds_the_collection(built):
     members = set(built['members'])
     for rel in ('LICENSE', 'README.md', 'meta/runtime.yml', 'meta/execution-environment.yml',
-                'requirements.txt', 'plugins/modules/clustermesh_info.py', 'roles/preflight/tasks/main.yml'):
+                'execution-environment.yml', 'requirements.txt', 'plugins/modules/clustermesh_info.py',
+                'roles/preflight/tasks/main.yml'):
         assert rel in members, rel + ' is missing from the tarball'
     shipped = sorted(p for p in os.listdir(os.path.join(REPO, 'playbooks')) if p.endswith('.yml'))
     assert shipped and all('playbooks/' + p in members for p in shipped)
