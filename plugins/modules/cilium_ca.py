@@ -61,7 +61,6 @@ extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.source
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 requirements:
   - cryptography >= 42 (Python library)

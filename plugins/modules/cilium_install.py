@@ -212,7 +212,6 @@ extends_documentation_fragment:
   - meshops.cilium.release
   - meshops.cilium.helm
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
   - The connection options are given to helm as C(--kubeconfig)/C(--kube-context) for a kubeconfig file,

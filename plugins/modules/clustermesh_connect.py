@@ -104,7 +104,6 @@ extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 requirements:
   - cryptography >= 42 (Python library)

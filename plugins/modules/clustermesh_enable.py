@@ -74,7 +74,6 @@ extends_documentation_fragment:
   - meshops.cilium.release
   - meshops.cilium.helm
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
   - Fails when the release does not exist (install Cilium first).

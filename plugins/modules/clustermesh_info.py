@@ -50,7 +50,6 @@ extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.info_module
 requirements:
   - cryptography >= 42 (Python library)

@@ -85,7 +85,6 @@ options:
 extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.info_module
 notes:
   - Needs get on Deployments, ConfigMaps and Secrets, list on Pods, and create on C(pods/exec) in

@@ -122,7 +122,6 @@ options:
 extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
   - Needs create, get, patch and delete on Deployments, Services and Jobs, get on C(jobs/status), list on Pods and

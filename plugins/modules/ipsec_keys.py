@@ -96,7 +96,6 @@ extends_documentation_fragment:
   - meshops.cilium.release
   - meshops.cilium.source
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
   - Needs get, create, update and delete on Secrets in O(namespace), get on Secrets in the source's namespace,

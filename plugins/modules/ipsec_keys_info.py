@@ -29,7 +29,6 @@ extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.info_module
 notes:
   - Needs get on Secrets in O(namespace), list on Secrets (the Helm release), get on DaemonSets and Deployments.
