@@ -137,11 +137,7 @@ rollout:
       sample: ["DaemonSet kube-system/cilium: 2/3 ready, 1/3 updated"]
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import (
-    RELEASE_ARGUMENT_SPEC,
-    ClusterModule,
-    merged_spec,
-)
+from ansible_collections.meshops.cilium.plugins.module_utils.base import RELEASE_ARGUMENT_SPEC, merged_spec, run_module
 from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     current_of,
     duration_seconds,
@@ -175,11 +171,7 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=merged_spec(RELEASE_ARGUMENT_SPEC, secret_name=dict(type='str')),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, merged_spec(RELEASE_ARGUMENT_SPEC, secret_name=dict(type='str')))
 
 
 if __name__ == '__main__':
