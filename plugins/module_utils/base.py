@@ -102,10 +102,7 @@ def merged_spec(*specs, **options):
 
 def cluster_argument_spec(extra=None):
     """The shared connection options merged with ``extra`` (module options win)."""
-    spec = copy.deepcopy(CLUSTER_ARGUMENT_SPEC)
-    if extra:
-        spec.update(copy.deepcopy(extra))
-    return spec
+    return merged_spec(CLUSTER_ARGUMENT_SPEC, extra or {})
 
 
 def build_diff(before, after):
