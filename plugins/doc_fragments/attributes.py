@@ -11,6 +11,8 @@ class ModuleDocFragment:
 
     Modules extend ``meshops.cilium.attributes`` (the common set) and then one of
     the narrower fragments, for example ``meshops.cilium.attributes.info_module``.
+    The C(action_group) attribute comes with the connection options (doc fragment
+    ``meshops.cilium.cluster``): the modules that take them are the group's members.
     """
 
     DOCUMENTATION = r'''
@@ -20,16 +22,6 @@ attributes:
     description: Can run in C(check_mode) and return changed status prediction without modifying target.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
-'''
-
-    ACTION_GROUP = r'''
-options: {}
-attributes:
-  action_group:
-    description: Use C(group/meshops.cilium.cluster) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - meshops.cilium.cluster
 '''
 
     INFO_MODULE = r'''

@@ -11,6 +11,8 @@ class ModuleDocFragment:
 
     The argument spec that matches this fragment lives in
     plugins/module_utils/cluster.py (CLUSTER_ARGUMENT_SPEC); keep them in step.
+    Every module that extends it is a member of the action group ``cluster``
+    (meta/runtime.yml), so the fragment also carries the C(action_group) attribute.
     """
 
     DOCUMENTATION = r'''
@@ -87,6 +89,12 @@ options:
       - Seconds to wait for the API server to answer one request once connected.
     type: int
     default: 30
+attributes:
+  action_group:
+    description: Use C(group/meshops.cilium.cluster) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - meshops.cilium.cluster
 requirements:
   - kubernetes >= 31 (Python library)
 notes:

@@ -102,10 +102,7 @@ def merged_spec(*specs, **options):
 
 def cluster_argument_spec(extra=None):
     """The shared connection options merged with ``extra`` (module options win)."""
-    spec = copy.deepcopy(CLUSTER_ARGUMENT_SPEC)
-    if extra:
-        spec.update(copy.deepcopy(extra))
-    return spec
+    return merged_spec(CLUSTER_ARGUMENT_SPEC, extra or {})
 
 
 def build_diff(before, after):
@@ -394,3 +391,17 @@ class ClusterModule:
         finally:
             if self._cluster is not None:
                 self._cluster.close()
+
+
+def wait_argument_spec(wait=False, timeout=300):
+    """Options ``wait`` (bool, default ``wait``) and ``wait_timeout`` (seconds, default ``timeout``)
+    of modules that can wait for what they wrote or read; each module documents what it waits for.
+    Spread it with ``**`` where the two options stand, so the spec keeps its order."""
+    return dict(wait=dict(type='bool', default=wait), wait_timeout=dict(type='int', default=timeout))
+
+
+def run_module(run, argument_spec, **kwargs):
+    """The whole ``main()`` of a module that talks to one cluster: a ``ClusterModule`` (check mode
+    supported) with ``argument_spec`` and ``kwargs`` (``mutually_exclusive``, ...), then
+    ``ClusterModule.run(run)``, which turns every collection error into one failure."""
+    ClusterModule(argument_spec=argument_spec, **kwargs).run(run)

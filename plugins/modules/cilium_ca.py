@@ -61,7 +61,6 @@ extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.source
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 requirements:
   - cryptography >= 42 (Python library)
@@ -144,8 +143,8 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     RELEASE_ARGUMENT_SPEC,
     SOURCE_ARGUMENT_SPEC,
-    ClusterModule,
     merged_spec,
+    run_module,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.ca import (
     HAS_CRYPTOGRAPHY,
@@ -219,17 +218,13 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=merged_spec(
-            RELEASE_ARGUMENT_SPEC,
-            SOURCE_ARGUMENT_SPEC,
-            force=dict(type='bool', default=False),
-            key_type=dict(type='str', choices=['ecdsa', 'rsa'], default='ecdsa'),
-            validity_days=dict(type='int', default=1095),
-        ),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, merged_spec(
+        RELEASE_ARGUMENT_SPEC,
+        SOURCE_ARGUMENT_SPEC,
+        force=dict(type='bool', default=False),
+        key_type=dict(type='str', choices=['ecdsa', 'rsa'], default='ecdsa'),
+        validity_days=dict(type='int', default=1095),
+    ))
 
 
 if __name__ == '__main__':

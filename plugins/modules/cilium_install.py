@@ -212,7 +212,6 @@ extends_documentation_fragment:
   - meshops.cilium.release
   - meshops.cilium.helm
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
   - The connection options are given to helm as C(--kubeconfig)/C(--kube-context) for a kubeconfig file,
@@ -363,8 +362,9 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
     HELM_CHART_ARGUMENT_SPEC,
     RELEASE_ARGUMENT_SPEC,
-    ClusterModule,
     merged_spec,
+    run_module,
+    wait_argument_spec,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmRunner,
@@ -454,38 +454,33 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=merged_spec(
-            RELEASE_ARGUMENT_SPEC,
-            HELM_CHART_ARGUMENT_SPEC,
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-            cluster_name=dict(type='str'),
-            cluster_id=dict(type='int'),
-            ipam_mode=dict(type='str'),
-            cluster_pool_ipv4_pod_cidrs=dict(type='list', elements='str'),
-            kube_proxy_replacement=dict(type='raw'),
-            k8s_service_host=dict(type='str'),
-            k8s_service_port=dict(type='int'),
-            routing_mode=dict(type='str', choices=['tunnel', 'native']),
-            tunnel_protocol=dict(type='str', choices=['vxlan', 'geneve']),
-            ipv4_native_routing_cidr=dict(type='str'),
-            max_connected_clusters=dict(type='int', choices=[255, 511]),
-            encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard'], aliases=['encryption']),
-            ipsec_key_rotation_duration=dict(type='str', no_log=False),
-            clustermesh_apiserver=dict(type='dict', options=merged_spec(
-                CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
-                enabled=dict(type='bool'),
-            )),
-            values=dict(type='dict', default={}),
-            existing_values=dict(type='str', choices=['refuse', 'keep', 'reset'], default='refuse'),
-            default_options=dict(type='list', elements='str', default=[]),
-            allow_identity_change=dict(type='bool', default=False),
-            wait=dict(type='bool', default=False),
-            wait_timeout=dict(type='int', default=300),
-        ),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, merged_spec(
+        RELEASE_ARGUMENT_SPEC,
+        HELM_CHART_ARGUMENT_SPEC,
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        cluster_name=dict(type='str'),
+        cluster_id=dict(type='int'),
+        ipam_mode=dict(type='str'),
+        cluster_pool_ipv4_pod_cidrs=dict(type='list', elements='str'),
+        kube_proxy_replacement=dict(type='raw'),
+        k8s_service_host=dict(type='str'),
+        k8s_service_port=dict(type='int'),
+        routing_mode=dict(type='str', choices=['tunnel', 'native']),
+        tunnel_protocol=dict(type='str', choices=['vxlan', 'geneve']),
+        ipv4_native_routing_cidr=dict(type='str'),
+        max_connected_clusters=dict(type='int', choices=[255, 511]),
+        encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard'], aliases=['encryption']),
+        ipsec_key_rotation_duration=dict(type='str', no_log=False),
+        clustermesh_apiserver=dict(type='dict', options=merged_spec(
+            CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
+            enabled=dict(type='bool'),
+        )),
+        values=dict(type='dict', default={}),
+        existing_values=dict(type='str', choices=['refuse', 'keep', 'reset'], default='refuse'),
+        default_options=dict(type='list', elements='str', default=[]),
+        allow_identity_change=dict(type='bool', default=False),
+        **wait_argument_spec()
+    ))
 
 
 if __name__ == '__main__':

@@ -104,7 +104,6 @@ extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 requirements:
   - cryptography >= 42 (Python library)
@@ -263,8 +262,9 @@ import copy
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     HELM_BINARY_ARGUMENT_SPEC,
     RELEASE_ARGUMENT_SPEC,
-    ClusterModule,
     merged_spec,
+    run_module,
+    wait_argument_spec,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmRunner,
@@ -424,21 +424,16 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=merged_spec(
-            RELEASE_ARGUMENT_SPEC,
-            HELM_BINARY_ARGUMENT_SPEC,
-            peers=dict(type='list', elements='dict', required=True),
-            membership=dict(type='str', choices=['exact', 'merge'], default='exact'),
-            remove=dict(type='list', elements='str', default=[]),
-            local=dict(type='dict'),
-            chart_ref=dict(type='str'),
-            wait=dict(type='bool', default=False),
-            wait_timeout=dict(type='int', default=300),
-        ),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, merged_spec(
+        RELEASE_ARGUMENT_SPEC,
+        HELM_BINARY_ARGUMENT_SPEC,
+        peers=dict(type='list', elements='dict', required=True),
+        membership=dict(type='str', choices=['exact', 'merge'], default='exact'),
+        remove=dict(type='list', elements='str', default=[]),
+        local=dict(type='dict'),
+        chart_ref=dict(type='str'),
+        **wait_argument_spec()
+    ))
 
 
 if __name__ == '__main__':

@@ -74,7 +74,6 @@ extends_documentation_fragment:
   - meshops.cilium.release
   - meshops.cilium.helm
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
   - Fails when the release does not exist (install Cilium first).
@@ -140,8 +139,9 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
     HELM_CHART_ARGUMENT_SPEC,
     RELEASE_ARGUMENT_SPEC,
-    ClusterModule,
     merged_spec,
+    run_module,
+    wait_argument_spec,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmRunner,
@@ -186,18 +186,13 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=merged_spec(
-            RELEASE_ARGUMENT_SPEC,
-            CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
-            HELM_CHART_ARGUMENT_SPEC,
-            enabled=dict(type='bool', default=True),
-            wait=dict(type='bool', default=True),
-            wait_timeout=dict(type='int', default=300),
-        ),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, merged_spec(
+        RELEASE_ARGUMENT_SPEC,
+        CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
+        HELM_CHART_ARGUMENT_SPEC,
+        enabled=dict(type='bool', default=True),
+        **wait_argument_spec(wait=True)
+    ))
 
 
 if __name__ == '__main__':

@@ -50,7 +50,6 @@ extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.info_module
 requirements:
   - cryptography >= 42 (Python library)
@@ -340,11 +339,7 @@ warnings_detail:
   sample: ["NodePort: skipped nodes that are not Ready: mesh-1-worker2"]
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import (
-    RELEASE_ARGUMENT_SPEC,
-    ClusterModule,
-    merged_spec,
-)
+from ansible_collections.meshops.cilium.plugins.module_utils.base import RELEASE_ARGUMENT_SPEC, merged_spec, run_module
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HAS_CRYPTOGRAPHY,
     read_descriptor,
@@ -371,18 +366,14 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=merged_spec(
-            RELEASE_ARGUMENT_SPEC,
-            endpoint=dict(type='dict', options=dict(
-                ips=dict(type='list', elements='str'),
-                address=dict(type='str'),
-                port=dict(type='int', required=True),
-            ), mutually_exclusive=[['ips', 'address']], required_one_of=[['ips', 'address']]),
-        ),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, merged_spec(
+        RELEASE_ARGUMENT_SPEC,
+        endpoint=dict(type='dict', options=dict(
+            ips=dict(type='list', elements='str'),
+            address=dict(type='str'),
+            port=dict(type='int', required=True),
+        ), mutually_exclusive=[['ips', 'address']], required_one_of=[['ips', 'address']]),
+    ))
 
 
 if __name__ == '__main__':

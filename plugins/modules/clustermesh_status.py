@@ -85,7 +85,6 @@ options:
 extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.info_module
 notes:
   - Needs get on Deployments, ConfigMaps and Secrets, list on Pods, and create on C(pods/exec) in
@@ -243,7 +242,7 @@ attempts:
 
 import time
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module, wait_argument_spec
 from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status
 
 
@@ -283,19 +282,14 @@ def _result(st, p):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=dict(
-            namespace=dict(type='str', default='kube-system'),
-            agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
-            parallel=dict(type='int', default=8),
-            exec_timeout=dict(type='int', default=30),
-            wait=dict(type='bool', default=False),
-            wait_timeout=dict(type='int', default=300),
-            wait_interval=dict(type='int', default=5),
-        ),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, dict(
+        namespace=dict(type='str', default='kube-system'),
+        agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
+        parallel=dict(type='int', default=8),
+        exec_timeout=dict(type='int', default=30),
+        **wait_argument_spec(),
+        wait_interval=dict(type='int', default=5),
+    ))
 
 
 if __name__ == '__main__':

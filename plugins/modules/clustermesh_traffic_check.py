@@ -122,7 +122,6 @@ options:
 extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
   - Needs create, get, patch and delete on Deployments, Services and Jobs, get on C(jobs/status), list on Pods and
@@ -226,7 +225,7 @@ written:
   sample: ["Namespace meshops-traffic (create)"]
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module
 from ansible_collections.meshops.cilium.plugins.module_utils import traffic
 
 
@@ -299,27 +298,23 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=dict(
-            state=dict(type='str', choices=['present', 'tested', 'absent'], default='tested'),
-            cluster_name=dict(type='str'),
-            clusters=dict(type='list', elements='str'),
-            namespace=dict(type='str', default=traffic.DEFAULT_NAMESPACE),
-            name=dict(type='str', default=traffic.DEFAULT_NAME),
-            create_namespace=dict(type='bool', default=True),
-            server_image=dict(type='str', default=traffic.DEFAULT_SERVER_IMAGE),
-            client_image=dict(type='str', default=traffic.DEFAULT_CLIENT_IMAGE),
-            node_selector=dict(type='dict', default={}),
-            replicas=dict(type='int', default=1),
-            affinity=dict(type='str', choices=list(traffic.AFFINITIES), default='none'),
-            requests=dict(type='int', default=30),
-            request_timeout=dict(type='int', default=2),
-            fail_on_missing=dict(type='bool', default=True),
-            wait_timeout=dict(type='int', default=180),
-        ),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, dict(
+        state=dict(type='str', choices=['present', 'tested', 'absent'], default='tested'),
+        cluster_name=dict(type='str'),
+        clusters=dict(type='list', elements='str'),
+        namespace=dict(type='str', default=traffic.DEFAULT_NAMESPACE),
+        name=dict(type='str', default=traffic.DEFAULT_NAME),
+        create_namespace=dict(type='bool', default=True),
+        server_image=dict(type='str', default=traffic.DEFAULT_SERVER_IMAGE),
+        client_image=dict(type='str', default=traffic.DEFAULT_CLIENT_IMAGE),
+        node_selector=dict(type='dict', default={}),
+        replicas=dict(type='int', default=1),
+        affinity=dict(type='str', choices=list(traffic.AFFINITIES), default='none'),
+        requests=dict(type='int', default=30),
+        request_timeout=dict(type='int', default=2),
+        fail_on_missing=dict(type='bool', default=True),
+        wait_timeout=dict(type='int', default=180),
+    ))
 
 
 if __name__ == '__main__':

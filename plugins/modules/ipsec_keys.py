@@ -96,7 +96,6 @@ extends_documentation_fragment:
   - meshops.cilium.release
   - meshops.cilium.source
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.write_module
 notes:
   - Needs get, create, update and delete on Secrets in O(namespace), get on Secrets in the source's namespace,
@@ -207,8 +206,8 @@ written:
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     RELEASE_ARGUMENT_SPEC,
     SOURCE_ARGUMENT_SPEC,
-    ClusterModule,
     merged_spec,
+    run_module,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     ClusterError,
@@ -315,24 +314,19 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=merged_spec(
-            RELEASE_ARGUMENT_SPEC,
-            SOURCE_ARGUMENT_SPEC,
-            state=dict(type='str', choices=['present', 'rotated', 'absent'], default='present'),
-            secret_name=dict(type='str', default='cilium-ipsec-keys'),
-            key=dict(type='str', no_log=True),
-            icv=dict(type='int', choices=[96, 128, 256], default=128),
-            from_spi=dict(type='int'),
-            from_fingerprint=dict(type='str'),
-            reconcile=dict(type='bool', default=False),
-            ignore_rollout=dict(type='bool', default=False),
-            force=dict(type='bool', default=False),
-        ),
-        mutually_exclusive=[('key', 'source')],
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, merged_spec(
+        RELEASE_ARGUMENT_SPEC,
+        SOURCE_ARGUMENT_SPEC,
+        state=dict(type='str', choices=['present', 'rotated', 'absent'], default='present'),
+        secret_name=dict(type='str', default='cilium-ipsec-keys'),
+        key=dict(type='str', no_log=True),
+        icv=dict(type='int', choices=[96, 128, 256], default=128),
+        from_spi=dict(type='int'),
+        from_fingerprint=dict(type='str'),
+        reconcile=dict(type='bool', default=False),
+        ignore_rollout=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
+    ), mutually_exclusive=[('key', 'source')])
 
 
 if __name__ == '__main__':

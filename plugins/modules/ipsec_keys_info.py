@@ -29,7 +29,6 @@ extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
   - meshops.cilium.attributes
-  - meshops.cilium.attributes.action_group
   - meshops.cilium.attributes.info_module
 notes:
   - Needs get on Secrets in O(namespace), list on Secrets (the Helm release), get on DaemonSets and Deployments.
@@ -138,11 +137,7 @@ rollout:
       sample: ["DaemonSet kube-system/cilium: 2/3 ready, 1/3 updated"]
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import (
-    RELEASE_ARGUMENT_SPEC,
-    ClusterModule,
-    merged_spec,
-)
+from ansible_collections.meshops.cilium.plugins.module_utils.base import RELEASE_ARGUMENT_SPEC, merged_spec, run_module
 from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     current_of,
     duration_seconds,
@@ -176,11 +171,7 @@ def run(m):
 
 
 def main():
-    m = ClusterModule(
-        argument_spec=merged_spec(RELEASE_ARGUMENT_SPEC, secret_name=dict(type='str')),
-        supports_check_mode=True,
-    )
-    m.run(run)
+    run_module(run, merged_spec(RELEASE_ARGUMENT_SPEC, secret_name=dict(type='str')))
 
 
 if __name__ == '__main__':

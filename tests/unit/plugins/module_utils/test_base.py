@@ -12,6 +12,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     cluster_argument_spec,
     mask_secrets,
     merged_spec,
+    wait_argument_spec,
 )
 
 
@@ -67,3 +68,12 @@ def test_chart_repo_url_with_credentials_refused_without_the_password():
     assert 'https://%s@charts.example.com/cilium' % MASK in msg
     assert 'helm repo add' in msg and 'chart_ref' in msg
     assert chart_repo_url_problem('oci://tok3n@registry.example.com/charts') is not None
+
+
+def test_wait_argument_spec_defaults_and_order():
+    assert list(wait_argument_spec()) == ['wait', 'wait_timeout']
+    assert wait_argument_spec() == dict(wait=dict(type='bool', default=False), wait_timeout=dict(type='int', default=300))
+    assert wait_argument_spec(wait=True, timeout=60) == dict(
+        wait=dict(type='bool', default=True), wait_timeout=dict(type='int', default=60))
+    # each call builds new dicts: a module changing its copy changes no other module's
+    assert wait_argument_spec()['wait'] is not wait_argument_spec()['wait']

@@ -11,7 +11,7 @@ import pytest
 
 from module_runner import module_runner
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule
+from ansible_collections.meshops.cilium.plugins.module_utils.base import ClusterModule, run_module
 from ansible_collections.meshops.cilium.plugins.module_utils.ca import CAError
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import ClusterError
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError, MeshopsValueError
@@ -49,6 +49,25 @@ def test_run_turns_every_error_into_one_line_named_failure(apiserver, monkeypatc
     assert res['msg'] == 'mesh-1: something is wrong with the input'
     assert res['cluster'] == 'mesh-1'
     assert 'exception' not in res
+
+
+def test_run_module_is_cluster_module_run(apiserver, monkeypatch):
+    # the main() of every cluster module: its argument spec and AnsibleModule options, then ClusterModule.run
+    def raising(m):
+        assert m.check_mode is True  # check mode is supported
+        raise CAError('something is wrong with %s' % m.params['thing'])
+
+    def main():
+        run_module(raising, dict(thing=dict(type='str'), other=dict(type='str')),
+                   mutually_exclusive=[('thing', 'other')])
+
+    run = module_runner(monkeypatch, main)
+    ok, res = run({'kubeconfig': apiserver.kubeconfig('mesh-1'), 'thing': 'x', '_ansible_check_mode': True})
+    assert not ok
+    assert res['msg'] == 'mesh-1: something is wrong with x'
+    assert 'exception' not in res
+    ok, res = run({'kubeconfig': apiserver.kubeconfig('mesh-1'), 'thing': 'x', 'other': 'y'})
+    assert not ok and 'mutually exclusive' in res['msg']
 
 
 def test_cilium_ca_validity_days_zero_is_one_line_without_traceback(apiserver, monkeypatch):
