@@ -135,7 +135,10 @@ def _pid_alive(pid, binary):
                 return False
     except OSError:
         return False
-    return os.path.basename(argv0) == os.path.basename(binary)
+    # Popen returns once the child's exec has begun, and the kernel sets up the new program's
+    # arguments a moment later: until then /proc/<pid>/cmdline is empty. That is a process
+    # starting, not a dead one (seen under load: a fresh `sleep 30` reported dead).
+    return not argv0 or os.path.basename(argv0) == os.path.basename(binary)
 
 
 def _rss_kib(pid):
