@@ -71,20 +71,20 @@ def _install_and_check(fleet, c, index, version):
 # which 1.20 refuses ("unknown flag"), so that pod crash-loops for real. 1.17's rendering is still
 # checked below.
 @pytest.mark.parametrize("minor", ["1.18"])
-def test_real_chart_installs_and_becomes_ready_in_every_cluster(fleet, minor):
+def test_real_chart_installs_and_becomes_ready_in_two_clusters(fleet, minor):
     version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
+    two = fleet.clusters[:2]
     uninstall_cilium(fleet.clusters)  # what an earlier test left
-    with concurrent.futures.ThreadPoolExecutor(len(fleet.clusters)) as pool:
-        futures = [pool.submit(_install_and_check, fleet, c, i + 1, version) for i, c in enumerate(fleet.clusters)]
+    with concurrent.futures.ThreadPoolExecutor(len(two)) as pool:
+        futures = [pool.submit(_install_and_check, fleet, c, i + 1, version) for i, c in enumerate(two)]
         try:
             results = [f.result() for f in futures]
         finally:
-            for c in fleet.clusters:
+            for c in two:
                 c.helm("uninstall", "cilium", "-n", NS, "--wait", "--timeout", "2m", check=False)
-    assert sorted(r["cluster"] for r in results) == sorted(c.name for c in fleet.clusters)
-    # the real clustermesh-apiserver became Ready (helm --wait); the release is gone again so the
-    # next version installs on a clean cluster
-    for c in fleet.clusters:
+    assert sorted(r["cluster"] for r in results) == sorted(c.name for c in two)
+    # the real clustermesh-apiserver became Ready (helm --wait); the release is gone again
+    for c in two:
         assert json.loads(c.helm("list", "-n", NS, "-o", "json").stdout) == []
 
 
