@@ -48,6 +48,7 @@ fi
 # --- environments to test ------------------------------------------------------------------
 mapfile -t matrix < <(awk '$1 == "#" && $2 == "meshops-venv:" { print $3 }' requirements-test.txt)
 [[ ${#matrix[@]} -gt 0 ]] || die "no meshops-venv lines in requirements-test.txt"
+newest="${matrix[0]}"  # the first line: the newest ansible-core (pylint runs there, see above)
 if [[ -n "${MESHOPS_SANITY_VENVS:-}" ]]; then
     read -r -a matrix <<<"$MESHOPS_SANITY_VENVS"
 fi
@@ -122,7 +123,6 @@ PY
 
 declare -A results times
 status=0
-newest="$(awk '$1 == "#" && $2 == "meshops-venv:" { print $3; exit }' requirements-test.txt)"
 for venv_name in "${matrix[@]}"; do
     extra=()
     if [[ $# -eq 0 && "$venv_name" != "$newest" && -z "${MESHOPS_SANITY_PYLINT_ALL:-}" ]]; then

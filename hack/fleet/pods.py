@@ -55,6 +55,7 @@ import threading
 import time
 import urllib.request
 
+from . import build
 from . import nodes as fleet_nodes
 
 NS = "kube-system"
@@ -1128,8 +1129,7 @@ CLANG_CACHE_KEEP = 400  # objects (1 to 3 MB each): the newest used are kept
 def clang_cache_dir():
     """Where the agents' compiled BPF objects are kept (hack/fleet/images/clang-cache), beside
     the Go builds: kept across fleets, so a warm machine's agents start without compiling."""
-    base = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
-    return os.path.join(base, "meshops", "clang-bpf")
+    return os.path.join(build.CACHE, "clang-bpf")
 
 
 def trim_clang_cache(keep=CLANG_CACHE_KEEP):

@@ -102,7 +102,7 @@ def test_without_a_cache_directory_every_call_compiles(clang):
 
 
 def test_trim_keeps_the_objects_used_last(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(pods.build, "CACHE", str(tmp_path))
     top = pods.clang_cache_dir()
     now = time.time()
     for i in range(5):
