@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import NS, ModuleRunner, uninstall_cilium, wait_for
+from conftest import NS, ModuleRunner, mesh_secret_peers, uninstall_cilium, wait_for
 
 VERSION = os.environ.get("MESHOPS_CONNECT_CHART", "1.19.2")
 
@@ -61,12 +61,6 @@ def revision(c):
 def release_clusters(c):
     values = json.loads(c.helm("get", "values", "cilium", "-n", NS, "-o", "json").stdout)
     return values.get("clustermesh", {}).get("config", {})
-
-
-def secret_keys(c):
-    import base64
-    s = c.core().read_namespaced_secret("cilium-clustermesh", NS)
-    return sorted(k for k, v in (s.data or {}).items() if b"endpoints:" in base64.b64decode(v))
 
 
 def release_creates(c, mark):
@@ -148,7 +142,7 @@ def test_connect_three_one_upgrade_each(mesh, run):
         want = [{"name": i["cluster_name"], "ips": sorted(_lb_ips(i)), "port": i["endpoint"]["port"]}
                 for i in infos if i["cluster_name"] != c.name]
         assert cfg["clusters"] == want, c.name
-        assert secret_keys(c) == [w["name"] for w in want], c.name
+        assert sorted(mesh_secret_peers(c)) == [w["name"] for w in want], c.name
 
 
 def test_status_reports_control_plane_and_agent_exec_as_unavailable(mesh, run):
@@ -192,7 +186,7 @@ def test_adding_a_fourth_upgrades_each_existing_cluster_once(mesh, run):
         assert revision(c) == rev + 1, c.name
         others = [n for n in ("mesh-1", "mesh-2", "mesh-3", "mesh-4") if n != c.name]
         assert [e["name"] for e in release_clusters(c)["clusters"]] == others
-        assert secret_keys(c) == others
+        assert sorted(mesh_secret_peers(c)) == others
 
 
 def test_exact_prunes_and_merge_keeps(mesh, run):
@@ -204,7 +198,7 @@ def test_exact_prunes_and_merge_keeps(mesh, run):
     assert res["changed"] is True and res["removed"] == ["mesh-4"] and res["peers"] == ["mesh-2", "mesh-3"]
     assert revision(m1) == rev + 1
     assert [e["name"] for e in release_clusters(m1)["clusters"]] == ["mesh-2", "mesh-3"]
-    assert secret_keys(m1) == ["mesh-2", "mesh-3"]
+    assert sorted(mesh_secret_peers(m1)) == ["mesh-2", "mesh-3"]
     # merge with only one peer listed keeps the others and changes nothing
     m2 = clusters[1]
     mark = m2.audit_mark()

@@ -1,10 +1,9 @@
 """playbooks/site.yml end to end on the fleet: inventory -> connected ClusterMesh."""
-import base64
 import json
 
 import pytest
 
-from conftest import NS, Playbook, marks, uninstall_cilium, writes
+from conftest import NS, Playbook, marks, mesh_secret_peers, uninstall_cilium, writes
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,11 +45,6 @@ def ca_cert(c):
     return c.core().read_namespaced_secret("cilium-ca", NS).data["ca.crt"]
 
 
-def mesh_secret_keys(c):
-    data = c.core().read_namespaced_secret("cilium-clustermesh", NS).data or {}
-    return sorted(k for k, v in data.items() if b"endpoints:" in base64.b64decode(v))
-
-
 def requests_by_module(c, mark):
     """{module: requests} since ``mark``, from the user agent our modules send (exec streams aside)."""
     out = {}
@@ -74,7 +68,7 @@ def assert_meshed(clusters):
         assert sorted(peers) == others, (c.name, peers)
         for n in others:
             assert peers[n]["ips"] == [ips[n]] and peers[n]["port"] == 2379, (c.name, n, peers[n])
-        assert mesh_secret_keys(c) == others, c.name
+        assert sorted(mesh_secret_peers(c)) == others, c.name
 
 
 def test_site_converges_is_idempotent_and_survives_limit(fleet, fresh, playbook):
