@@ -2,9 +2,6 @@
 # Copyright: meshops.cilium contributors
 # SPDX-License-Identifier: Apache-2.0
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 
 class ModuleDocFragment:
     """Options of modules that run the helm binary on the controller.

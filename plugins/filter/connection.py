@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """How the roles reach an inventory host's cluster: the one rule, used by every role."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 
 def member_connection(name, hostvars, kubeconfig=None):
     """Module options ``kubeconfig`` and ``context`` that reach the cluster of inventory host ``name``.

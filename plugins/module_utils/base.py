@@ -14,9 +14,6 @@
   returns ``changed: true``, says what was written and how to recover.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import copy
 import traceback
 from urllib.parse import unquote

@@ -14,9 +14,6 @@ so the Secret we write carries the label ``app.kubernetes.io/managed-by: Helm``
 and the annotations ``meta.helm.sh/release-name`` / ``-namespace``.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import binascii
 import datetime

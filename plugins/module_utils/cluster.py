@@ -14,9 +14,6 @@ The kubernetes library is imported lazily-tolerant (``HAS_KUBERNETES``) so
 that a missing library gives a clear ``missing_required_lib`` message.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import atexit
 import base64
 import copy

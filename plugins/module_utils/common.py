@@ -7,9 +7,6 @@ Pure (no cluster access, no collection imports): versions, integers, readiness o
 Deployment, Cilium's name rule and cluster limits.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import re
 
 # A Cilium cluster name (use with fullmatch: "$" would accept a trailing newline).

@@ -8,9 +8,6 @@ Every error class in ``module_utils`` derives from ``MeshopsError``; ``ClusterMo
 traceback). Messages are phrased for the user and never hold secret material.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 
 class MeshopsError(Exception):
     """An error already phrased for the user (one line, no secrets)."""

@@ -23,9 +23,6 @@
   source (air-gapped friendly).
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import binascii
 import contextlib

@@ -8,9 +8,6 @@ Everything except ``read_descriptor()`` is pure: it takes plain API JSON dicts (
 so it can be unit tested without a cluster.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import binascii
 import gzip

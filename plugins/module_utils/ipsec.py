@@ -21,9 +21,6 @@ value or a diff: only the SPI, the algorithms, the key lengths and a short
 fingerprint (a prefix of the SHA-256 of the whole value).
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import binascii
 import hashlib

@@ -18,9 +18,6 @@ Entries are always sorted by name and their ``ips`` sorted, so repeated runs com
 whatever order the inventory or the Service lists them in.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     CLUSTER_NAME_MAX as NAME_MAX,
     CLUSTER_NAME_RE as NAME_RE,

@@ -21,9 +21,6 @@ Declared keys (all optional except ``host``): ``host`` (inventory name),
 ``default_options`` and ``existing_values``: the review of an installed release's datapath values).
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import ipaddress
 import re
 

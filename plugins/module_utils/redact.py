@@ -15,9 +15,6 @@
 No imports from the rest of the collection: every other module_utils file may use it.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 MASK = '********'
 
 # Normalized (see normalize_key). The kubeconfig names (token, password, client-key-data,

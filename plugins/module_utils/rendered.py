@@ -9,9 +9,6 @@ contradictions with module options) and the target chart's own ``values.schema.j
 except ``load_chart_schema`` which reads the schema out of a local chart archive.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import json
 import os
 import re

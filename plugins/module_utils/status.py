@@ -19,9 +19,6 @@ Inputs are what ``clustermesh_status`` collects:
 the way cilium-cli prints "X/Y configured, Z/Y connected".
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import binascii
 import json

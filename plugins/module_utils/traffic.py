@@ -14,9 +14,6 @@ The first part is pure (rendering, parsing, aggregation, messages); the function
 do the I/O with the kubernetes client.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import re
 import time
 

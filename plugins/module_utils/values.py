@@ -17,9 +17,6 @@
   version wants (a list before 1.20, a map from 1.20).
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import copy
 import hashlib
 import ipaddress

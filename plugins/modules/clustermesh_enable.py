@@ -3,9 +3,6 @@
 # Copyright: meshops.cilium contributors
 # SPDX-License-Identifier: Apache-2.0
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 DOCUMENTATION = r'''
 ---
 module: clustermesh_enable

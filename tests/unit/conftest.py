@@ -10,9 +10,6 @@ is created and put on ``sys.path``. Under ``ansible-test units`` the
 collection is already importable and nothing is done.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import atexit
 import os
 import shutil

@@ -15,9 +15,6 @@ run of ``meshops.cilium.preflight`` that must refuse bad input by name (no clust
 Runs only from a git checkout (the tarball's own copy of this file skips).
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import json
 import os
 import re

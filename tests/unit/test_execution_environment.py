@@ -4,9 +4,6 @@
 """execution-environment.yml (ansible-builder v3) installs the collection with its Python
 requirements and a pinned helm that the playbooks can find on PATH."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import os
 import re
 

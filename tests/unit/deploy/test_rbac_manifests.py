@@ -4,9 +4,6 @@
 """deploy/rbac/*.yaml: every rule is as narrow as RBAC allows, and the exceptions are the
 documented ones (docs/rbac.md)."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import os
 import re
 

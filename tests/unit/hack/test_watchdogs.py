@@ -4,9 +4,6 @@
 """The test tooling's watchdogs: a stuck pod runtime is named with its threads' stacks, and the
 integration runner interrupts pytest at its time budget so that pytest still prints its summary."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import os
 import subprocess
 import sys

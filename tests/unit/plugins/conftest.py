@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fixtures built on k8s_fakes, shared by the module_utils and the module tests."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import os
 import socket
 import sys

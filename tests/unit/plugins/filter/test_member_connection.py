@@ -4,9 +4,6 @@
 """How the roles reach a cluster: one rule (filter member_connection) and one place per role
 (module_defaults of group inventory), checked on the role files and in a real ansible-playbook run."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import glob
 import json
 import os

@@ -4,9 +4,6 @@
 """Test helpers: a throw-away CA and a tiny HTTPS server that answers like a
 Kubernetes API server (JSON objects and real Status bodies)."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import datetime
 import json
 import ssl

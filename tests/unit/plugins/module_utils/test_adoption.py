@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Safe adoption: the values of an installed release that a run would drop or change unchosen."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils import preflight

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """ca.py: CA generation, Secret body with Helm ownership metadata, and the plan."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import datetime
 

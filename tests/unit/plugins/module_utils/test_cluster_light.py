@@ -5,9 +5,6 @@
 client-certificate users) is the one that loader builds, and a module process that uses it never
 imports the loader and its dependencies."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import copy
 import json

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The shared helpers, where the copies they replace behaved differently."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils import common, helm, info, mesh, preflight, status, values

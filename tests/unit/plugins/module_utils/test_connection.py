@@ -9,9 +9,6 @@ the K8S_AUTH_* environment, the test asserts which server the Python client reac
 server the kubeconfig handed to helm names: they must be the same, and the intended one.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import json
 import os

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Validation matches whole strings: "$" would accept a trailing newline ("mesh-1\\n")."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils import mesh, preflight, traffic, values

@@ -4,9 +4,6 @@
 """helm.py: binary discovery, release decoding, chart rebuild, temp kubeconfig hygiene,
 with a stand-in helm script that records what it was given."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import gzip
 import json

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """ipsec.py: parsing, generation, fingerprints, SPI wrap and the present/rotated/absent plans."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import hashlib
 

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The peer planner: descriptors, refusals, exact/merge, ordering."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import copy
 import random
 

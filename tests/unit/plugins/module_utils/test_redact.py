@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The one list of secret key names and what finds secrets with it."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils import base, cluster, helm, redact

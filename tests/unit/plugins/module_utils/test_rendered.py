@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The preflight's check of cilium_values against the install checks and the real chart schema."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import json
 import os
 import tarfile

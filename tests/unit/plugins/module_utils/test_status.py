@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Status parsing and aggregation against hand-written JSON in the documented shape."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import os
 

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Traffic check: object rendering (global Service annotations), answer parsing, aggregation."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import re
 import subprocess
 

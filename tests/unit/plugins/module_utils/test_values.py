@@ -4,9 +4,6 @@
 """values.py: paths, option -> value mapping (validated against the real chart schemas),
 merge rules, diffs and the peer list form per chart version."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import itertools
 import json
 import os

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Run a module's main() in-process and get what it would have returned."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import json
 
 import pytest

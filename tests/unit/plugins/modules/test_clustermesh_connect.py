@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """clustermesh_connect against a local fake API server; helm upgrade recorded, not run."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import copy
 import gzip

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """clustermesh_info end to end against a local fake API server (no cluster)."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import gzip
 import json

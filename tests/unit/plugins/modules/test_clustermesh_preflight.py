@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """clustermesh_preflight: the module's argument handling, result and failure (no cluster)."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import os
 
 import pytest

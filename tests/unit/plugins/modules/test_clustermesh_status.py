@@ -4,9 +4,6 @@
 """clustermesh_status against a local fake API server; exec answered from recorded JSON,
 or by the real kubernetes.stream transport (which the fake server refuses)."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import json
 import os

@@ -4,9 +4,6 @@
 """clustermesh_traffic_check with create_namespace=false (the Namespace comes with the check's
 Role, deploy/rbac/meshops-automation-traffic-check.yaml) against a local fake API server."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import pytest
 
 from ansible_collections.meshops.cilium.plugins.modules import clustermesh_traffic_check

@@ -5,9 +5,6 @@
 and membership of action group ``cluster`` (meta/runtime.yml) go together, so that fragment is the
 one place that documents the C(action_group) attribute."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import ast
 import glob
 import os

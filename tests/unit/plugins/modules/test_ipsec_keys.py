@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """ipsec_keys, ipsec_keys_info and cilium_install's IPsec guard against a local fake API server."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import json
 

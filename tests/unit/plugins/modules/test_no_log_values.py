@@ -9,9 +9,6 @@ These run the modules' real exit_json/fail_json (no patching) with
 AnsibleModule logs (``Invoked with ...``).
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import base64
 import json
 

@@ -4,9 +4,6 @@
 """Every module_utils error becomes one failure in ClusterModule.run: cluster name first, one line,
 no traceback."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import pytest
 
 from module_runner import module_runner

@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Bad options fail with one line before any request reaches the cluster."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import pytest
 
 from module_runner import module_runner

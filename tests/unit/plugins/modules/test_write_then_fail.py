@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """A failure after a write returns changed: true, what was written and how to recover."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import pytest
 
 from module_runner import module_runner, set_module_args
