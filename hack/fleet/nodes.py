@@ -21,6 +21,7 @@ the pods that run on it:
 
 Pods with ``hostNetwork`` on a real node run in its namespace, with the node's IP as pod IP.
 """
+import gzip
 import hashlib
 import os
 import re
@@ -293,3 +294,49 @@ def ensure_host_packages(log):
         proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
         if proc.returncode != 0:
             raise SystemExit("%s failed:\n%s" % (" ".join(argv), proc.stdout[-3000:]))
+
+
+# What Cilium's IPsec datapath needs of the kernel: ESP states in xfrm (CONFIG_INET_ESP) with the
+# algorithms of Cilium's keys, rfc4106(gcm(aes)) by default (CONFIG_CRYPTO_GCM), or
+# hmac(sha256) with cbc(aes). Each is tried as an xfrm state in a throwaway network namespace.
+IPSEC_PROBES = (
+    ("rfc4106(gcm(aes))", ["aead", "rfc4106(gcm(aes))", "0x" + "11" * 20, "128"]),
+    ("hmac(sha256) + cbc(aes)", ["auth", "hmac(sha256)", "0x" + "22" * 32, "enc", "cbc(aes)", "0x" + "33" * 16]),
+)
+
+
+def _kernel_config(*names):
+    """{name: value} of the running kernel's config (/proc/config.gz), 'not set' for the absent."""
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            text = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for n in names:
+        m = re.search(r"^%s=(\S+)$" % n, text, re.M)
+        out[n] = m.group(1) if m else "not set"
+    return out
+
+
+def ipsec_support():
+    """(True, how) when this kernel can run Cilium's IPsec datapath in the fleet's namespaces, else
+    (False, exactly why: each probe's error, the kernel options and whether modules can be loaded)."""
+    ns = "meshops-ipsec-probe-%d" % os.getpid()
+    _run("ip", "netns", "add", ns)
+    errors = []
+    try:
+        for name, algo in IPSEC_PROBES:
+            p = _run("ip", "netns", "exec", ns, "ip", "xfrm", "state", "add", "src", "192.0.2.1", "dst", "192.0.2.2",
+                     "proto", "esp", "spi", "0x100", "reqid", "1", "mode", "tunnel", *algo, check=False)
+            if p.returncode == 0:
+                return True, "xfrm ESP state with %s accepted" % name
+            errors.append("%s: %s" % (name, p.stdout.strip() or "exit %d" % p.returncode))
+    finally:
+        _run("ip", "netns", "del", ns, check=False)
+    config = _kernel_config("CONFIG_XFRM_USER", "CONFIG_INET_ESP", "CONFIG_CRYPTO_GCM")
+    release = os.uname().release
+    modules = os.path.isdir("/lib/modules/%s" % release)
+    return False, "`ip xfrm state add ... proto esp` fails (%s); kernel %s: %s; %s" % (
+        "; ".join(errors), release, ", ".join("%s=%s" % kv for kv in sorted(config.items())) or "no /proc/config.gz",
+        "modules under /lib/modules/%s" % release if modules else "no /lib/modules/%s, so none can be loaded" % release)

@@ -515,8 +515,13 @@ def up(clusters):
         down()
     build.build_all()
     bins = build.binaries()
+    ipsec = None
     if REAL_NODES:
         nodes.ensure_host_packages(log)
+        ok, why = nodes.ipsec_support()
+        ipsec = {"available": ok, "why": why}
+        log("IPsec datapath on the real nodes: %s" % (
+            "available (%s)" % why if ok else "NOT available, so IPsec is tested as keys and configuration only: " + why))
     if os.path.exists(FLEET_DIR):
         shutil.rmtree(FLEET_DIR)
     os.makedirs(FLEET_DIR)
@@ -528,6 +533,7 @@ def up(clusters):
     fleet.state["kubernetes_version"] = build.kubernetes_version()
     fleet.state["cilium_dir"] = build.cilium_dir()
     fleet.state["cilium_version"] = build.cilium_version()
+    fleet.state["ipsec_datapath"] = ipsec
 
     etcd_port = PORT_BASE
     etcd_url = "http://127.0.0.1:%d" % etcd_port
@@ -735,6 +741,9 @@ def status():
     shared = sum(_rss_kib(p["pid"]) for p in (etcd, lbc, runtime) if p)
     print("shared   etcd+lb-controller+pod-runtime rss=%.0f MiB; clusters total %.0f MiB (%.0f MiB per cluster)" % (
         shared / 1024.0, total / 1024.0, total / 1024.0 / max(1, len(fleet.state["clusters"]))))
+    ipsec = fleet.state.get("ipsec_datapath")
+    if ipsec:
+        print("ipsec    datapath %s" % ("available" if ipsec["available"] else "NOT available: " + ipsec["why"]))
     stalled = fleet.stalled_pod_runtime()
     if stalled:
         print("STALLED: " + stalled)

@@ -1,5 +1,10 @@
 """IPsec keys on the fleet: distribute, rotate twice, check mode, a refused mismatch, cilium_install's guard,
-and no key material in -vvv output or left-over files. Only the Secret is needed (no Cilium)."""
+and no key material in -vvv output or left-over files. Only the Secret is needed (no Cilium).
+
+No encrypted packet moves here: this machine's kernel has no ESP transform (CONFIG_INET_ESP and
+CONFIG_CRYPTO_GCM not set, no loadable modules), so Cilium's IPsec datapath cannot run on the
+fleet's real nodes. `python -m hack.fleet up` and `status` print the probe's exact errors
+(hack/fleet/nodes.py ipsec_support); test_the_fleet_says_why_ipsec_has_no_datapath keeps it said."""
 import base64
 import os
 import time
@@ -164,3 +169,15 @@ def test_6_no_key_material_in_output_or_left_over_files(mesh):
                     data = f.read()
                 for s in secrets:
                     assert s.encode() not in data, "key material in %s" % path
+
+
+def test_the_fleet_says_why_ipsec_has_no_datapath(fleet):
+    """The fleet probes the kernel for Cilium's IPsec datapath at start and records the verdict;
+    where it is missing, the reason names the failing xfrm call and the kernel options."""
+    verdict = fleet.state.get("ipsec_datapath")
+    if not any(c["network"]["real_nodes"] for c in fleet.state["clusters"]):
+        assert verdict is None  # MESHOPS_FLEET_REAL_NODES=0: no datapath at all, nothing probed
+        return
+    assert verdict is not None, "the fleet state has no IPsec datapath verdict"
+    if not verdict["available"]:
+        assert "ip xfrm state add" in verdict["why"] and "CONFIG_INET_ESP=" in verdict["why"], verdict

@@ -133,3 +133,41 @@ def test_kwok_leaves_the_real_agents_to_the_pod_runtime(tmp_path):
     combined = [e for e in exprs if "nodeName" in e["key"]]
     assert combined and combined[0]["operator"] == "NotIn"
     assert combined[0]["values"] == (["cilium@mesh-1-node-1"] if runner.REAL_NODES else ["none"])
+
+
+class _Proc(object):
+    def __init__(self, rc, out=""):
+        self.returncode, self.stdout = rc, out
+
+
+def _xfrm(results):
+    """A stand-in for nodes._run: `ip xfrm state add` answers from ``results`` in order."""
+    calls = []
+
+    def run(*argv, check=True):
+        calls.append(argv)
+        if "xfrm" in argv:
+            return results.pop(0)
+        return _Proc(0)
+    return run, calls
+
+
+def test_ipsec_support_says_exactly_why_it_is_missing(monkeypatch):
+    run, calls = _xfrm([_Proc(2, "Error: Requested AEAD algorithm not found."), _Proc(2, "Error: Requested type not found.")])
+    monkeypatch.setattr(nodes, "_run", run)
+    monkeypatch.setattr(nodes, "_kernel_config", lambda *n: {"CONFIG_INET_ESP": "not set", "CONFIG_CRYPTO_GCM": "not set"})
+    ok, why = nodes.ipsec_support()
+    assert ok is False
+    assert "rfc4106(gcm(aes)): Error: Requested AEAD algorithm not found." in why
+    assert "hmac(sha256) + cbc(aes): Error: Requested type not found." in why
+    assert "CONFIG_INET_ESP=not set" in why and "CONFIG_CRYPTO_GCM=not set" in why
+    # the probe's namespace is made and removed
+    assert calls[0][:3] == ("ip", "netns", "add") and calls[-1][:3] == ("ip", "netns", "del")
+
+
+def test_ipsec_support_takes_the_first_algorithm_the_kernel_accepts(monkeypatch):
+    run, calls = _xfrm([_Proc(2, "Error: Requested AEAD algorithm not found."), _Proc(0)])
+    monkeypatch.setattr(nodes, "_run", run)
+    ok, why = nodes.ipsec_support()
+    assert ok is True and "hmac(sha256) + cbc(aes)" in why
+    assert calls[-1][:3] == ("ip", "netns", "del")
