@@ -177,6 +177,16 @@ def listed(c):
     return {e["name"] for e in clusters or []}
 
 
+def release_values(c, release="cilium"):
+    """The user-supplied values of ``c``'s Cilium release (helm get values)."""
+    return json.loads(c.helm("get", "values", release, "-n", NS, "-o", "json").stdout)
+
+
+def revision(c, release="cilium"):
+    """The newest revision of ``c``'s Cilium release (failed ones included)."""
+    return max(r["revision"] for r in json.loads(c.helm("history", release, "-n", NS, "-o", "json").stdout))
+
+
 def mesh_secret_peers(c):
     """Names of the peers whose endpoints cluster ``c``'s Secret cilium-clustermesh holds."""
     try:

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from conftest import NS, uninstall_cilium, write_inventory
+from conftest import NS, release_values, revision, uninstall_cilium, write_inventory
 
 DATAPATH = ["routingMode", "ipv4NativeRoutingCIDR", "kubeProxyReplacement", "k8sServiceHost", "k8sServicePort",
             "bpf.masquerade"]
@@ -35,14 +35,6 @@ def hand_install(fleet, c):
            "--set", "autoDirectNodeRoutes=true", "--set", "kubeProxyReplacement=true",
            "--set", "k8sServiceHost=127.0.0.1", "--set", "k8sServicePort=%d" % c.data["ports"]["apiserver"],
            "--set", "bpf.masquerade=true", "--set", "operator.replicas=1", timeout=300)
-
-
-def values(c):
-    return json.loads(c.helm("get", "values", "cilium", "-n", NS, "-o", "json").stdout)
-
-
-def revision(c):
-    return max(r["revision"] for r in json.loads(c.helm("history", "cilium", "-n", NS, "-o", "json").stdout))
 
 
 def test_refused_by_the_preflight_with_every_datapath_value_and_no_write(fleet, playbook, tmp_path, m1):
@@ -74,7 +66,7 @@ def test_keep_converges_keeping_the_release_values(fleet, playbook, tmp_path, m1
     hand_install(fleet, m1)
     inv = write_inventory(tmp_path, [m1.name], name="inv", group_vars={"cilium_existing_values": "keep"})
     out = playbook.run(inv, "install.yml")
-    v = values(m1)
+    v = release_values(m1)
     assert v["routingMode"] == "native" and v["ipv4NativeRoutingCIDR"] == "10.0.0.0/8", v
     assert v["kubeProxyReplacement"] is True and v["k8sServiceHost"] == "127.0.0.1", v
     assert v["bpf"] == {"masquerade": True} and v["operator"] == {"replicas": 1}, v
@@ -92,7 +84,7 @@ def test_reset_converges_without_them_and_names_the_other_dropped_values(fleet, 
     hand_install(fleet, m1)
     inv = write_inventory(tmp_path, [m1.name], name="inv", group_vars={"cilium_existing_values": "reset"})
     out = playbook.run(inv, "install.yml")
-    v = values(m1)
+    v = release_values(m1)
     assert v["routingMode"] == "tunnel" and v["kubeProxyReplacement"] is False, v
     for key in ("ipv4NativeRoutingCIDR", "k8sServiceHost", "bpf", "operator", "autoDirectNodeRoutes"):
         assert key not in v, (key, v)

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import NS, ModuleRunner, mesh_secret_peers, uninstall_cilium, wait_for
+from conftest import NS, ModuleRunner, mesh_secret_peers, release_values, revision, uninstall_cilium, wait_for
 
 VERSION = os.environ.get("MESHOPS_CONNECT_CHART", "1.19.2")
 
@@ -53,13 +53,8 @@ def _install(fleet, c, index):
     c.helm("install", "cilium", fleet.chart(VERSION), "--namespace", NS, *_values(c, index), timeout=300)
 
 
-def revision(c):
-    out = json.loads(c.helm("history", "cilium", "-n", NS, "-o", "json").stdout)
-    return max(r["revision"] for r in out)
-
-
 def release_clusters(c):
-    values = json.loads(c.helm("get", "values", "cilium", "-n", NS, "-o", "json").stdout)
+    values = release_values(c)
     return values.get("clustermesh", {}).get("config", {})
 
 

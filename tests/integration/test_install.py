@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import NS, Playbook, uninstall_cilium, write_inventory
+from conftest import NS, Playbook, marks, uninstall_cilium, write_inventory, writes
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +65,8 @@ def playbook(env, tasks, limit=None, check=False, diff=False, expect_fail=False,
     return results
 
 
-def marks(fleet):
-    return dict((c.name, c.audit_mark()) for c in fleet.clusters)
-
-
-def mutations(fleet, mark):
-    return dict((c.name, [(e["verb"], e["requestURI"]) for e in c.mutations_since(mark[c.name])])
-                for c in fleet.clusters)
-
-
 def no_mutations(fleet, mark):
-    m = mutations(fleet, mark)
-    assert all(not v for v in m.values()), m
+    assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
 
 
 def ca_fingerprint(cluster, secret="cilium-ca"):
@@ -135,14 +125,14 @@ def test_1_shared_ca(fleet, env):
     assert r["mesh-3"]["action"] == "replaced"
     assert {ca_fingerprint(c) for c in fleet.clusters} == {first}
 
-    mark = marks(fleet)
+    mark = marks(fleet.clusters)
     r = playbook(env, CA_FIRST + CA_COPY)
     assert all(r[c.name]["changed"] is False for c in fleet.clusters), r
     no_mutations(fleet, mark)
 
 
 def test_2_check_mode_and_refusals_write_nothing(fleet, env):
-    mark = marks(fleet)
+    mark = marks(fleet.clusters)
     r = playbook(env, install_task(), limit="mesh-3", check=True, diff=True)
     assert r["mesh-3"]["changed"] and r["mesh-3"]["action"] == "installed"
     assert "clustermesh.useAPIServer" in r["mesh-3"]["changed_keys"]
@@ -169,7 +159,7 @@ def test_3_install_everywhere_then_idempotent(fleet, env):
     assert len(fps) == 1
     assert {ca_fingerprint(c, "clustermesh-apiserver-server-cert") for c in fleet.clusters} == fps
 
-    mark = marks(fleet)
+    mark = marks(fleet.clusters)
     r = playbook(env, CA_FIRST + CA_COPY + install_task())
     for c in fleet.clusters:
         assert r[c.name]["changed"] is False and r[c.name]["action"] == "unchanged", r[c.name]
@@ -178,7 +168,7 @@ def test_3_install_everywhere_then_idempotent(fleet, env):
 
 
 def test_4_identity_change_refused(fleet, env):
-    mark = marks(fleet)
+    mark = marks(fleet.clusters)
     r = playbook(env, install_task(cluster_id=42), limit="mesh-2", expect_fail=True)
     msg = r["mesh-2"]["msg"]
     assert "cluster.id (2 -> 42)" in msg and "allow_identity_change" in msg and "restarted" in msg
@@ -187,7 +177,7 @@ def test_4_identity_change_refused(fleet, env):
 
 def test_5_enable_keeps_values_and_is_idempotent(fleet, env):
     task = [{"meshops.cilium.clustermesh_enable": {"service_type": "LoadBalancer"}}]
-    mark = marks(fleet)
+    mark = marks(fleet.clusters)
     r = playbook(env, task, limit="mesh-1")
     assert r["mesh-1"]["changed"] is False
     no_mutations(fleet, mark)

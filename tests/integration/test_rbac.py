@@ -1,7 +1,10 @@
-"""site.yml with a token bound ONLY to deploy/rbac/*.yaml, on RBAC-enabled API servers.
+"""site.yml end to end with a token bound ONLY to deploy/rbac/*.yaml, on RBAC-enabled API servers.
 
 The base manifest plus the optional status-exec Role (the local inventory reads agent status
-through exec); the traffic check with its optional Role and provided Namespace.
+through exec): a converge from an empty fleet (at most 2 Helm revisions per cluster), its no-op
+re-run (zero writes, at most 15 API requests per cluster), --limit, the traffic check with its
+optional Role and provided Namespace, a missing permission's 403 message, and disconnect.yml.
+This is the suite's site.yml converge: a step that needs more than the shipped permissions fails.
 """
 import json
 import os
@@ -9,9 +12,9 @@ import re
 
 import pytest
 
-from conftest import NS, REPO, Playbook, marks, uninstall_cilium, write_inventory, writes
+from conftest import NS, REPO, Playbook, marks, revision, uninstall_cilium, write_inventory, writes
 from hack import rbac_manifest
-from test_site import assert_meshed
+from test_site import assert_meshed, peers_of, requests_by_module
 
 RBAC = os.path.join(REPO, "deploy", "rbac")
 MANIFEST = os.path.join(RBAC, "meshops-automation.yaml")
@@ -98,6 +101,8 @@ def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, play
     out = playbook.run(_inv(tmp_path, automation), "site.yml")
     assert all(r["failed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
     assert_meshed(automation)
+    # install (1) + connect (1): at most 2 Helm revisions per cluster
+    assert {c.name: revision(c) for c in automation} == {c.name: 2 for c in automation}, out[-3000:]
     for c in automation:
         events = [e for e in c.audit_events()[mark[c.name]:] if e.get("stage") == "ResponseComplete"]
         users = {e["user"]["username"] for e in events if e.get("verb") in {"create", "update", "patch"}}
@@ -105,6 +110,33 @@ def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, play
         assert _denied(c, mark[c.name]) == [], c.name
         # agent status was read through the optional exec Role
         assert c.execs_since(mark[c.name]), c.name
+
+
+def test_a_converged_rerun_writes_nothing_and_limit_keeps_every_peer(fleet, automation, playbook, tmp_path):
+    inv = _inv(tmp_path, automation)
+    mark = marks(fleet.clusters)
+    out = playbook.run(inv, "site.yml")
+    assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
+    assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
+    # a no-op run reads each cluster's state once and hands it on: one description (5 reads), no CA
+    # reads (the preflight saw the same complete CA everywhere), the release once by the install (an
+    # unchanged release is not polled) and once by the connect (identity and CA from the description),
+    # one mesh status (4 reads): at most 15 requests per cluster
+    for c in automation:
+        by_module = requests_by_module(c, mark[c.name])
+        assert by_module.get("clustermesh_info") == 5, (c.name, by_module)
+        assert "cilium_ca" not in by_module and "(copy source)" not in by_module, (c.name, by_module)
+        assert by_module.get("cilium_install") == 1 and by_module.get("clustermesh_connect") == 1, (c.name, by_module)
+        assert by_module.get("clustermesh_status") == 4, (c.name, by_module)
+        assert sum(by_module.values()) <= 15, (c.name, by_module)
+        assert _denied(c, mark[c.name]) == [], c.name
+
+    # --limit: only mesh-2 is in the play, yet it keeps its full peer list and nothing else is written
+    mark = marks(fleet.clusters)
+    out = playbook.run(inv, "site.yml", "--limit", automation[1].name)
+    assert sorted(Playbook.recap(out)) == [automation[1].name]
+    assert sorted(peers_of(automation[1])) == sorted([automation[0].name, automation[2].name])
+    assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
 
 
 def test_the_traffic_check_runs_with_its_optional_role(fleet, automation, playbook, tmp_path):
@@ -169,3 +201,19 @@ def test_a_permission_helm_needs_gives_the_403_message(fleet, automation, playbo
     assert ('%s: permission denied (403): user "%s" is missing the permission to patch "configmaps" in the core '
             'API group in namespace "kube-system"; helm failed to' % (c.name, USER)) in out, out[-3000:]
     assert "Traceback" not in out
+
+
+def test_disconnect_removes_one_member_everywhere(fleet, automation, playbook, tmp_path):
+    """disconnect.yml, as the automation identity, on the mesh converged above (last: it leaves
+    two). Adding a fourth cluster (one Helm upgrade per existing member) is test_connect.py's."""
+    gone = automation[2]
+    rest = [c for c in automation if c is not gone]
+    mark = marks(fleet.clusters)
+    out = playbook.run(_inv(tmp_path, automation), "disconnect.yml",
+                       "-e", json.dumps({"clustermesh_remove": [gone.name]}))
+    for c in rest:
+        assert gone.name not in peers_of(c), c.name
+    assert_meshed(rest)
+    assert peers_of(gone) == {}, out[-2000:]
+    for c in automation:
+        assert _denied(c, mark[c.name]) == [], c.name
