@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import NS, Playbook, marks, mesh_secret_peers, uninstall_cilium, writes
+from conftest import NS, Playbook, marks, mesh_secret_peers, uninstall_cilium, write_inventory, writes
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -79,8 +79,12 @@ def test_site_converges_is_idempotent_and_survives_limit(fleet, fresh, playbook)
     # install (1) + connect (1): at most 2 Helm revisions per cluster
     assert {c.name: revision(c) for c in three} == {n: 2 for n in hosts}, out[-3000:]
 
+    # the re-run takes its inventory from the fleet's kubeconfig through the inventory plugin
+    # meshops.cilium.kubeconfig (hosts, connection variables and cluster IDs): it must find the same mesh
     mark = marks(fresh)
-    out = playbook("site.yml", hosts)
+    plugin_inv = write_inventory(playbook.tmp_path, hosts, name="inv-plugin", kubeconfig=fleet.kubeconfig)
+    out = playbook.run(plugin_inv, "site.yml")
+    assert sorted(Playbook.recap(out)) == hosts, out[-3000:]
     assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
     assert writes(fresh, mark) == {c.name: [] for c in fresh}
     # a no-op run reads each cluster's state once and hands it on: one description (5 reads), no CA
