@@ -470,4 +470,4 @@ def test_the_docs_state_the_range_of_the_constant():
     assert re.search(r'^\| Cilium chart \| %s .*%s' % (re.escape(oldest), re.escape(newest)), readme, re.M)
     with open(os.path.join(root, 'roles/cilium/meta/argument_specs.yml')) as f:
         specs = f.read()
-    assert 'Supported charts: %s to %s' % (oldest, newest) in specs
+    assert 'The supported charts are %s to %s' % (oldest, newest) in specs
