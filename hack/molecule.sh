@@ -10,9 +10,9 @@ export ANSIBLE_COLLECTIONS_PATH="$PWD/build/collections" PATH="$PWD/.venv/bin:$P
 export MESHOPS_FLEET_DIR="${MESHOPS_FLEET_DIR:-$PWD/.fleet}"
 for scenario in molecule/*/; do
     name=$(basename "$scenario")
-    action=test
+    action="test"
     if [[ "$name" == kind && "${MESHOPS_MOLECULE_KIND:-syntax}" != test ]]; then
-        action=syntax
+        action="syntax"
     fi
     echo "[molecule] scenario $name: molecule $action"
     molecule "$action" --scenario-name "$name"

@@ -117,6 +117,7 @@ exclude:
 compose:
   cilium_cluster_id: inventory_hostname | regex_search('[0-9]+$') | int
 
+---
 # Several files (the first that defines a context wins), an environment variable in a path, groups by
 # installed chart version, IDs kept from the installed Cilium
 plugin: meshops.cilium.kubeconfig
