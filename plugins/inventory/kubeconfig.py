@@ -31,7 +31,7 @@ description:
     C(meshops.kubeconfig.yml). The inventory plugin C(auto) (enabled by default) loads it; when
     C(enable_plugins) is set in C(ansible.cfg), list C(meshops.cilium.kubeconfig) (or C(auto)) there.
 author:
-  - meshops maintainers
+  - meshops maintainers (@meshops)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -333,4 +333,3 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if use_cache and not failed:
                 self._cache[cache_key] = hosts
         self.populate(hosts)
-

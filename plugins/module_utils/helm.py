@@ -297,7 +297,6 @@ def read_release(cluster, namespace, name):
     return release
 
 
-
 def read_identity(cluster, namespace='kube-system', release_name='cilium'):
     """A cluster's installed Cilium identity, for an inventory: two reads (ConfigMap ``cilium-config``
     and the release's Secrets), nothing else.
@@ -321,6 +320,7 @@ def read_identity(cluster, namespace='kube-system', release_name='cilium'):
         'chart_version': release.chart_version if release is not None else None,
         'release_status': release.status if release is not None else None,
     }
+
 
 # ---------------------------------------------------------------------------
 # Rebuilding the deployed chart from the release record

@@ -39,17 +39,14 @@ def _expressions(node, condition=False):
     """The Jinja expressions of a task file: ``when``/``that``/``until`` conditions and ``{{ }}`` blocks."""
     if isinstance(node, dict):
         for key, value in node.items():
-            for e in _expressions(value, key in ('when', 'that', 'until', 'changed_when', 'failed_when')):
-                yield e
+            yield from _expressions(value, key in ('when', 'that', 'until', 'changed_when', 'failed_when'))
     elif isinstance(node, list):
         for item in node:
-            for e in _expressions(item, condition):
-                yield e
+            yield from _expressions(item, condition)
     elif isinstance(node, str):
         if condition:
             yield node
-        for block in re.findall(r'{{(.*?)}}', node, re.S):
-            yield block
+        yield from re.findall(r'{{(.*?)}}', node, re.S)
 
 
 def roles_read_with_bool(variable):
