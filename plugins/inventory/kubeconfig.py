@@ -65,7 +65,10 @@ options:
     elements: str
     default: []
   group:
-    description: The group that holds every host (the mesh group the playbooks run on).
+    description:
+      - The group that holds every host (the mesh group the playbooks run on).
+      - The playbooks and roles take the mesh group from C(meshops_mesh_group) (default V(mesh)); set it to
+        the same name when you change this one.
     type: str
     default: mesh
   read_cilium:

@@ -43,7 +43,7 @@ def run(tmp_path):
     collections.mkdir(parents=True)
     (collections / 'cilium').symlink_to(REPO)
 
-    def inventory(config, name='meshops.kubeconfig.yml', env=None, expect_ok=True):
+    def inventory(config, name='meshops.kubeconfig.yml', env=None, expect_ok=True, args=()):
         """``(inventory --list as a dict or None, output)`` of ``config`` written to ``tmp_path/name``."""
         path = tmp_path / name
         path.write_text(yaml.safe_dump(config))
@@ -52,7 +52,7 @@ def run(tmp_path):
         environ.pop('KUBECONFIG', None)
         environ.update(env or {})
         proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-inventory'), '-i', str(path),
-                               '--list'], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               '--list'] + list(args), env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, check=False, timeout=120)
         assert (proc.returncode == 0) == expect_ok, proc.stdout + proc.stderr
         assert TOKEN not in proc.stdout + proc.stderr
@@ -128,6 +128,22 @@ def test_compose_groups_and_keyed_groups(run, tmp_path):
     assert {h: v['cilium_cluster_id'] for h, v in hostvars(inv).items()} == {'eu-1': 1, 'eu-2': 2, 'us-3': 3}
     assert inv['first']['hosts'] == ['eu-1']
     assert sorted(inv['region_eu']['hosts']) == ['eu-1', 'eu-2'] and inv['region_us']['hosts'] == ['us-3']
+
+
+def test_the_cache_answers_until_it_is_refreshed(run, tmp_path):
+    """With cache on, a second run takes the hosts from the cache (a context added since is not there);
+    --flush-cache reads the kubeconfig again."""
+    path = write(tmp_path, 'kc.yaml', kubeconfig('mesh-1'))
+    config = {'plugin': 'meshops.cilium.kubeconfig', 'kubeconfig': [path], 'cache': True,
+              'cache_plugin': 'ansible.builtin.jsonfile', 'cache_connection': str(tmp_path / 'cache')}
+    inv, dummy = run(config)
+    assert sorted(hostvars(inv)) == ['mesh-1']
+    assert os.listdir(str(tmp_path / 'cache'))
+    write(tmp_path, 'kc.yaml', kubeconfig('mesh-1', 'mesh-2'))
+    inv, dummy = run(config)
+    assert sorted(hostvars(inv)) == ['mesh-1']
+    inv, dummy = run(config, args=['--flush-cache'])
+    assert sorted(hostvars(inv)) == ['mesh-1', 'mesh-2']
 
 
 def test_strict_compose_error_names_the_expression(run, tmp_path):
