@@ -99,6 +99,9 @@ notes:
     release's values C(cluster.name) and C(cluster.id)), C(chart_version) and C(release_status) of the
     newest Helm release (V(null) when there is none).
   - Credentials stay in the kubeconfig files; the inventory holds only paths and context names.
+  - Cilium's cluster name defaults to the inventory host name, here the context name. Where contexts have
+    names Cilium refuses (an EKS ARN, upper case, over 32 characters), set C(cilium_cluster_name) with O(compose)
+    (the preflight names every such cluster).
   - Variables from O(compose) and the host variables of this plugin win over C(group_vars) of the
     inventory directory (inventory host variables over group variables).
 seealso:
