@@ -46,7 +46,8 @@ options:
   kubeconfig:
     description:
       - Kubeconfig files to read, in order (the first file that defines a context wins).
-      - C(~) and environment variables (C($VAR), C(${VAR})) are expanded; a variable that is not set is an error.
+      - C(~) and environment variables (C($VAR), C(${VAR}), C(${VAR:-default}) with a default for an unset or
+        empty variable) are expanded; a variable that is not set and has no default is an error.
         A relative path is taken relative to the directory of this configuration file.
       - When not set, the paths in the E(KUBECONFIG) environment variable (separated by C(:)), else
         C(~/.kube/config), as C(kubectl) does.
@@ -164,7 +165,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.errors import Mesho
 
 display = Display()
 
-_UNSET_VAR_RE = re.compile(r'\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)')
+# $NAME, ${NAME} and ${NAME:-default} (the default used when NAME is unset or empty), as a shell expands them
+_VAR_RE = re.compile(r'\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))')
 _MAX_READERS = 8
 
 
@@ -221,11 +223,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if given:
             paths = []
             for raw in given:
-                missing = [m.strip('{}') for m in _UNSET_VAR_RE.findall(str(raw)) if m.strip('{}') not in environ]
-                if missing:
-                    raise AnsibleParserError('kubeconfig path "%s" uses the environment variable %s, which is not '
-                                             'set; set it or give the path' % (raw, ', '.join(sorted(set(missing)))))
-                path = os.path.expanduser(_UNSET_VAR_RE.sub(lambda m: environ[m.group(1).strip('{}')], str(raw)))
+                path = os.path.expanduser(_VAR_RE.sub(lambda m: self._variable(m, raw, environ), str(raw)))
                 paths.append(os.path.normpath(os.path.join(config_dir, path)))
         elif environ.get('KUBECONFIG'):
             paths = [os.path.abspath(os.path.expanduser(p)) for p in environ['KUBECONFIG'].split(os.pathsep) if p]
@@ -236,6 +234,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if p not in out:
                 out.append(p)
         return out
+
+    @staticmethod
+    def _variable(match, raw, environ):
+        name = match.group('braced') or match.group('plain')
+        if environ.get(name):
+            return environ[name]
+        if match.group('default') is not None:
+            return match.group('default')
+        if name in environ:
+            return ''
+        raise AnsibleParserError('kubeconfig path "%s" uses the environment variable %s, which is not set; set it, '
+                                 'give the path, or a default as ${%s:-default}' % (raw, name, name))
 
     def selected(self, context):
         include = self.get_option('include') or []

@@ -43,10 +43,12 @@ def run(tmp_path):
     collections.mkdir(parents=True)
     (collections / 'cilium').symlink_to(REPO)
 
-    def inventory(config, name='meshops.kubeconfig.yml', env=None, expect_ok=True, args=()):
-        """``(inventory --list as a dict or None, output)`` of ``config`` written to ``tmp_path/name``."""
-        path = tmp_path / name
-        path.write_text(yaml.safe_dump(config))
+    def inventory(config, name='meshops.kubeconfig.yml', env=None, expect_ok=True, args=(), source=None):
+        """``(inventory --list as a dict or None, output)`` of ``config`` written to ``tmp_path/name`` (or of
+        the inventory ``source``)."""
+        path = source or tmp_path / name
+        if source is None:
+            path.write_text(yaml.safe_dump(config))
         environ = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / 'collections'), ANSIBLE_NOCOLOR='1',
                        ANSIBLE_INVENTORY_UNPARSED_FAILED='1', HOME=str(tmp_path))
         environ.pop('KUBECONFIG', None)
@@ -182,6 +184,38 @@ def test_an_unset_environment_variable_in_a_path_is_named(run):
     dummy, err = run({'plugin': 'meshops.cilium.kubeconfig', 'kubeconfig': ['${MESHOPS_UNSET_DIR}/kc.yaml']},
                      expect_ok=False)
     assert 'uses the environment variable MESHOPS_UNSET_DIR, which is not set' in ' '.join(err.split())
+
+
+def test_a_default_for_an_unset_variable_is_relative_to_the_configuration(run, tmp_path):
+    (tmp_path / 'fleet').mkdir()
+    (tmp_path / 'elsewhere').mkdir()
+    default = write(tmp_path, 'fleet/kc.yaml', kubeconfig('mesh-1'))
+    chosen = write(tmp_path, 'elsewhere/kc.yaml', kubeconfig('mesh-9'))
+    config = {'plugin': 'meshops.cilium.kubeconfig', 'kubeconfig': ['${MESHOPS_TEST_FLEET:-fleet}/kc.yaml']}
+    inv, dummy = run(config)
+    assert hostvars(inv) == {'mesh-1': {'meshops_kubeconfig': default, 'meshops_context': 'mesh-1'}}
+    inv, dummy = run(config, env={'MESHOPS_TEST_FLEET': str(tmp_path / 'elsewhere')})
+    assert hostvars(inv) == {'mesh-9': {'meshops_kubeconfig': chosen, 'meshops_context': 'mesh-9'}}
+
+
+def test_the_local_fleet_through_the_plugin_is_the_local_inventory(run, tmp_path):
+    """inventories/local-kubeconfig finds the fleet's kubeconfig where inventories/local does (MESHOPS_FLEET_DIR)
+    and gives the same hosts, group and cluster IDs, with the same group_vars (a link, not a copy)."""
+    (tmp_path / 'fleet').mkdir()
+    fleet_kubeconfig = write(tmp_path, 'fleet/kubeconfig', kubeconfig('mesh-1', 'mesh-2', 'mesh-3', 'kind-x'))
+    env = {'MESHOPS_FLEET_DIR': str(tmp_path / 'fleet')}
+    plugin, dummy = run(None, env=env, source=os.path.join(REPO, 'inventories', 'local-kubeconfig'))
+    local, dummy = run(None, env=env, source=os.path.join(REPO, 'inventories', 'local'))
+    assert sorted(plugin['mesh']['hosts']) == sorted(local['mesh']['hosts']) == ['mesh-1', 'mesh-2', 'mesh-3']
+    ids = {h: v['cilium_cluster_id'] for h, v in hostvars(plugin).items()}
+    assert ids == {h: v['cilium_cluster_id'] for h, v in hostvars(local).items()} == {'mesh-1': 1, 'mesh-2': 2,
+                                                                                      'mesh-3': 3}
+    for host, hv in hostvars(plugin).items():
+        assert hv['meshops_kubeconfig'] == fleet_kubeconfig and hv['meshops_context'] == host
+        extra = {'meshops_kubeconfig', 'meshops_context'}
+        assert {k: v for k, v in hv.items() if k not in extra} == \
+            {k: v for k, v in hostvars(local)[host].items() if k not in extra}
+    assert os.path.islink(os.path.join(REPO, 'inventories', 'local-kubeconfig', 'group_vars', 'all.yml'))
 
 
 def test_only_configuration_files_named_kubeconfig_yml_are_taken(run, tmp_path):
