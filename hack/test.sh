@@ -69,7 +69,7 @@ MESHOPS_INTEGRATION_BUDGET="${MESHOPS_INTEGRATION_BUDGET:-$integration_budget}" 
 
 molecule_rc=0
 if [[ $integration_rc -eq 0 ]]; then
-    step "molecule: the roles against the fleet (converge, idempotence, verify)"
+    step "molecule: the roles against the fleet (converge, idempotence, verify); scenario kind: syntax only"
     bash hack/molecule.sh || molecule_rc=$?
 fi
 

@@ -15,6 +15,9 @@ CLUSTER_NAME_MAX = 32
 # The values of maxConnectedClusters Cilium accepts, and its default.
 MAX_CONNECTED = (255, 511)
 DEFAULT_MAX_CONNECTED = 255
+# The Cilium chart minor versions this collection supports and tests (oldest, newest): the one place of
+# that range. Below it installs are refused; above it the preflight warns (untested, not refused).
+SUPPORTED_CHART_RANGE = ((1, 17), (1, 20))
 # Helm release statuses that mean another helm operation holds the release (running or interrupted).
 PENDING_STATUSES = ('pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling')
 
@@ -62,3 +65,22 @@ def deployment_ready(deployment):
 def _int(value, default=0):
     number = int_or_none(value)
     return default if number is None else number
+
+
+def chart_range_text():
+    """``'1.17 to 1.20'``: the supported chart range as the messages and docs state it."""
+    (a, b), (c, d) = SUPPORTED_CHART_RANGE
+    return '%d.%d to %d.%d' % (a, b, c, d)
+
+
+def chart_support(version):
+    """Where chart ``version`` lies against ``SUPPORTED_CHART_RANGE``: ``'below'``, ``'above'``, or None
+    (inside it, or not a version number: other checks name that)."""
+    v = version_tuple(version)
+    if v is None:
+        return None
+    if v[:2] < SUPPORTED_CHART_RANGE[0]:
+        return 'below'
+    if v[:2] > SUPPORTED_CHART_RANGE[1]:
+        return 'above'
+    return None

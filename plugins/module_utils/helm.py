@@ -43,12 +43,15 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     yaml,
 )
 
-from ansible_collections.meshops.cilium.plugins.module_utils.common import PENDING_STATUSES, deployment_ready
+from ansible_collections.meshops.cilium.plugins.module_utils.common import PENDING_STATUSES, deployment_ready, int_or_none
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HELM_RELEASE_TYPE,
+    CILIUM_CONFIG,
     DecodeError,
     decode_helm_release,
+    dig,
     newest_release_secret,
+    parse_cilium_config,
 )
 
 # Secrets in helm's messages are masked with the collection's one list of secret keys.
@@ -289,6 +292,31 @@ def read_release(cluster, namespace, name):
     if release.status == 'uninstalled':
         return None
     return release
+
+
+def read_identity(cluster, namespace='kube-system', release_name='cilium'):
+    """A cluster's installed Cilium identity, for an inventory: two reads (ConfigMap ``cilium-config``
+    and the release's Secrets), nothing else.
+
+    ``{installed, cluster_name, cluster_id, chart_version, release_status}``: name and ID as the running
+    Cilium has them (``cilium-config``), else as the release's values set them; None for what is not
+    there. The release's values never leave this function.
+    """
+    config_map = cluster.read_config_map(namespace, CILIUM_CONFIG, missing_ok=True)
+    release = read_release(cluster, namespace, release_name)
+    ident = parse_cilium_config(config_map) if config_map is not None else {}
+    values = release.values if release is not None else {}
+    name = ident.get('cluster_name') or dig(values, 'cluster.name')
+    cluster_id = ident.get('cluster_id')
+    if cluster_id is None:
+        cluster_id = int_or_none(dig(values, 'cluster.id'))
+    return {
+        'installed': config_map is not None or release is not None,
+        'cluster_name': name if isinstance(name, str) else None,
+        'cluster_id': cluster_id,
+        'chart_version': release.chart_version if release is not None else None,
+        'release_status': release.status if release is not None else None,
+    }
 
 
 # ---------------------------------------------------------------------------

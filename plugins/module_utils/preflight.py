@@ -29,6 +29,9 @@ from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     CLUSTER_NAME_RE,
     MAX_CONNECTED,
     PENDING_STATUSES,
+    SUPPORTED_CHART_RANGE,
+    chart_range_text,
+    chart_support,
     int_or_none,
     version_tuple,
 )
@@ -594,6 +597,18 @@ def check_versions(members, problems):
                                     'pin cilium_chart_version to a release such as 1.19.2'))
             continue
         targets.append((m, target))
+        support = chart_support(raw)
+        if support == 'below':
+            problems.append(problem(
+                m.host, 'chart_version', 'chart %s is older than the supported Cilium charts (%s)'
+                % (raw, chart_range_text()),
+                'set cilium_chart_version for %s to a %d.%d.x or newer chart' % ((m.host,) + SUPPORTED_CHART_RANGE[0])))
+        elif support == 'above':
+            problems.append(problem(
+                m.host, 'chart_version', 'chart %s is newer than the charts this collection is tested with (%s)'
+                % (raw, chart_range_text()),
+                'it may work; for a tested combination pin cilium_chart_version for %s to a %d.%d.x chart'
+                % ((m.host,) + SUPPORTED_CHART_RANGE[1]), WARNING))
         installed = version_tuple((m.release or {}).get('chart_version'))
         if installed is None:
             continue

@@ -23,7 +23,15 @@ import ipaddress
 import json
 import re
 
-from ansible_collections.meshops.cilium.plugins.module_utils.common import CLUSTER_NAME_MAX, CLUSTER_NAME_RE, MAX_CONNECTED, version_tuple
+from ansible_collections.meshops.cilium.plugins.module_utils.common import (
+    CLUSTER_NAME_MAX,
+    CLUSTER_NAME_RE,
+    MAX_CONNECTED,
+    SUPPORTED_CHART_RANGE,
+    chart_range_text,
+    chart_support,
+    version_tuple,
+)
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 
 # Keys that the clustermesh_enable module (or cilium_install's clustermesh_apiserver) manages.
@@ -570,11 +578,23 @@ def check_user_values(user_values):
                           'share the CA with the cilium_ca module or set tls.ca.cert/tls.ca.key')
 
 
+def check_chart_supported(version):
+    """OptionError when chart ``version`` (the one an install or upgrade goes to) is older than
+    ``SUPPORTED_CHART_RANGE``; newer ones are the preflight's warning, not refused here."""
+    if chart_support(version) == 'below':
+        oldest = '%d.%d' % SUPPORTED_CHART_RANGE[0]
+        raise OptionError('chart_version %s is older than the supported Cilium charts (%s); set chart_version '
+                          '(cilium_chart_version) to a %s.x or newer chart'
+                          % (version, chart_range_text(), oldest), option='chart_version')
+
+
 def validate_install_options(params):
     """ValueError for options of an install/upgrade that are wrong whatever the cluster holds:
-    names, IDs, ranges, CIDRs, durations, the clustermesh-apiserver settings and reserved keys
-    in ``values``. Pure: modules call it before connecting (``plan_install`` calls it again)."""
+    names, IDs, ranges, CIDRs, durations, the chart version, the clustermesh-apiserver settings and
+    reserved keys in ``values``. Pure: modules call it before connecting (``plan_install`` calls it
+    again)."""
     validate_install_params(params)
+    check_chart_supported(params.get('chart_version'))
     check_user_values(params.get('values') or {})
 
 
@@ -589,6 +609,7 @@ def plan_install(params, current_values=None, current_chart_version=None, instal
     ``params['allow_identity_change']``, an identity change of a meshable cluster.
     """
     warnings = validate_install_params(params)
+    check_chart_supported(target_chart_version)
     user = params.get('values') or {}
     check_user_values(user)
     managed = desired_install_values(params)

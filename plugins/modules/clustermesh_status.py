@@ -88,8 +88,14 @@ notes:
     O(namespace).
   - The module never fails because the mesh is not ready unless O(wait) is set; read RV(ready)
     and RV(not_ready).
+  - What each reason of RV(not_ready) looks like, its cause and its fix (TLS/CA mismatch, unreachable peer,
+    wrong port, duplicate or changed identity, KVStoreMesh not synced, pending release, 403) is in
+    C(docs/troubleshooting.md) of the collection's repository.
 seealso:
   - module: meshops.cilium.clustermesh_connect
+  - name: meshops.cilium troubleshooting
+    description: The failures the status and the preflight report, their cause and fix.
+    link: https://github.com/meshops/cilium/blob/main/docs/troubleshooting.md
   - name: Cluster Mesh troubleshooting
     description: What the status fields mean.
     link: https://docs.cilium.io/en/stable/operations/troubleshooting_clustermesh/
@@ -266,7 +272,7 @@ def run(m):
         reason = sorted(set(st[kind]['simulated'].values()))
         m.warn('%s status of %d pods is SIMULATED, not read from Cilium: %s' % (kind, len(pods), '; '.join(reason)))
     if p['wait'] and not st['ready']:
-        m.fail('ClusterMesh not ready after %ss (%d checks): %s' % (
+        m.fail('ClusterMesh not ready after %ss (%d checks): %s; causes and fixes: docs/troubleshooting.md' % (
             p['wait_timeout'], attempts, '; '.join(st['not_ready'])), attempts=attempts, **_result(st, p))
     m.exit(changed=False, attempts=attempts, **_result(st, p))
 

@@ -261,19 +261,31 @@ def run_ansible(tool, args, env, timeout=1500, bin_dir=None):
                           universal_newlines=True, timeout=timeout)
 
 
-def write_inventory(path, hosts, group_vars=None, name=None, cluster_ids=True):
+def write_inventory(path, hosts, group_vars=None, name=None, cluster_ids=True, kubeconfig=None):
     """An inventory like inventories/local, under ``path``; returns its folder.
 
     ``hosts``: host names, or {host: host vars}; every host gets the number in its name as
     cilium_cluster_id unless ``cluster_ids`` is false or its vars set one. ``group_vars``: the
-    variables of group mesh. ``name``: the folder's name (default ``inv-<hosts>``)."""
+    variables of group mesh. ``name``: the folder's name (default ``inv-<hosts>``).
+    ``kubeconfig``: the hosts come from the contexts of this file (or these files) through the
+    inventory plugin meshops.cilium.kubeconfig (as in inventories/local-kubeconfig), the IDs from
+    its compose; no host vars then."""
     hosts = dict(hosts) if isinstance(hosts, dict) else {h: {} for h in hosts}
     inv = path / (name or "inv-" + "-".join(hosts))
     (inv / "group_vars").mkdir(parents=True, exist_ok=True)
     shutil.copy(os.path.join(REPO, "inventories/local/group_vars/all.yml"), str(inv / "group_vars/all.yml"))
-    body = {h: dict({"cilium_cluster_id": int(h.split("-")[-1])} if cluster_ids else {}, **(v or {}))
-            for h, v in hosts.items()}
-    (inv / "hosts.yml").write_text(json.dumps({"mesh": {"hosts": body}}))
+    if kubeconfig:
+        assert not any(hosts.values()), "host vars cannot go through the kubeconfig inventory plugin"
+        plugin = {"plugin": "meshops.cilium.kubeconfig", "kubeconfig": [kubeconfig] if isinstance(kubeconfig, str) else list(kubeconfig),
+                  "include": list(hosts),
+                  "group": "mesh", "strict": True,
+                  "compose": {"cilium_cluster_id": "inventory_hostname | regex_search('[0-9]+$') | int"}
+                  if cluster_ids else {}}
+        (inv / "meshops.kubeconfig.yml").write_text(json.dumps(plugin))
+    else:
+        body = {h: dict({"cilium_cluster_id": int(h.split("-")[-1])} if cluster_ids else {}, **(v or {}))
+                for h, v in hosts.items()}
+        (inv / "hosts.yml").write_text(json.dumps({"mesh": {"hosts": body}}))
     # the real traffic check of inventories/local runs in the tests that ask for it (test_realmesh_traffic.py,
     # test_rbac.py) and in `make demo`, not in every converge of the suite
     (inv / "group_vars/mesh.yml").write_text(json.dumps(dict({"verify_traffic": False}, **(group_vars or {}))))

@@ -113,9 +113,15 @@ def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, play
 
 
 def test_a_converged_rerun_writes_nothing_and_limit_keeps_every_peer(fleet, automation, playbook, tmp_path):
-    inv = _inv(tmp_path, automation)
+    # the re-run takes its inventory from the clusters' own kubeconfig files (one per cluster, the
+    # automation identity's) through the inventory plugin meshops.cilium.kubeconfig: hosts, connection
+    # variables and cluster IDs; it must find the same mesh
+    hosts = [c.name for c in automation]
+    inv = write_inventory(tmp_path, hosts, name="inv-plugin",
+                          kubeconfig=[c.data["automation_kubeconfig"] for c in automation])
     mark = marks(fleet.clusters)
     out = playbook.run(inv, "site.yml")
+    assert sorted(Playbook.recap(out)) == hosts, out[-3000:]
     assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
     assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
     # a no-op run reads each cluster's state once and hands it on: one description (5 reads), no CA

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import Playbook, meshed, wait_for
-from test_realmesh import HOSTS, assert_every_peer_ready
+from test_realmesh import HOSTS, assert_every_peer_ready, real_agent
 
 NS = "meshops-traffic-check"
 PART_OF = "app.kubernetes.io/part-of=meshops-traffic-check"
@@ -225,6 +225,50 @@ def test_pod_to_pod_across_clusters_and_a_cross_cluster_policy(clusters):
         c2.kubectl("-n", NS, "delete", "ciliumnetworkpolicy", "echo-from-mesh-3", "--ignore-not-found")
     rc1, log1 = _run_client(clusters["mesh-1"], "p2p-mesh-1", script)
     assert rc1 == 0 and log1.strip().endswith(name2), ("policy removed: mesh-1 reaches mesh-2 again", log1)
+
+
+def _apiserver_pods(c):
+    return [p.metadata.name for p in c.core().list_namespaced_pod(
+        "kube-system", label_selector="k8s-app=clustermesh-apiserver").items]
+
+
+def test_a_stopped_clustermesh_apiserver_is_reported_and_traffic_returns(clusters, check, run_module):
+    """mesh-3's clustermesh-apiserver stopped: what mesh-3 changes from then on reaches no peer.
+    Its echo server restarts (a new pod, a new address); mesh-1's agent keeps only the old backend
+    (KVStoreMesh's cache of mesh-3), so the check from mesh-1 names mesh-3 as not answering, and
+    mesh-3's own real agent, cut off from its local clustermesh-apiserver, reports its peers not
+    ready. Once the apiserver is back, the new backend syncs and every cluster answers again."""
+    c1, c3 = clusters["mesh-1"], clusters["mesh-3"]
+    old = set(p.metadata.name for p in _echo_pods(c3))
+    c3.kubectl("-n", "kube-system", "scale", "deployment/clustermesh-apiserver", "--replicas=0")
+    try:
+        wait_for(lambda: not _apiserver_pods(c3), 90, "mesh-3's clustermesh-apiserver pods to be gone", interval=1)
+        c3.kubectl("-n", NS, "rollout", "restart", "deployment/meshops-echo-mesh-3")
+        c3.kubectl("-n", NS, "rollout", "status", "deployment/meshops-echo-mesh-3", "--timeout=120s", timeout=150)
+        wait_for(lambda: [p for p in _echo_pods(c3) if p.metadata.name not in old] and
+                 not [p for p in _echo_pods(c3) if p.metadata.name in old], 90, "mesh-3's old echo pod to be gone")
+        r = check(c1, state="tested", clusters=HOSTS, requests=15)
+        assert r["_rc"] != 0 and r["missing"] == ["mesh-3"], r.get("message") or r.get("msg")
+        assert "NO answer from mesh-3" in r["msg"] and r["answered"] == ["mesh-1", "mesh-2"], r["msg"]
+        # Cilium's own agent on mesh-3's real node: its local clustermesh-apiserver is gone
+        st = {}
+
+        def cut_off():
+            st["name"], st["status"] = real_agent(c3)
+            mesh = ((st["status"] or {}).get("cluster-mesh") or {}).get("clusters") or []
+            return mesh and not any(m.get("ready") for m in mesh)
+        wait_for(cut_off, 180, "mesh-3's real agent to report its peers not ready", interval=3)
+        r3 = run_module("clustermesh_status", c3, agent_status="require")
+        assert r3["ready"] is False and r3["agents"]["peers"]["mesh-1"]["ready"] == 0, r3["agents"]["peers"]
+    finally:
+        c3.kubectl("-n", "kube-system", "scale", "deployment/clustermesh-apiserver", "--replicas=1")
+    # back: the mesh reconnects, the new backend syncs, every cluster answers from every cluster
+    for c in (c1, c3):
+        r = run_module("clustermesh_status", c, agent_status="require", wait=True, wait_timeout=240, wait_interval=3)
+        assert r["_rc"] == 0 and r["ready"] is True, r.get("msg")
+    back = _on_all(clusters, lambda c: check(c, state="tested", clusters=HOSTS, requests=15))
+    for name in HOSTS:
+        assert back[name]["_rc"] == 0 and back[name]["answered"] == HOSTS, back[name].get("message")
 
 
 def test_cleanup_and_refusals(clusters, check):

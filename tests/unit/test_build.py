@@ -53,7 +53,7 @@ PLANTED = [
 ]
 # Developer tooling, and what cannot run without it or the local fleet it starts.
 TOOLING = ('hack/', '.ci/', 'Makefile', 'benchmarks/', 'tests/integration/', 'tests/unit/hack/',
-           'molecule/default/', 'inventories/local/')
+           'molecule/default/', 'inventories/local/', 'inventories/local-kubeconfig/')
 IMPORTS_TOOLING = re.compile(r'^(from|import) (hack|benchmarks)\b', re.MULTILINE)
 
 
@@ -186,7 +186,7 @@ def test_the_tarball_holds_the_collection(built):
     members = set(built['members'])
     for rel in ('LICENSE', 'README.md', 'meta/runtime.yml', 'meta/execution-environment.yml',
                 'execution-environment.yml', 'requirements.txt', 'plugins/modules/clustermesh_info.py',
-                'roles/preflight/tasks/main.yml'):
+                'roles/preflight/tasks/main.yml', 'plugins/inventory/kubeconfig.py'):
         assert rel in members, rel + ' is missing from the tarball'
     shipped = sorted(p for p in os.listdir(os.path.join(REPO, 'playbooks')) if p.endswith('.yml'))
     assert shipped and all('playbooks/' + p in members for p in shipped)

@@ -16,7 +16,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.preflight import (
     format_table,
     summary,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.common import int_or_none as as_int, version_tuple
+from ansible_collections.meshops.cilium.plugins.module_utils.common import SUPPORTED_CHART_RANGE, int_or_none as as_int, version_tuple
 from ansible_collections.meshops.cilium.plugins.module_utils.values import normalize_kpr
 
 
@@ -562,7 +562,26 @@ def test_removed_kpr_mode_is_fine_for_an_old_chart():
     for c in clusters:
         c['chart_version'] = '1.15.6'
     clusters[0]['kube_proxy_replacement'] = 'strict'
-    assert check(clusters) == []
+    # only the supported chart range speaks about a 1.15 chart (tested in test_chart_range)
+    assert {p['field'] for p in check(clusters)} == {'cilium_chart_version'}
+
+
+@pytest.mark.parametrize('version, severity', [
+    ('1.16.19', ERROR), ('1.17.0', None), ('1.20.2', None), ('1.21.0', WARNING), ('2.0.0', WARNING)])
+def test_chart_range(version, severity):
+    """Below SUPPORTED_CHART_RANGE refused, above it a warning, inside nothing (edges included)."""
+    clusters = mesh(2)
+    clusters[0]['chart_version'] = version
+    clusters[1]['chart_version'] = version
+    problems = [p for p in check(clusters) if 'supported' in p['problem'] or 'tested' in p['problem']]
+    if severity is None:
+        assert problems == []
+        return
+    row = only(problems, 'mesh-1', 'cilium_chart_version', severity)
+    oldest, newest = ['%d.%d' % v for v in SUPPORTED_CHART_RANGE]
+    assert '%s to %s' % (oldest, newest) in row['problem'] and version in row['problem']
+    assert 'mesh-1' in row['fix'] and ('%s.x' % (oldest if severity == ERROR else newest)) in row['fix']
+    assert only(problems, 'mesh-2', 'cilium_chart_version', severity)
 
 
 @pytest.mark.parametrize('value, ok', [(True, True), ('true', True), ('false', True), ('maybe', False)])

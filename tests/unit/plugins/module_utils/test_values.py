@@ -7,6 +7,7 @@ merge rules, diffs and the peer list form per chart version."""
 import itertools
 import json
 import os
+import re
 
 import pytest
 
@@ -425,3 +426,45 @@ def test_plan_enable():
     assert keys == ['clustermesh.useAPIServer'] and off['clustermesh']['useAPIServer'] is False
     with pytest.raises(ValueError, match='NodePort or LoadBalancer'):
         plan_enable(current, {'enabled': True, 'service_type': 'ClusterIP'})
+
+
+# -- supported chart range -----------------------------------------------------------------
+
+from ansible_collections.meshops.cilium.plugins.module_utils.common import (  # noqa: E402
+    SUPPORTED_CHART_RANGE,
+    chart_range_text,
+    chart_support,
+)
+
+
+def _minor(v, step):
+    return '%d.%d.0' % (v[0], v[1] + step)
+
+
+def test_chart_support_follows_the_one_constant():
+    oldest, newest = SUPPORTED_CHART_RANGE
+    assert chart_support(_minor(oldest, -1)) == 'below' and chart_support('v%d.%d.99' % oldest) is None
+    assert chart_support(_minor(newest, 0) + '-rc.1') is None and chart_support(_minor(newest, 1)) == 'above'
+    assert chart_support('latest') is None and chart_support(None) is None
+    assert chart_range_text() == '%d.%d to %d.%d' % (oldest + newest)
+
+
+def test_plan_install_refuses_a_target_chart_below_the_range_before_planning():
+    """The version of a local chart is only known after reading it: plan_install refuses it too."""
+    oldest, newest = SUPPORTED_CHART_RANGE
+    with pytest.raises(ValueError, match=r'chart_version %s is older than the supported Cilium charts \(%s\)'
+                       % (re.escape(_minor(oldest, -1)), chart_range_text())):
+        plan_install(_params({}), installed=False, target_chart_version=_minor(oldest, -1))
+    assert plan_install(_params({}), installed=False, target_chart_version=_minor(newest, 1))['action'] == 'install'
+
+
+def test_the_docs_state_the_range_of_the_constant():
+    """README's requirements table and the cilium role's cilium_chart_version name the range's ends."""
+    oldest, newest = ['%d.%d' % v for v in SUPPORTED_CHART_RANGE]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+    with open(os.path.join(root, 'README.md')) as f:
+        readme = f.read()
+    assert re.search(r'^\| Cilium chart \| %s .*%s' % (re.escape(oldest), re.escape(newest)), readme, re.M)
+    with open(os.path.join(root, 'roles/cilium/meta/argument_specs.yml')) as f:
+        specs = f.read()
+    assert 'The supported charts are %s to %s' % (oldest, newest) in specs

@@ -118,6 +118,7 @@ def test_partial_not_ready_names_pods_and_wait_fails(apiserver, run_module, monk
     assert not ok
     assert res['msg'].startswith('mesh-1: ClusterMesh not ready after 1s')
     assert 'peer mesh-2 not ready on agent cilium-b' in res['msg']
+    assert res['msg'].endswith('; causes and fixes: docs/troubleshooting.md')
 
 
 def test_exec_unsupported_reports_unavailable_and_control_plane(apiserver, run_module, monkeypatch):

@@ -22,6 +22,8 @@ CASES = [
     (cilium_install, {'ipsec_key_rotation_duration': '5m\n'}, 'ipsec_key_rotation_duration'),
     (cilium_install, {'chart_repo_url': 'https://u:pw-123456@charts.invalid'}, 'helm repo add'),
     (cilium_install, {'kube_proxy_replacement': 'strict'}, 'kube_proxy_replacement=strict: the modes strict'),
+    (cilium_install, {'chart_version': '1.16.19'},
+     'chart_version 1.16.19 is older than the supported Cilium charts (1.17 to 1.20); set chart_version'),
     (clustermesh_enable, {'node_port': 70000}, 'node_port must be a port number'),
     (clustermesh_enable, {'annotations': {'a': 1}}, 'annotations["a"] must be a string'),
     (clustermesh_info, {'endpoint': {'ips': ['10.0.0.1'], 'port': 70000}}, 'endpoint: endpoint needs a port between 1'),
