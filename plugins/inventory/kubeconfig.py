@@ -27,6 +27,8 @@ description:
     O(strict) is set.
   - Cilium needs a unique cluster ID per cluster (C(cilium_cluster_id)); set it with O(compose), for example
     from a number in the context name or from C(meshops_cilium.cluster_id) of an installed cluster.
+    C(cilium_cluster_id) and C(cilium_max_connected_clusters) set by O(compose) to a string of digits become
+    integers (before ansible-core 2.19, O(compose) gives every value as a string).
   - The configuration file's name must end in C(kubeconfig.yml) or C(kubeconfig.yaml), for example
     C(meshops.kubeconfig.yml). The inventory plugin C(auto) (enabled by default) loads it; when
     C(enable_plugins) is set in C(ansible.cfg), list C(meshops.cilium.kubeconfig) (or C(auto)) there.
@@ -168,6 +170,9 @@ display = Display()
 # $NAME, ${NAME} and ${NAME:-default} (the default used when NAME is unset or empty), as a shell expands them
 _VAR_RE = re.compile(r'\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))')
 _MAX_READERS = 8
+# The collection's integer host variables: O(compose) gives them as strings before ansible-core 2.19 (no
+# native types there), so a string of digits is made the integer on every ansible-core.
+INTEGER_VARIABLES = ('cilium_cluster_id', 'cilium_max_connected_clusters')
 
 
 def _named_entries(entries, kind, source):
@@ -324,6 +329,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.inventory.set_variable(name, key, value)
             host_vars = self.inventory.get_host(name).get_vars()
             self._set_composite_vars(self.get_option('compose'), host_vars, name, strict=strict)
+            host_vars = self.inventory.get_host(name).get_vars()
+            for key in INTEGER_VARIABLES:
+                value = host_vars.get(key)
+                if isinstance(value, str) and value.strip().isdigit():
+                    self.inventory.set_variable(name, key, int(value))
             host_vars = self.inventory.get_host(name).get_vars()
             self._add_host_to_composed_groups(self.get_option('groups'), host_vars, name, strict=strict)
             self._add_host_to_keyed_groups(self.get_option('keyed_groups'), host_vars, name, strict=strict)
