@@ -124,6 +124,10 @@ def rollout_to(playbook, clusters, version):
     the canary naming mesh-3 and the check; after the repair a re-run resumes without touching the canary;
     a last run is a no-op."""
     batches = ["-e", json.dumps({"meshops_upgrade_batches": [1, 1, 1]})]
+    phases, started = [], time.time()
+
+    def phase(name):
+        phases.append("%s %.0fs" % (name, time.time() - started - sum(float(p.split()[-1][:-1]) for p in phases)))
     before = releases(clusters)
     assert all(r[0].startswith("cilium-1.19.") for r in before.values()), before
     # refused by the preflight before any write: a skipped minor, a downgrade to an unsupported chart, no version
@@ -132,10 +136,12 @@ def rollout_to(playbook, clusters, version):
         out = playbook("upgrade.yml", HOSTS, "-e", "cilium_chart_version=%s" % target, *batches, expect_rc=2)
         assert why in out, out[-3000:]
         assert "Upgrade this batch" not in out, out[-3000:]
+    phase("refusals")
     # a preview of every batch writes nothing
     out = playbook("upgrade.yml", HOSTS, "-e", "cilium_chart_version=%s" % version, "--check", "--diff", *batches)
     assert out.count("would wait up to") == 3, out[-3000:]
     assert releases(clusters) == before
+    phase("preview")
     # mesh-3's clustermesh-apiserver stopped: the canary (mesh-1) is upgraded, the gate names mesh-3, and
     # nothing further is written
     down = clusters["mesh-3"]
@@ -151,16 +157,20 @@ def rollout_to(playbook, clusters, version):
     canary = releases(clusters)
     assert canary["mesh-1"] == ("cilium-%s" % version, before["mesh-1"][1] + 1), canary
     assert canary["mesh-2"] == before["mesh-2"] and canary["mesh-3"] == before["mesh-3"], canary
+    phase("gate failure")
     # repaired: the re-run resumes, the canary untouched, one Helm revision per cluster in all; every gate passed
     out = playbook("upgrade.yml", HOSTS, "-e", "cilium_chart_version=%s" % version, *batches)
     for h in HOSTS:
         assert "Gate passed after batch %s: every member (mesh-1, mesh-2, mesh-3) ready" % h in out, out[-5000:]
     after = releases(clusters)
     assert after == dict((h, ("cilium-%s" % version, before[h][1] + 1)) for h in HOSTS), (before, after)
+    phase("resume")
     # a final run is a no-op
     out = playbook("upgrade.yml", HOSTS, "-e", "cilium_chart_version=%s" % version, *batches)
     assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
     assert releases(clusters) == after
+    phase("no-op")
+    print("rollout phases: " + ", ".join(phases))
 
 
 @pytest.mark.parametrize("minor", ["1.19", "1.20"])
