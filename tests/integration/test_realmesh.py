@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import sys
+import time
 
 import pytest
 
@@ -108,11 +109,78 @@ def assert_every_peer_ready(clusters, timeout=180):
         assert st["routing"].get("tunnel-protocol") == "vxlan", st["routing"]
 
 
+def releases(clusters):
+    """{cluster: (chart, Helm revision)} of release cilium."""
+    out = {}
+    for name, c in clusters.items():
+        rel = json.loads(c.helm("list", "-n", NS, "-o", "json").stdout)
+        out[name] = (rel[0]["chart"], int(rel[0]["revision"])) if rel else None
+    return out
+
+
+def rollout_to(playbook, clusters, version):
+    """The 1.19 mesh to ``version`` with playbooks/upgrade.yml and its default batches (the canary mesh-1, then
+    the rest): a refusal and a preview write nothing; a gate failure (mesh-3's clustermesh-apiserver stopped)
+    stops after the canary naming mesh-3 and the check; after the repair a re-run resumes without touching
+    the canary (no change reported for it) and passes every gate. (Other refusals of a target are unit tests
+    of the preflight; each phase's seconds are printed.)"""
+    phases, started = [], time.time()
+
+    def phase(name):
+        phases.append("%s %.0fs" % (name, time.time() - started - sum(float(p.split()[-1][:-1]) for p in phases)))
+    before = releases(clusters)
+    assert all(r[0].startswith("cilium-1.19.") for r in before.values()), before
+    # refused by the preflight of the whole mesh before any write: a skipped minor version
+    out = playbook("upgrade.yml", HOSTS, "-e", "cilium_chart_version=1.21.0", expect_rc=2)
+    assert "skips a minor version" in out, out[-3000:]
+    assert "Upgrade this batch" not in out, out[-3000:]
+    phase("refusal")
+    # a preview of the whole mesh in one batch writes nothing
+    out = playbook("upgrade.yml", HOSTS, "-e", "cilium_chart_version=%s" % version, "--check", "--diff",
+                   "-e", json.dumps({"meshops_upgrade_batches": ["100%"]}))
+    assert out.count("would wait up to") == 3, out[-3000:]
+    assert releases(clusters) == before
+    phase("preview")
+    # mesh-3's clustermesh-apiserver stopped: the canary (mesh-1) is upgraded, the gate names mesh-3, and
+    # nothing further is written
+    down = clusters["mesh-3"]
+    down.kubectl("-n", NS, "scale", "deployment/clustermesh-apiserver", "--replicas=0")
+    try:
+        out = playbook("upgrade.yml", HOSTS, "-e", "cilium_chart_version=%s" % version,
+                       "-e", "upgrade_gate_timeout=10", expect_rc=2)
+    finally:
+        down.kubectl("-n", NS, "scale", "deployment/clustermesh-apiserver", "--replicas=1")
+    assert "Rollout stopped after batch mesh-1: the mesh gate failed" in out, out[-5000:]
+    assert "mesh-3: clustermesh-apiserver not ready" in out, out[-5000:]
+    assert "Gate passed" not in out, out[-5000:]
+    canary = releases(clusters)
+    assert canary["mesh-1"] == ("cilium-%s" % version, before["mesh-1"][1] + 1), canary
+    assert canary["mesh-2"] == before["mesh-2"] and canary["mesh-3"] == before["mesh-3"], canary
+    phase("gate failure")
+    # repaired: the re-run resumes, the canary untouched, one Helm revision per cluster in all; every gate passed
+    out = playbook("upgrade.yml", HOSTS, "-e", "cilium_chart_version=%s" % version)
+    assert "mesh-1: release already at chart %s" % version in out, out[-5000:]
+    for batch in ("mesh-1", "mesh-2, mesh-3"):
+        assert "Gate passed after batch %s: every member (mesh-1, mesh-2, mesh-3) ready" % batch in out, out[-5000:]
+    assert Playbook.recap(out)["mesh-1"]["changed"] == 0, out[-3000:]
+    after = releases(clusters)
+    assert after == dict((h, ("cilium-%s" % version, before[h][1] + 1)) for h in HOSTS), (before, after)
+    phase("resume")
+    print("rollout phases: " + ", ".join(phases))
+
+
 @pytest.mark.parametrize("minor", ["1.19", "1.20"])
 def test_real_kvstoremesh_reports_every_peer_connected_and_synced(
         fleet, collections_path, tmp_path, clusters, run_module, minor):
     version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
-    Playbook(fleet, collections_path, tmp_path)("site.yml", HOSTS, "-e", "cilium_chart_version=%s" % version)
+    playbook = Playbook(fleet, collections_path, tmp_path)
+    if minor == "1.19":
+        playbook("site.yml", HOSTS, "-e", "cilium_chart_version=%s" % version)
+    else:
+        # the upgrade is a fleet rollout (playbooks/upgrade.yml)
+        started = time.time()
+        rollout_to(playbook, clusters, version)
+        print("rollout to %s (refusal, preview, gate failure, resume): %.0fs" % (version, time.time() - started))
     for c in clusters.values():
         rel = json.loads(c.helm("list", "-n", NS, "-o", "json").stdout)
         assert rel[0]["chart"] == "cilium-%s" % version
