@@ -2,10 +2,13 @@
 # Copyright: meshops.cilium contributors
 # SPDX-License-Identifier: Apache-2.0
 """execution-environment.yml (ansible-builder v3) installs the collection with its Python
-requirements and a pinned helm that the playbooks can find on PATH."""
+requirements and a pinned helm that the playbooks can find on PATH; the real ``ansible-builder create``
+makes a build context of it."""
 
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -58,3 +61,25 @@ def test_collection_dependencies_for_ansible_builder_exist():
     assert meta['version'] == 3
     for rel in meta['dependencies'].values():
         assert os.path.isfile(os.path.join(REPO, rel)), rel
+
+
+def test_ansible_builder_create_writes_a_context_whose_final_image_gets_helm(tmp_path):
+    """The real ``ansible-builder create`` (no container engine needed) accepts the definition; the
+    Containerfile builds helm in the builder stage, copies only the binary into the final image and runs
+    it there; the collection is installed from the galaxy requirements it writes."""
+    builder = os.path.join(os.path.dirname(sys.executable), 'ansible-builder')
+    context = tmp_path / 'context'
+    proc = subprocess.run([builder, 'create', '-f', os.path.join(REPO, 'execution-environment.yml'),
+                           '-c', str(context), '--output-filename', 'Containerfile'],
+                          cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    containerfile = (context / 'Containerfile').read_text()
+    stages = dict((m.group(1), m.start()) for m in re.finditer(r'^FROM \S+ AS (\w+)$', containerfile, re.M))
+    assert set(stages) >= {'base', 'galaxy', 'builder', 'final'}, stages
+    go_install = containerfile.index('"helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"')
+    copy = containerfile.index('COPY --from=builder /output/helm /usr/local/bin/helm')
+    assert stages['builder'] < go_install < stages['final'] < copy < containerfile.index('RUN helm version')
+    assert containerfile.count('/output/helm') == 2
+    galaxy = yaml.safe_load((context / '_build' / 'requirements.yml').read_text())
+    assert {'name': 'meshops.cilium'} in galaxy['collections']
