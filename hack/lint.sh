@@ -30,6 +30,13 @@ colls="$HOME/.cache/meshops/lint/$(printf '%s' "$root" | sha256sum | cut -c1-12)
 mkdir -p "$colls/ansible_collections/meshops"
 ln -sfn "$root" "$colls/ansible_collections/meshops/cilium"
 export ANSIBLE_COLLECTIONS_PATH="$colls${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}"
+# ansible-lint also looks in ~/.ansible/collections: an installed copy of meshops.cilium there (an older
+# release, say) is read instead of this checkout, and its roles and playbooks are linted as if they were ours.
+installed="$HOME/.ansible/collections/ansible_collections/meshops/cilium"
+if [[ -e "$installed" && "$(readlink -f "$installed")" != "$root" ]]; then
+    say "WARNING: another copy of meshops.cilium is installed at $installed; ansible-lint may read it instead" \
+        "of this checkout (a role or playbook 'not found'): remove it (ansible-galaxy collection list shows it)"
+fi
 
 status=0
 step() { # name command...
