@@ -5,9 +5,6 @@
 entry points (meta/argument_specs.yml), and docs/README.md links every guide (docs/*.md) and every role
 README, with links that resolve to existing files."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import os
 import re
 
