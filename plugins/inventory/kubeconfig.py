@@ -3,9 +3,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Inventory plugin meshops.cilium.kubeconfig: one host per kubeconfig context."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 DOCUMENTATION = r'''
 name: kubeconfig
 short_description: One inventory host per kubeconfig context, ready for the mesh roles

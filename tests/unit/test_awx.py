@@ -5,9 +5,6 @@
 defaults (so it cannot drift from roles/*/meta/argument_specs.yml); the credential type injects what its
 inputs define."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import glob
 import json
 import os

@@ -4,9 +4,6 @@
 """Inventory plugin meshops.cilium.kubeconfig, run by the real ansible-inventory on generated kubeconfig
 files; read_cilium against the fake API server of k8s_fakes (and a closed port)."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import json
 import os
 import subprocess

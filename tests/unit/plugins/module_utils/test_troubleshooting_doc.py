@@ -4,9 +4,6 @@
 """docs/troubleshooting.md quotes the collection's real wording: the preflight rows and the Helm refusal it
 shows are produced here by the real checks, and each must be in the document as the run prints it."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import os
 
 import pytest
