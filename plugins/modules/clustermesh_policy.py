@@ -7,7 +7,7 @@ DOCUMENTATION = r'''
 ---
 module: clustermesh_policy
 short_description: Apply a cross-cluster CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy on one cluster
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Creates, updates or deletes the policy in O(definition) (kind C(CiliumNetworkPolicy) or
     C(CiliumClusterwideNetworkPolicy), apiVersion C(cilium.io/v2)) on the one cluster the connection options name.

@@ -7,7 +7,7 @@ DOCUMENTATION = r'''
 ---
 module: clustermesh_service
 short_description: Create, update or remove a Cilium ClusterMesh global Service on one cluster
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Writes the Service O(namespace)/O(name) on the one cluster the connection options name, with the Cilium
     annotations that make it global across the ClusterMesh. C(service.cilium.io/global=true) always;
