@@ -33,8 +33,8 @@ def echo(**kw):
     return spec
 
 
-def one_problem(specs, members=MEMBERS):
-    plan, problems, dummy = plan_services(members, specs)
+def one_problem(specs):
+    plan, problems, dummy = plan_services(MEMBERS, specs)
     assert len(problems) == 1, problems
     return problems[0]
 
