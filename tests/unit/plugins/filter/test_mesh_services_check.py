@@ -11,9 +11,8 @@ import sys
 
 import pytest
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.meshops.cilium.plugins.filter.services import FilterModule, mesh_services_check
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ECHO = {'name': 'echo', 'namespace': 'demo', 'selector': {'app': 'echo'}, 'ports': [{'name': 'http', 'port': 80}],
@@ -22,7 +21,7 @@ ECHO = {'name': 'echo', 'namespace': 'demo', 'selector': {'app': 'echo'}, 'ports
 
 def test_filter_is_registered_and_checks_members():
     assert FilterModule().filters()['mesh_services_check'] is mesh_services_check
-    with pytest.raises(AnsibleFilterError, match='members must be a list of cluster names'):
+    with pytest.raises(MeshopsValueError, match='members must be a list of cluster names'):
         mesh_services_check([ECHO], [], 'mesh-1')
     out = mesh_services_check([ECHO], [], ['mesh-1', 'mesh-2'])
     assert out['problems'] == [] and [s['name'] for s in out['services']['mesh-2']] == ['echo']
