@@ -676,6 +676,7 @@ class Cluster:
         self.api_client.user_agent = user_agent or USER_AGENT
         self.core = k8s_client.CoreV1Api(self.api_client)
         self.apps = k8s_client.AppsV1Api(self.api_client)
+        self._custom_objects = None
 
     # -- building --------------------------------------------------------
     def _configuration(self):
@@ -824,6 +825,13 @@ class Cluster:
 
     def read_deployment(self, namespace, name, missing_ok=False):
         return self._read('Deployment', self.apps.read_namespaced_deployment, namespace, name, missing_ok)
+
+    @property
+    def custom_objects(self):
+        """The CustomObjectsApi (Cilium's CRDs), built on first use."""
+        if self._custom_objects is None:
+            self._custom_objects = k8s_client.CustomObjectsApi(self.api_client)
+        return self._custom_objects
 
     def close(self):
         try:
