@@ -416,6 +416,25 @@ def _ports_text(ports):
                      for p in ports) or 'none'
 
 
+def _plan_without_merge(current, wanted, state, before, after):
+    """``(action, body, before, after)`` of ``service_plan`` and ``policy_plan`` when no merge into the live
+    object is needed (absent, deleted, created, unchanged); None when the live object must be updated."""
+    if state == 'absent':
+        return ('absent', None, None, None) if current is None else ('deleted', None, before, None)
+    if current is None:
+        return 'created', copy.deepcopy(wanted), None, after
+    if before == after:
+        return 'unchanged', None, before, after
+    return None
+
+
+def _live_copy(current):
+    """The live object to update: a copy without its status."""
+    body = copy.deepcopy(current)
+    body.pop('status', None)
+    return body
+
+
 def service_plan(current, wanted, state, force, cluster):
     """``(action, body, before, after)`` for one Service on ``cluster``.
 
@@ -433,21 +452,14 @@ def service_plan(current, wanted, state, force, cluster):
             'Rename the global Service, remove the existing one, or set force=true to %s it' % (
                 where, OWNER_LABEL, OWNER_VALUE, (' and conflicts: %s' % '; '.join(conflicts)) if conflicts else '',
                 'take it over and overwrite' if state == 'present' else 'delete'))
-    if state == 'absent':
-        if current is None:
-            return 'absent', None, None, None
-        return 'deleted', None, before, None
-    after = _normalized(wanted)
-    if current is None:
-        return 'created', copy.deepcopy(wanted), None, after
-    if before == after:
-        return 'unchanged', None, before, after
-    body = copy.deepcopy(current)
-    body.pop('status', None)
+    after = _normalized(wanted) if state == 'present' else None
+    decided = _plan_without_merge(current, wanted, state, before, after)
+    if decided:
+        return decided
+    body = _live_copy(current)
     body['apiVersion'], body['kind'] = 'v1', 'Service'
     bmeta = body.setdefault('metadata', {})
-    bmeta.setdefault('labels', {})
-    bmeta['labels'] = dict(bmeta['labels'] or {}, **meta['labels'])
+    bmeta['labels'] = dict(bmeta.get('labels') or {}, **meta['labels'])
     annotations = dict((k, v) for k, v in (bmeta.get('annotations') or {}).items() if k not in OWNED_ANNOTATIONS)
     annotations.update(meta['annotations'])
     bmeta['annotations'] = annotations
@@ -501,8 +513,7 @@ def policy_desired(definition, namespace):
         meta['namespace'] = meta.get('namespace') or namespace or 'default'
     else:
         meta.pop('namespace', None)
-    for key in ('status', ):
-        body.pop(key, None)
+    body.pop('status', None)
     return body
 
 
@@ -515,15 +526,11 @@ def policy_plan(current, wanted, state, force, cluster):
                                 where, OWNER_LABEL, OWNER_VALUE,
                                 'take it over and overwrite' if state == 'present' else 'delete'))
     before = policy_owned_view(current, wanted)
-    if state == 'absent':
-        return ('absent', None, None, None) if current is None else ('deleted', None, before, None)
-    after = policy_owned_view(wanted, wanted)
-    if current is None:
-        return 'created', copy.deepcopy(wanted), None, after
-    if before == after:
-        return 'unchanged', None, before, after
-    body = copy.deepcopy(current)
-    body.pop('status', None)
+    after = policy_owned_view(wanted, wanted) if state == 'present' else None
+    decided = _plan_without_merge(current, wanted, state, before, after)
+    if decided:
+        return decided
+    body = _live_copy(current)
     meta = body.setdefault('metadata', {})
     for key in ('labels', 'annotations'):
         meta[key] = dict(meta.get(key) or {}, **(wanted['metadata'].get(key) or {}))
