@@ -15,11 +15,13 @@ from ansible_collections.meshops.cilium.plugins.module_utils.errors import Mesho
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import HelmError
 from ansible_collections.meshops.cilium.plugins.module_utils.info import DecodeError
 from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import IPsecKeyError
+from ansible_collections.meshops.cilium.plugins.module_utils.services import ServicesError
 from ansible_collections.meshops.cilium.plugins.module_utils.status import ExecError, StatusParseError
 from ansible_collections.meshops.cilium.plugins.module_utils.values import OptionError
 from ansible_collections.meshops.cilium.plugins.modules import cilium_ca
 
-ERRORS = [CAError, ClusterError, HelmError, DecodeError, IPsecKeyError, StatusParseError, ExecError, OptionError]
+ERRORS = [CAError, ClusterError, HelmError, DecodeError, IPsecKeyError, StatusParseError, ExecError, OptionError,
+          ServicesError]
 
 
 @pytest.mark.parametrize('cls', ERRORS, ids=[c.__name__ for c in ERRORS])
@@ -27,7 +29,7 @@ def test_every_error_class_has_the_one_base(cls):
     assert issubclass(cls, MeshopsError)
 
 
-@pytest.mark.parametrize('cls', [CAError, DecodeError, IPsecKeyError, StatusParseError, OptionError])
+@pytest.mark.parametrize('cls', [CAError, DecodeError, IPsecKeyError, StatusParseError, OptionError, ServicesError])
 def test_value_errors_stay_value_errors(cls):
     # parsers and option checks catch ValueError around these
     assert issubclass(cls, MeshopsValueError) and issubclass(cls, ValueError)
