@@ -32,6 +32,13 @@ description:
     C(clustermesh-apiserver kvstoremesh-dbg troubleshoot PEER...) (Cilium's own DNS, TCP, TLS and
     etcd checks, from the pod's network with its configuration) gives the cause: its failed
     checks are in the peer's C(causes) and its problem text."
+  - "B(Cilium's metrics), with O(metrics=auto): the Prometheus metrics of every running
+    clustermesh-apiserver pod, read through the API server's pod proxy (ports named
+    C(apiserv-metrics) and C(kvmesh-metrics), on by default in the chart): whether the local
+    cluster's state is synced to its own kvstore, and per peer KVStoreMesh's readiness, failure
+    count, time of the last failure and whether the peer's state is synced, in RV(metrics). They are
+    read once, after any wait, and do not change RV(ready). The metrics only agents export are
+    listed in C(docs/troubleshooting.md)."
   - Traffic between clusters is not tested.
 author:
   - meshops maintainers (@meshops)
@@ -54,6 +61,16 @@ options:
     type: str
     choices: [auto, require, skip]
     default: auto
+  metrics:
+    description:
+      - V(auto) reads Cilium's own metrics of the clustermesh-apiserver pods into RV(metrics) (needs
+        get on C(pods/proxy)); a pod whose metrics cannot be read is named in
+        RV(metrics.unavailable) with the reason, and a warning says so.
+      - V(skip) reads none (RV(metrics) is null).
+    type: str
+    choices: [auto, skip]
+    default: auto
+    version_added: 0.2.0
   parallel:
     description:
       - How many pods are exec'd into at the same time.
@@ -84,8 +101,8 @@ extends_documentation_fragment:
   - meshops.cilium.attributes
   - meshops.cilium.attributes.info_module
 notes:
-  - Needs get on Deployments, ConfigMaps and Secrets, list on Pods, and create on C(pods/exec) in
-    O(namespace).
+  - Needs get on Deployments, ConfigMaps and Secrets, list on Pods, create on C(pods/exec) and (with
+    O(metrics=auto)) get on C(pods/proxy) in O(namespace).
   - The module never fails because the mesh is not ready unless O(wait) is set; read RV(ready)
     and RV(not_ready).
   - What each reason of RV(not_ready) looks like, its cause and its fix (TLS/CA mismatch, unreachable peer,
@@ -114,6 +131,16 @@ EXAMPLES = r'''
     context: mesh-1
     agent_status: skip
   register: st
+
+- name: What Cilium's own metrics say (KVStoreMesh per peer)
+  meshops.cilium.clustermesh_status:
+    context: mesh-1
+  register: st
+
+- name: Print the metrics line
+  ansible.builtin.debug:
+    msg: "{{ st.metrics.report }}"
+  when: st.metrics is not none
 
 - name: Show the per-peer counts
   ansible.builtin.debug:
@@ -236,6 +263,34 @@ agent_status:
   returned: always
   type: str
   sample: auto
+metrics:
+  description:
+    - Cilium's own metrics of the clustermesh-apiserver pods (O(metrics=auto)); null with
+      O(metrics=skip) or when ClusterMesh is not enabled.
+  returned: always
+  type: dict
+  contains:
+    report:
+      description: One line for people, naming the cluster.
+      type: str
+      sample: "mesh-1: Cilium metrics: clustermesh-apiserver-5d9c-x2v: local state synced to its kvstore, 0 sync
+        errors | KVStoreMesh: 2 remote clusters: mesh-2 ready and synced, no failures; mesh-3 ready and synced,
+        1 failures (last 4m ago)"
+    peers:
+      description:
+        - Per peer, the worst over the KVStoreMesh pods, from C(cilium_kvstoremesh_remote_cluster_*) and
+          C(cilium_kvstoremesh_kvstore_*) (label C(source_cluster)).
+        - C(ready), C(failures), C(last_failure_age) (seconds, null when none), C(synced), C(pending)
+          (the kvstore prefixes not synced yet) and C(sync_errors).
+      type: dict
+    pods:
+      description:
+        - Per pod, C(apiserver.sync) (the local cluster's state in its kvstore) and C(kvstoremesh)
+          (C(remote_clusters), C(peers), C(sync)).
+      type: dict
+    unavailable:
+      description: Pods whose metrics could not be read, with the reason.
+      type: dict
 attempts:
   description: Number of checks made (more than one with O(wait)).
   returned: always
@@ -246,6 +301,7 @@ attempts:
 import time
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module, wait_argument_spec
+from ansible_collections.meshops.cilium.plugins.module_utils.metrics import read_metrics
 from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status
 
 
@@ -262,6 +318,12 @@ def run(m):
         if st['ready'] or not p['wait'] or time.time() + p['wait_interval'] > deadline:
             break
         time.sleep(p['wait_interval'])
+    st['metrics'] = None
+    if p['metrics'] == 'auto' and st['clustermesh_enabled']:
+        st['metrics'] = read_metrics(m.cluster, p['namespace'])
+        if st['metrics']['unavailable']:
+            m.warn('Cilium metrics not read from %s' % '; '.join(
+                '%s (%s)' % kv for kv in sorted(st['metrics']['unavailable'].items()))[:800])
     for kind, label in (('agents', 'agent'), ('kvstoremesh', 'KVStoreMesh')):
         sec = st[kind]
         if sec.get('unverifiable'):
@@ -288,6 +350,7 @@ def main():
     run_module(run, dict(
         namespace=dict(type='str', default='kube-system'),
         agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
+        metrics=dict(type='str', choices=['auto', 'skip'], default='auto'),
         parallel=dict(type='int', default=8),
         exec_timeout=dict(type='int', default=30),
         **wait_argument_spec(),

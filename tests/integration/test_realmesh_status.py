@@ -6,7 +6,9 @@ agents (`cilium-dbg status -o json`, container cilium-agent) runs the fleet's st
 (hack/fleet/agent_standin.py, marked simulated), which passes on the real KVStoreMesh's verdict
 for peers behind it. These tests check that the module's per-peer counts follow the mesh: every
 agent configured/connected/ready for every peer of a converged mesh, and a peer whose
-clustermesh-apiserver has no Ready replica reported not ready, by name, by `wait`.
+clustermesh-apiserver has no Ready replica reported not ready, by name, by `wait`; and that Cilium's
+own metrics of the clustermesh-apiserver pods (read through the API server's pod proxy, printed by
+status.yml) say the same.
 
 A converged 3-cluster mesh (site.yml with the local inventory) is reused when present: test_realmesh.py,
 which runs just before (file order), leaves one.
@@ -89,6 +91,30 @@ def test_counts_per_peer_follow_a_converged_mesh(mesh, status):
             assert p["summary"] == "%d/%d configured, %d/%d connected, %d/%d ready" % (n, n, n, n, n, n)
             k = r["kvstoremesh"]["peers"][peer]
             assert (k["configured"], k["connected"], k["ready"]) == (len(kvsm),) * 3, k
+        # Cilium's own metrics of the same pods (pod proxy, read once): every peer ready and synced
+        m = r["metrics"]
+        assert sorted(m["pods"]) == kvsm and m["unavailable"] == {}, m
+        assert sorted(m["peers"]) == peers, m["peers"]
+        for peer in peers:
+            p = m["peers"][peer]
+            assert p["ready"] is True and p["synced"] is True and p["sync_errors"] == 0, p
+        for pod in kvsm:
+            own = m["pods"][pod]["apiserver"]["sync"]
+            assert list(own) == [name] and own[name]["synced"] is True, own
+            assert m["pods"][pod]["kvstoremesh"]["remote_clusters"] == len(peers)
+
+
+def test_status_yml_prints_cilium_metrics_per_cluster(mesh, fleet, collections_path, tmp_path):
+    marks = dict((name, c.audit_mark()) for name, c in mesh.items())
+    out = Playbook(fleet, collections_path, tmp_path)("status.yml", HOSTS)
+    for name, c in sorted(mesh.items()):
+        line = [ln for ln in out.splitlines() if '"%s: Cilium metrics: ' % name in ln]
+        assert line, out[-3000:]
+        for peer in sorted(h for h in HOSTS if h != name):
+            assert "%s ready and synced" % peer in line[0], line[0]
+        assert "local state synced to its kvstore, 0 sync errors" in line[0], line[0]
+        assert "KVStoreMesh: 2 remote clusters" in line[0], line[0]
+        assert c.mutations_since(marks[name]) == []
 
 
 def _kvstoremesh_dropped(status, c, peer):
@@ -127,6 +153,11 @@ def test_wait_names_the_peer_whose_apiserver_is_down(mesh, status):
         # the cause, from Cilium's own troubleshoot: nothing answers at mesh-3's address any more
         assert "connection refused" in " ".join(k3["problems"].values()), k3["problems"]
         assert k3["causes"] and all(k3["causes"].values()), k3
+        # Cilium's own metrics say the same: mesh-3 not ready, with a failure counted; mesh-2 ready
+        m3 = r["metrics"]["peers"]["mesh-3"]
+        assert m3["ready"] is False and m3["failures"] >= 1 and m3["last_failure_age"] is not None, m3
+        assert r["metrics"]["peers"]["mesh-2"]["ready"] is True, r["metrics"]["peers"]
+        assert "mesh-3 NOT ready" in r["metrics"]["report"], r["metrics"]["report"]
         # mesh-3 itself: its own control plane is what is down
         r3 = status(down, agent_status="require")
         assert r3["ready"] is False

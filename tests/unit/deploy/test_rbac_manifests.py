@@ -82,7 +82,7 @@ def test_rules_without_names_only_carry_verbs_that_cannot_be_named(manifests):
         (BASE, 'Role'): {('secrets', 'create'), ('secrets', 'list'), ('configmaps', 'create'),
                          ('services', 'create'), ('serviceaccounts', 'create'), ('daemonsets', 'create'),
                          ('deployments', 'create')},
-        (EXEC, 'Role'): {('pods', 'list'), ('pods/exec', 'create'), ('pods/exec', 'get')},
+        (EXEC, 'Role'): {('pods', 'list'), ('pods/exec', 'create'), ('pods/exec', 'get'), ('pods/proxy', 'get')},
     }
     for name, o, rule in _all_rules(manifests):
         if rule.get('resourceNames'):
@@ -98,13 +98,13 @@ def test_cluster_roles_grant_no_namespaced_workload_or_secret(manifests):
     """A ClusterRoleBinding would grant them in every namespace."""
     for name, o, rule in _all_rules(manifests):
         if o['kind'] == 'ClusterRole':
-            assert not ((SENSITIVE | {'pods', 'pods/exec', 'pods/log', 'jobs'}) & set(rule['resources'])), rule
+            assert not ((SENSITIVE | {'pods', 'pods/exec', 'pods/proxy', 'pods/log', 'jobs'}) & set(rule['resources'])), rule
 
 
 def test_exec_and_traffic_needs_are_only_in_the_optional_roles(manifests):
     for name, o, rule in _all_rules(manifests):
         res = set(rule['resources'])
-        if 'pods/exec' in res or 'pods' in res and name != TRAFFIC:
+        if res & {'pods/exec', 'pods/proxy'} or 'pods' in res and name != TRAFFIC:
             assert name == EXEC, (name, rule)
         if res & {'jobs', 'jobs/status', 'pods/log'}:
             assert name == TRAFFIC and o['metadata']['namespace'] == TRAFFIC_NS, (name, rule)

@@ -6,6 +6,7 @@ Kubernetes API server (JSON objects and real Status bodies)."""
 
 import datetime
 import json
+from urllib.parse import unquote
 import ssl
 import threading
 
@@ -103,13 +104,15 @@ class FakeAPIServer(object):
                 pass
 
             def do_GET(self):
-                path = self.path.split('?', 1)[0]
+                path = unquote(self.path.split('?', 1)[0])  # pods/NAME%3APORT/proxy -> pods/NAME:PORT/proxy
                 server.requests.append((self.path, self.headers.get('Authorization')))
                 code, body = server.routes.get(path, (404, status_body(
                     404, 'NotFound', 'the server could not find the requested resource')))
-                data = json.dumps(body).encode()
+                # a str route is served as text (a pod's metrics through pods/proxy)
+                text = isinstance(body, str)
+                data = body.encode() if text else json.dumps(body).encode()
                 self.send_response(code)
-                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Type', 'text/plain; version=0.0.4' if text else 'application/json')
                 self.send_header('Content-Length', str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -152,6 +152,62 @@ def test_parallel_must_be_positive(apiserver, run_module):
     assert not ok and 'parallel' in res['msg']
 
 
+
+def _with_metrics_pods(srv, pods):
+    """Add clustermesh-apiserver pods (name -> phase) declaring the chart's metrics ports."""
+    items = srv.routes[NS + '/pods'][1]['items']
+    for name, phase in pods.items():
+        items.append({'metadata': {'name': name, 'labels': {'k8s-app': 'clustermesh-apiserver'}},
+                      'spec': {'containers': [
+                          {'name': 'apiserver', 'ports': [{'name': 'apiserv-metrics', 'containerPort': 9962}]},
+                          {'name': 'kvstoremesh', 'ports': [{'name': 'kvmesh-metrics', 'containerPort': 9964}]}]},
+                      'status': {'phase': phase}})
+
+
+def test_metrics_are_read_once_through_the_pod_proxy(apiserver, run_module, monkeypatch):
+    from test_metrics import apiserver_page, kvstoremesh_page
+    setup_cluster(apiserver)
+    _with_metrics_pods(apiserver, {'cm-a': 'Running', 'cm-b': 'Pending'})
+    apiserver.routes[NS + '/pods/cm-a:9962/proxy/metrics'] = (200, apiserver_page())
+    apiserver.routes[NS + '/pods/cm-a:9964/proxy/metrics'] = (200, kvstoremesh_page(
+        {'mesh-2': True, 'mesh-3': False}, pending=[('mesh-3', 'nodes/v1')]))
+    fake_exec(monkeypatch, {'cilium-a': (0, fixture('agent-connected.json')),
+                            'cilium-b': (0, fixture('agent-connected.json'))})
+    ok, res = run_module(args(apiserver, agent_status='skip'))
+    assert ok, res
+    m = res['metrics']
+    assert sorted(m['pods']) == ['cm-a'], m
+    assert m['unavailable'] == {'cm-b': 'pod is Pending'}
+    assert m['peers']['mesh-2']['ready'] is True and m['peers']['mesh-3']['ready'] is False
+    assert m['peers']['mesh-3']['pending'] == ['read nodes/v1', 'write nodes/v1']
+    assert m['report'].startswith('mesh-1: Cilium metrics: cm-a: local state synced to its kvstore')
+    assert 'mesh-3 NOT ready but NOT synced (read nodes/v1, write nodes/v1)' in m['report']
+    assert any('Cilium metrics not read from cm-b (pod is Pending)' in w for w in get_warning_messages())
+    proxied = [r[0].replace('%3A', ':') for r in apiserver.requests if '/proxy/' in r[0]]
+    assert sorted(proxied) == [NS + '/pods/cm-a:9962/proxy/metrics', NS + '/pods/cm-a:9964/proxy/metrics']
+    # metrics say nothing of readiness: that is the status' (the agents were skipped here)
+    assert res['ready'] is True
+
+
+def test_metrics_forbidden_name_the_permission_and_skip_reads_nothing(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver)
+    _with_metrics_pods(apiserver, {'cm-a': 'Running'})
+    apiserver.routes[NS + '/pods/cm-a:9962/proxy/metrics'] = (403, {
+        'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'reason': 'Forbidden', 'code': 403,
+        'message': 'pods "cm-a" is forbidden: User "u" cannot get resource "pods/proxy"'})
+    fake_exec(monkeypatch, {})
+    ok, res = run_module(args(apiserver, agent_status='skip'))
+    assert ok, res
+    assert res['metrics']['pods'] == {}
+    why = res['metrics']['unavailable']['cm-a']
+    assert 'pods/proxy' in why and 'meshops-automation-status-exec.yaml' in why and 'metrics=skip' in why
+    assert res['metrics']['report'].startswith('mesh-1: Cilium metrics not read (cm-a: ')
+    before = len(apiserver.requests)
+    ok, res = run_module(args(apiserver, agent_status='skip', metrics='skip'))
+    assert ok and res['metrics'] is None
+    assert not [r for r in apiserver.requests[before:] if '/pods' in r[0]]
+
+
 class StubCluster(object):
     """Enough of module_utils.cluster.Cluster for status.read_status (pods by selector)."""
 
