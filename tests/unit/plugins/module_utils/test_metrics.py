@@ -105,8 +105,8 @@ def test_not_prometheus_text_is_a_parse_error():
 
 def test_metric_ports_follow_the_chart_names():
     pod = {'spec': {'containers': [
-        {'name': 'etcd', 'ports': [{'name': 'etcd', 'containerPort': 2379}, {'name': 'etcd-metrics',
-                                                                            'containerPort': 9963}]},
+        {'name': 'etcd', 'ports': [{'name': 'etcd', 'containerPort': 2379},
+                                   {'name': 'etcd-metrics', 'containerPort': 9963}]},
         {'name': 'apiserver', 'ports': [{'name': 'apiserv-metrics', 'containerPort': 9962}]},
         {'name': 'kvstoremesh', 'ports': [{'name': 'kvmesh-metrics', 'containerPort': 19964}]}]}}
     assert metrics.metric_ports(pod) == {'apiserver': 9962, 'kvstoremesh': 19964}

@@ -152,7 +152,6 @@ def test_parallel_must_be_positive(apiserver, run_module):
     assert not ok and 'parallel' in res['msg']
 
 
-
 def _with_metrics_pods(srv, pods):
     """Add clustermesh-apiserver pods (name -> phase) declaring the chart's metrics ports."""
     items = srv.routes[NS + '/pods'][1]['items']
