@@ -382,8 +382,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_
 
 
 def _runner(m):
-    binary, dummy = require_helm(m.params['helm_binary'])
-    return HelmRunner(binary, m.connection)
+    binary, version = require_helm(m.params['helm_binary'])
+    return HelmRunner(binary, m.connection, version=version)
 
 
 def absent(m, current):

@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils import helm
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
+    HelmDialect,
     HelmError,
     HelmRunner,
     Release,
@@ -167,7 +168,9 @@ def test_require_helm_missing_from_path(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('text,expected', [
     ('v3.20.2+g1234', (3, 20, 2)), ('v3.14.0', (3, 14, 0)), ('version.BuildInfo{Version:"v3.9.4"}', (3, 9, 4)),
-    ('v4.0.1', (4, 0, 1))])
+    ('v4.0.1', (4, 0, 1)), ('v4.3.2', (4, 3, 2)),
+    # a helm built by `go install` without the version ldflag: Helm 4 says only "v4.3", Helm 3 "v3.20"
+    ('v4.3', (4, 3, 0)), ('v3.20', (3, 20, 0))])
 def test_parse_helm_version(text, expected):
     assert parse_helm_version(text) == expected
 
@@ -190,6 +193,59 @@ def test_helm_version_runs_binary(fake_helm, monkeypatch):
     monkeypatch.setenv('FAKE_HELM_VERSION', 'v3.12.0')
     with pytest.raises(HelmError, match='3.14'):
         helm.require_helm(str(fake_helm))
+
+
+# -- Helm 3 and Helm 4 ------------------------------------------------------------------
+
+def test_wait_is_helm_3s_wait_under_either_major():
+    # Helm 4's bare --wait is its kstatus "watcher"; Helm 3's rules are Helm 4's "legacy"
+    assert HelmDialect((3, 14, 0)).wait_args() == ['--wait']
+    assert HelmDialect((3, 20, 2)).wait_args() == ['--wait']
+    assert HelmDialect((4, 0, 0)).wait_args() == ['--wait=legacy']
+    assert HelmDialect((4, 3, 2)).wait_args() == ['--wait=legacy']
+
+
+@pytest.mark.parametrize('helm_version_text,wait_flag', [('v3.20.2+g1234', '--wait'), ('v4.3.2', '--wait=legacy')])
+def test_runner_asks_the_binary_its_version_when_not_given(fake_helm, monkeypatch, helm_version_text, wait_flag):
+    monkeypatch.setenv('FAKE_HELM_VERSION', helm_version_text)
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'})
+    runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', wait=True)
+    runner.uninstall('cilium', 'kube-system', wait=True)
+    upgrade, uninstall = fake_helm.calls()
+    for call in (upgrade, uninstall):
+        waits = [a for a in call['argv'] if a.startswith('--wait')]
+        assert waits == [wait_flag], call['argv']
+    assert upgrade['argv'].index(wait_flag) < upgrade['argv'].index('--')
+
+
+def test_runner_uses_the_version_it_is_given(fake_helm, monkeypatch):
+    # the version require_helm checked is used as is: the binary is not asked again
+    monkeypatch.setenv('FAKE_HELM_VERSION', 'v3.20.2')
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'}, version=(4, 3, 2))
+    runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', install=True, create_namespace=True, wait=True)
+    call, = fake_helm.calls()
+    assert '--wait=legacy' in call['argv'] and '--wait' not in call['argv']
+    # the rest of an install is the same command under both majors
+    for flag in ('--install', '--create-namespace', '--reset-values', '--timeout', '-f'):
+        assert flag in call['argv']
+
+
+def test_no_wait_passes_no_wait_flag_under_either_major(fake_helm):
+    for version in ((3, 20, 2), (4, 3, 2)):
+        runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'}, version=version)
+        runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz')
+    for call in fake_helm.calls():
+        assert not [a for a in call['argv'] if a.startswith('--wait')]
+
+
+def test_release_apply_method_helm_4_records_it_helm_3_does_not():
+    helm3 = _record()
+    helm4 = dict(_record(), apply_method='ssa')
+    assert Release(helm3).apply_method == 'csa'
+    assert Release(helm4).apply_method == 'ssa'
+    # a Helm 4 record decodes like a Helm 3 one (the same Secret format)
+    rel = read_release(FakeCluster([_secret(helm4)]), 'kube-system', 'cilium')
+    assert rel.apply_method == 'ssa' and rel.chart_version == '1.19.2' and rel.deployed
 
 
 # -- release --------------------------------------------------------------------------
