@@ -220,6 +220,11 @@ class HelmDialect(object):
       (``--server-side=auto``), so a release installed by Helm 3 stays client-side under Helm 4
       and one installed by Helm 4 stays server-side. Nothing to pass; ``Release.apply_method``
       reads it.
+    * ``--create-namespace``: Helm 4 server-side applies the release namespace even when it
+      exists, a patch of (say) kube-system, which the least-privilege identity (deploy/rbac) may
+      only read, and which Helm 3 only read. The collection never passes it to either major:
+      ``ensure_namespace`` creates a missing namespace before an install (the get and create
+      Helm 3 made).
     * Rendering: Helm 4 drops the null defaults of a chart's values.yaml before rendering, so a
       ``hasKey`` on them is false (Cilium 1.19's cilium-config then lacks ``debug-verbose``,
       ``policy-cidr-match-mode`` and ``nodeport-addresses`` where Helm 3 writes them empty). The
@@ -347,6 +352,18 @@ def read_release(cluster, namespace, name):
     if release.status == 'uninstalled':
         return None
     return release
+
+
+def ensure_namespace(cluster, namespace):
+    """Create Namespace ``namespace`` unless it exists; True when it was created. What an install
+    does instead of helm's ``--create-namespace`` (see ``HelmDialect``): one get, and a create only
+    when it is missing, under either helm major."""
+    if cluster.call('read Namespace %s' % namespace, cluster.core.read_namespace, namespace,
+                    missing_ok=True) is not None:
+        return False
+    cluster.call('create Namespace %s' % namespace, cluster.core.create_namespace,
+                 {'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': namespace}})
+    return True
 
 
 def read_identity(cluster, namespace='kube-system', release_name='cilium'):
@@ -543,8 +560,7 @@ class HelmRunner:
             raise HelmError(e.detail, cluster=self.name)
 
     def upgrade(self, release, namespace, values, chart_ref=None, chart_version=None, install=False,
-                reset_then_reuse=False, wait=False, timeout=None, current=None, chart_repo_url=None,
-                create_namespace=False):
+                reset_then_reuse=False, wait=False, timeout=None, current=None, chart_repo_url=None):
         """``helm upgrade`` with the COMPLETE user values ``values``.
 
         Values go in a temporary ``-f`` file; ``--reset-values`` makes the result
@@ -553,7 +569,8 @@ class HelmRunner:
         under the given ones). Without ``chart_ref`` the chart of ``current``
         (a Release) is rebuilt from the release record: the deployed chart
         version is kept. Returns helm's output (text); read the new revision with
-        ``read_release`` (helm's JSON output would carry the whole chart).
+        ``read_release`` (helm's JSON output would carry the whole chart). An install needs its
+        namespace to exist (``ensure_namespace``): helm never gets ``--create-namespace``.
         """
         self._check(release, namespace, chart_ref, chart_version, chart_repo_url)
         timeout = int(timeout or DEFAULT_HELM_TIMEOUT)
@@ -565,8 +582,6 @@ class HelmRunner:
             flags.append('--reset-then-reuse-values' if reset_then_reuse else '--reset-values')
             if install:
                 flags.append('--install')
-                if create_namespace:
-                    flags.append('--create-namespace')
             if wait:
                 flags += self.dialect.wait_args()
             flags += ['--timeout', '%ss' % timeout]

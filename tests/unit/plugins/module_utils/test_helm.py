@@ -222,12 +222,48 @@ def test_runner_uses_the_version_it_is_given(fake_helm, monkeypatch):
     # the version require_helm checked is used as is: the binary is not asked again
     monkeypatch.setenv('FAKE_HELM_VERSION', 'v3.20.2')
     runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'}, version=(4, 3, 2))
-    runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', install=True, create_namespace=True, wait=True)
+    runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', install=True, wait=True)
     call, = fake_helm.calls()
     assert '--wait=legacy' in call['argv'] and '--wait' not in call['argv']
     # the rest of an install is the same command under both majors
-    for flag in ('--install', '--create-namespace', '--reset-values', '--timeout', '-f'):
+    for flag in ('--install', '--reset-values', '--timeout', '-f'):
         assert flag in call['argv']
+    # never --create-namespace: Helm 4 would server-side apply an existing namespace (ensure_namespace)
+    assert '--create-namespace' not in call['argv']
+
+
+class NamespaceCluster(object):
+    """Stands in for cluster.Cluster: ``call`` on the namespace functions of ``core``."""
+    name = 'mesh-1'
+
+    def __init__(self, existing):
+        self.existing = set(existing)
+        self.requests = []
+        self.core = self
+
+    def read_namespace(self, name):
+        return {'metadata': {'name': name}} if name in self.existing else None
+
+    def create_namespace(self, body):
+        self.existing.add(body['metadata']['name'])
+        return body
+
+    def call(self, action, func, *args, **kwargs):
+        self.requests.append((func.__name__,) + args)
+        out = func(*args)
+        assert out is not None or kwargs.get('missing_ok')
+        return out
+
+
+def test_ensure_namespace_reads_and_creates_only_a_missing_one():
+    cluster = NamespaceCluster(['kube-system'])
+    assert helm.ensure_namespace(cluster, 'kube-system') is False
+    assert cluster.requests == [('read_namespace', 'kube-system')]  # an existing namespace is not written
+    cluster.requests = []
+    assert helm.ensure_namespace(cluster, 'cilium') is True
+    assert cluster.requests == [('read_namespace', 'cilium'),
+                                ('create_namespace', {'apiVersion': 'v1', 'kind': 'Namespace',
+                                                      'metadata': {'name': 'cilium'}})]
 
 
 def test_no_wait_passes_no_wait_flag_under_either_major(fake_helm):
@@ -351,7 +387,7 @@ def test_upgrade_gets_the_resolved_one_context_kubeconfig(fake_helm, tmp_path, m
     monkeypatch.setenv('KUBECONFIG', '/elsewhere/kubeconfig')
     runner = HelmRunner(str(fake_helm), {'kubeconfig': str(path), 'context': 'mesh-2'})
     runner.upgrade('cilium', 'kube-system', {'cluster': {'name': 'mesh-2'}}, chart_ref='/charts/cilium.tgz',
-                   chart_version='1.19.2', install=True, create_namespace=True, timeout=120)
+                   chart_version='1.19.2', install=True, timeout=120)
     call, = fake_helm.calls()
     argv = call['argv']
     assert argv[0] == 'upgrade' and call['positional'] == ['cilium', '/charts/cilium.tgz']
@@ -361,7 +397,7 @@ def test_upgrade_gets_the_resolved_one_context_kubeconfig(fake_helm, tmp_path, m
     assert argv[argv.index('--kube-context') + 1] == 'mesh-2' == given['current-context']
     assert call['env_apiserver'] is None and call['env_kubeconfig'] is None
     assert argv[argv.index('--version') + 1] == '1.19.2'
-    assert '--install' in argv and '--reset-values' in argv and '--create-namespace' in argv
+    assert '--install' in argv and '--reset-values' in argv and '--create-namespace' not in argv
     assert argv[argv.index('--timeout') + 1] == '120s'
     assert json.loads(call['files']['-f']) == {'cluster': {'name': 'mesh-2'}}
     assert call['modes']['-f'] == '0o600' and call['modes']['-f dir'] == '0o700'
