@@ -467,7 +467,7 @@ def write_merged_kubeconfig(fleet):
 def _link_tools(bins):
     bindir = os.path.join(FLEET_DIR, "bin")
     os.makedirs(bindir, exist_ok=True)
-    for tool in ("kubectl", "helm"):
+    for tool in ("kubectl", "helm", "helm4"):
         link = os.path.join(bindir, tool)
         if os.path.lexists(link):
             os.unlink(link)

@@ -24,8 +24,8 @@ options:
     type: str
   helm_binary:
     description:
-      - Path to the helm binary (3.14 or newer). Default is C(helm) from E(PATH).
+      - Path to the helm binary (3.14 or newer; Helm 4 too). Default is C(helm) from E(PATH).
     type: path
 requirements:
-  - helm >= 3.14 (binary, on the controller)
+  - helm >= 3.14 (binary, on the controller); Helm 3 and Helm 4 are both tested
 '''

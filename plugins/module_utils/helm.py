@@ -5,7 +5,9 @@
 
 * ``require_helm``: the one way to get the binary: locate it (option ``helm_binary``,
   ``base.HELM_BINARY_ARGUMENT_SPEC``) and refuse versions older than 3.14
-  (``--reset-then-reuse-values`` appeared in 3.14).
+  (``--reset-then-reuse-values`` appeared in 3.14). Helm 3 (3.14+) and Helm 4 are both
+  supported and tested; what differs between the majors is decided here, in
+  ``HelmDialect`` (see there), never in a module.
 * ``refuse_pending`` / ``pending_problem``: the one refusal of a release another helm
   operation holds; ``release_summary``: what modules return about a release.
 * ``Release`` / ``read_release``: the current release, read through the Kubernetes
@@ -76,7 +78,11 @@ DEFAULT_HELM_TIMEOUT = 300
 _RELEASE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
 _NAMESPACE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')
 
-_VERSION_RE = re.compile(r'v?(\d+)\.(\d+)\.(\d+)')
+# v3.20.2+gabc, v4.3.2; a helm built with `go install` and no version ldflag says only "v4.3"
+_VERSION_RE = re.compile(r'v?(\d+)\.(\d+)(?:\.(\d+))?')
+
+# The helm majors the collection is tested with (tests/integration/test_helm_majors.py).
+TESTED_HELM_MAJORS = (3, 4)
 
 
 class HelmError(ClusterError):
@@ -114,11 +120,13 @@ def _find_helm(path=None):
 
 
 def parse_helm_version(text):
-    """``(major, minor, patch)`` from ``helm version --short`` output (``v3.16.2+g...``)."""
+    """``(major, minor, patch)`` from ``helm version --short`` output (``v3.16.2+g...``,
+    ``v4.3.2``). A helm built without its version ldflag prints only ``vMAJOR.MINOR`` (Helm 4's
+    default is ``v4.3``): its patch counts as 0."""
     m = _VERSION_RE.search(text or '')
     if not m:
         raise HelmError('cannot read the helm version from %r' % (text or '').strip())
-    return tuple(int(i) for i in m.groups())
+    return tuple(int(i or 0) for i in m.groups())
 
 
 def helm_environment(extra=None):
@@ -193,6 +201,55 @@ def check_helm_version(version, binary='helm'):
     return version
 
 
+class HelmDialect(object):
+    """What the collection passes to helm of one major version: the ONE place where Helm 3 and
+    Helm 4 are told apart (``HelmRunner`` asks it; modules never do).
+
+    What Helm 4 changed, checked flag by flag against ``helm4 <command> --help`` of v4.3.2
+    (the flags the collection uses: ``upgrade --install --create-namespace --reset-values
+    --reset-then-reuse-values --version --repo -f --timeout --wait``, ``uninstall --wait
+    --timeout``, ``template --kube-version``, ``version --short``, the global ``--kubeconfig
+    --kube-context``):
+
+    * ``--wait`` takes a strategy in Helm 4 (``watcher``, ``hookOnly``, ``legacy``); a bare
+      ``--wait`` means ``watcher`` (kstatus), while Helm 3's ``--wait`` is Helm 4's ``legacy``.
+      Helm 4 gets ``--wait=legacy``: a module's ``wait`` waits for the same readiness (pods
+      ready, a LoadBalancer Service's address) whichever helm runs it.
+    * Installs use server-side apply (field manager ``helm``, operation ``Apply``) and the
+      release record says so (``apply_method: ssa``); upgrades keep the release's method
+      (``--server-side=auto``), so a release installed by Helm 3 stays client-side under Helm 4
+      and one installed by Helm 4 stays server-side. Nothing to pass; ``Release.apply_method``
+      reads it.
+    * ``--create-namespace``: Helm 4 server-side applies the release namespace even when it
+      exists, a patch of (say) kube-system, which the least-privilege identity (deploy/rbac) may
+      only read, and which Helm 3 only read. The collection never passes it to either major:
+      ``ensure_namespace`` creates a missing namespace before an install (the get and create
+      Helm 3 made).
+    * Rendering: Helm 4 drops the null defaults of a chart's values.yaml before rendering, so a
+      ``hasKey`` on them is false (Cilium 1.19's cilium-config then lacks ``debug-verbose``,
+      ``policy-cidr-match-mode`` and ``nodeport-addresses`` where Helm 3 writes them empty). The
+      collection never compares rendered manifests across majors; ``render_chart`` only asks
+      whether the chart renders.
+    * Unchanged for what we use: the release Secrets (``sh.helm.release.v1.*``, type
+      ``helm.sh/release.v1``, labels ``owner/name/status/version``, base64 gzip JSON: records of
+      either major decode alike), the statuses (``pending-*`` included; the collection reads them
+      from the record, it never parses helm's messages for them), the exit code (1) and the API
+      server's 403 text passed through. ``--atomic`` (now ``--rollback-on-failure``) and
+      ``--force`` (now ``--force-replace``) are not used.
+    """
+
+    def __init__(self, version):
+        self.version = tuple(version)
+        self.major = self.version[0]
+
+    def wait_args(self):
+        """The flag that waits for the release's resources to be ready (Helm 3's rules)."""
+        return ['--wait'] if self.major < 4 else ['--wait=legacy']
+
+    def __repr__(self):
+        return 'HelmDialect(%s)' % '.'.join(str(i) for i in self.version)
+
+
 def require_helm(path=None):
     """``(binary, version)`` of a usable helm, or HelmError: the one way modules get helm.
 
@@ -228,6 +285,9 @@ class Release:
         self.app_version = meta.get('appVersion')
         self.values = record.get('config') or {}
         self.chart = chart
+        # how helm wrote the release's objects: 'ssa' (server-side apply: Helm 4's installs and
+        # their upgrades) or 'csa' (client-side: Helm 3, which does not record it)
+        self.apply_method = record.get('apply_method') or 'csa'
 
     @property
     def deployed(self):
@@ -292,6 +352,18 @@ def read_release(cluster, namespace, name):
     if release.status == 'uninstalled':
         return None
     return release
+
+
+def ensure_namespace(cluster, namespace):
+    """Create Namespace ``namespace`` unless it exists; True when it was created. What an install
+    does instead of helm's ``--create-namespace`` (see ``HelmDialect``): one get, and a create only
+    when it is missing, under either helm major."""
+    if cluster.call('read Namespace %s' % namespace, cluster.core.read_namespace, namespace,
+                    missing_ok=True) is not None:
+        return False
+    cluster.call('create Namespace %s' % namespace, cluster.core.create_namespace,
+                 {'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': namespace}})
+    return True
 
 
 def read_identity(cluster, namespace='kube-system', release_name='cilium'):
@@ -418,8 +490,11 @@ class HelmRunner:
     after ``--`` and are never expanded; every call has a time limit.
     """
 
-    def __init__(self, binary, connection, module=None):
+    def __init__(self, binary, connection, module=None, version=None):
+        """``version``: the binary's ``(major, minor, patch)`` as ``require_helm`` returned it;
+        None: asked from the binary (``helm version``) when a flag depends on it."""
         self.binary = binary
+        self._version = tuple(version) if version else None
         if not isinstance(connection, Connection):
             connection = resolve_connection(connection or {})
         self.connection = connection
@@ -427,6 +502,13 @@ class HelmRunner:
         self.name = connection.name
         self.secrets = set(connection.secrets())
         self.commands = []  # argv of every helm run (no secrets in them), for tests and debugging
+
+    @property
+    def dialect(self):
+        """The ``HelmDialect`` of this binary."""
+        if self._version is None:
+            self._version = helm_version(self.binary)
+        return HelmDialect(self._version)
 
     # -- connection ------------------------------------------------------
     def connection_args(self, tmpdir):
@@ -478,8 +560,7 @@ class HelmRunner:
             raise HelmError(e.detail, cluster=self.name)
 
     def upgrade(self, release, namespace, values, chart_ref=None, chart_version=None, install=False,
-                reset_then_reuse=False, wait=False, timeout=None, current=None, chart_repo_url=None,
-                create_namespace=False):
+                reset_then_reuse=False, wait=False, timeout=None, current=None, chart_repo_url=None):
         """``helm upgrade`` with the COMPLETE user values ``values``.
 
         Values go in a temporary ``-f`` file; ``--reset-values`` makes the result
@@ -488,7 +569,8 @@ class HelmRunner:
         under the given ones). Without ``chart_ref`` the chart of ``current``
         (a Release) is rebuilt from the release record: the deployed chart
         version is kept. Returns helm's output (text); read the new revision with
-        ``read_release`` (helm's JSON output would carry the whole chart).
+        ``read_release`` (helm's JSON output would carry the whole chart). An install needs its
+        namespace to exist (``ensure_namespace``): helm never gets ``--create-namespace``.
         """
         self._check(release, namespace, chart_ref, chart_version, chart_repo_url)
         timeout = int(timeout or DEFAULT_HELM_TIMEOUT)
@@ -500,10 +582,8 @@ class HelmRunner:
             flags.append('--reset-then-reuse-values' if reset_then_reuse else '--reset-values')
             if install:
                 flags.append('--install')
-                if create_namespace:
-                    flags.append('--create-namespace')
             if wait:
-                flags.append('--wait')
+                flags += self.dialect.wait_args()
             flags += ['--timeout', '%ss' % timeout]
             action = '%s release %s/%s' % ('install or upgrade' if install else 'upgrade', namespace, release)
             out = self._run(flags, [release, chart], action, tmpdir, timeout=timeout,
@@ -516,7 +596,7 @@ class HelmRunner:
         with private_dir() as tmpdir:
             flags = ['uninstall', '--namespace', namespace]
             if wait:
-                flags.append('--wait')
+                flags += self.dialect.wait_args()
             flags += ['--timeout', '%ss' % timeout]
             return self._run(flags, [release], 'uninstall release %s/%s' % (namespace, release), tmpdir,
                              timeout=timeout)

@@ -365,6 +365,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmRunner,
+    ensure_namespace,
     install_components,
     local_chart_version,
     read_release,
@@ -382,8 +383,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_
 
 
 def _runner(m):
-    binary, dummy = require_helm(m.params['helm_binary'])
-    return HelmRunner(binary, m.connection)
+    binary, version = require_helm(m.params['helm_binary'])
+    return HelmRunner(binary, m.connection, version=version)
 
 
 def absent(m, current):
@@ -437,10 +438,12 @@ def run(m):
         chart_ref, chart_version = p['chart_ref'], p['chart_version']
         if installed and chart_ref and not target:
             chart_version = current.chart_version  # a repo/OCI chart without version: keep the deployed one
+        if not installed and ensure_namespace(m.cluster, ns):
+            m.wrote('Namespace %s (created)' % ns)
         release = m.write_release(
             lambda: runner.upgrade(name, ns, plan['desired'], chart_ref=chart_ref, chart_version=chart_version,
                                    chart_repo_url=p['chart_repo_url'], install=not installed,
-                                   timeout=p['wait_timeout'], current=current, create_namespace=not installed),
+                                   timeout=p['wait_timeout'], current=current),
             lambda: read_release(m.cluster, ns, name), current)
     result = dict(changed=needs_helm, action=action, release=release_summary(release), changed_keys=plan['changed_keys'],
                   chart_change=list(plan['chart_change']) if plan['chart_change'] else None,

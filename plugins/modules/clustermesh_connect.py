@@ -77,8 +77,8 @@ options:
     type: dict
   helm_binary:
     description:
-      - Path or name of the C(helm) binary (3.14 or newer; older ones are refused before anything is
-        written). Default is C(helm) from E(PATH).
+      - Path or name of the C(helm) binary (3.14 or newer, Helm 4 too; older ones are refused before
+        anything is written). Default is C(helm) from E(PATH).
     type: path
   chart_ref:
     description:
@@ -89,7 +89,8 @@ options:
     type: str
   wait:
     description:
-      - Pass C(--wait) to Helm (wait until the upgraded workloads are Ready).
+      - Pass C(--wait) to Helm (wait until the upgraded workloads are Ready). Helm 4 gets
+        C(--wait=legacy), Helm 3's readiness rules, so the wait means the same with either.
     type: bool
     default: false
   wait_timeout:
@@ -104,7 +105,7 @@ extends_documentation_fragment:
   - meshops.cilium.attributes.write_module
 requirements:
   - cryptography >= 42 (Python library)
-  - helm >= 3.14 (binary)
+  - helm >= 3.14 (binary); Helm 3 and Helm 4 are both tested
 notes:
   - Check mode reports the peers that would be added, removed or changed and makes no Helm call.
     The diff shows the peer lists before and after (names and endpoints; per-peer C(tls) material
@@ -408,8 +409,8 @@ def run(m):
         new_values = copy.deepcopy(values)
         set_path(new_values, 'clustermesh.config.enabled', True)
         set_path(new_values, 'clustermesh.config.clusters', desired_value)
-        binary, dummy = require_helm(p['helm_binary'])
-        runner = HelmRunner(binary, m.connection)
+        binary, version = require_helm(p['helm_binary'])
+        runner = HelmRunner(binary, m.connection, version=version)
         updated = m.write_release(
             lambda: runner.upgrade(rel_name, ns, new_values, chart_ref=p['chart_ref'],
                                    chart_version=release.chart_version if p['chart_ref'] else None,

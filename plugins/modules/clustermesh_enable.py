@@ -166,9 +166,9 @@ def run(m):
     changed = bool(changed_keys) or not current.deployed
     release = current
     if changed and not m.check_mode:
-        binary, dummy = require_helm(p['helm_binary'])
+        binary, helm_version = require_helm(p['helm_binary'])
         version = p['chart_version'] or (current.chart_version if p['chart_ref'] else None)
-        runner = HelmRunner(binary, m.connection)
+        runner = HelmRunner(binary, m.connection, version=helm_version)
         release = m.write_release(
             lambda: runner.upgrade(name, ns, desired, chart_ref=p['chart_ref'], chart_version=version,
                                    chart_repo_url=p['chart_repo_url'], timeout=p['wait_timeout'], current=current),

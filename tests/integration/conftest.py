@@ -6,6 +6,7 @@ point at another fleet's state folder.
 """
 import base64
 import concurrent.futures
+import gzip
 import json
 import os
 import re
@@ -185,6 +186,32 @@ def release_values(c, release="cilium"):
 def revision(c, release="cilium"):
     """The newest revision of ``c``'s Cilium release (failed ones included)."""
     return max(r["revision"] for r in json.loads(c.helm("history", release, "-n", NS, "-o", "json").stdout))
+
+
+def release_records(c, release="cilium"):
+    """{revision: decoded release record} of ``c``'s release, read from its Secrets (the format
+    Helm 3 and Helm 4 share)."""
+    out = {}
+    for s in c.core().list_namespaced_secret(NS, label_selector="owner=helm,name=%s" % release).items:
+        raw = base64.b64decode(base64.b64decode(s.data["release"]))
+        out[int(s.metadata.labels["version"])] = json.loads(gzip.decompress(raw))
+    return out
+
+
+def release_writers(c, mark, release="cilium"):
+    """{user agent} of the requests that created or updated ``c``'s release records since ``mark``:
+    helm sends its own version (``Helm/3.20.2``, ``Helm/4.3.2``), so this says which helm wrote them."""
+    return {e.get("userAgent") for e in c.audit_events()[mark:]
+            if e.get("stage") == "ResponseComplete" and e.get("verb") in ("create", "update")
+            and (e.get("objectRef") or {}).get("resource") == "secrets"
+            and ((e.get("objectRef") or {}).get("name") or "").startswith("sh.helm.release.v1.%s.v" % release)}
+
+
+def helm_operations(c, name="cilium-config"):
+    """{operation} of the managedFields entries of manager ``helm`` on ConfigMap ``name``: ``Update``
+    when helm applied it client-side (Helm 3), ``Apply`` server-side (Helm 4's installs)."""
+    cm = c.core().read_namespaced_config_map(name, NS)
+    return {m.operation for m in cm.metadata.managed_fields or [] if m.manager == "helm"}
 
 
 def mesh_secret_peers(c):

@@ -5,6 +5,7 @@ through exec): a converge from an empty fleet (at most 2 Helm revisions per clus
 re-run (zero writes, at most 15 API requests per cluster), --limit, the traffic check with its
 optional Role and provided Namespace, a missing permission's 403 message, and disconnect.yml.
 This is the suite's site.yml converge: a step that needs more than the shipped permissions fails.
+It is also the suite's Helm 3 converge and no-op re-run (test_helm_majors.py runs Helm 4's).
 """
 import json
 import os
@@ -12,8 +13,10 @@ import re
 
 import pytest
 
-from conftest import NS, REPO, Playbook, marks, revision, uninstall_cilium, write_inventory, writes
+from conftest import (NS, REPO, Playbook, helm_operations, marks, release_records, release_writers, revision,
+                      uninstall_cilium, write_inventory, writes)
 from hack import rbac_manifest
+from hack.fleet import build
 from test_site import assert_meshed, peers_of, requests_by_module
 
 RBAC = os.path.join(REPO, "deploy", "rbac")
@@ -103,6 +106,12 @@ def test_site_is_green_with_only_the_shipped_permissions(fleet, automation, play
     assert_meshed(automation)
     # install (1) + connect (1): at most 2 Helm revisions per cluster
     assert {c.name: revision(c) for c in automation} == {c.name: 2 for c in automation}, out[-3000:]
+    # this is the suite's Helm 3 converge (test_helm_majors.py has Helm 4's): written by the fleet's
+    # helm, client-side (no apply method recorded, helm's fields owned through Update operations)
+    for c in automation:
+        assert release_writers(c, mark[c.name]) == {"Helm/" + build.HELM_VERSION.lstrip("v")}, c.name
+        assert [r.get("apply_method") for r in release_records(c).values()] == [None, None], c.name
+        assert helm_operations(c) == {"Update"}, c.name
     for c in automation:
         events = [e for e in c.audit_events()[mark[c.name]:] if e.get("stage") == "ResponseComplete"]
         users = {e["user"]["username"] for e in events if e.get("verb") in {"create", "update", "patch"}}

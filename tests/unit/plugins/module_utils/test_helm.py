@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils import helm
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
+    HelmDialect,
     HelmError,
     HelmRunner,
     Release,
@@ -167,7 +168,9 @@ def test_require_helm_missing_from_path(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('text,expected', [
     ('v3.20.2+g1234', (3, 20, 2)), ('v3.14.0', (3, 14, 0)), ('version.BuildInfo{Version:"v3.9.4"}', (3, 9, 4)),
-    ('v4.0.1', (4, 0, 1))])
+    ('v4.0.1', (4, 0, 1)), ('v4.3.2', (4, 3, 2)),
+    # a helm built by `go install` without the version ldflag: Helm 4 says only "v4.3", Helm 3 "v3.20"
+    ('v4.3', (4, 3, 0)), ('v3.20', (3, 20, 0))])
 def test_parse_helm_version(text, expected):
     assert parse_helm_version(text) == expected
 
@@ -190,6 +193,95 @@ def test_helm_version_runs_binary(fake_helm, monkeypatch):
     monkeypatch.setenv('FAKE_HELM_VERSION', 'v3.12.0')
     with pytest.raises(HelmError, match='3.14'):
         helm.require_helm(str(fake_helm))
+
+
+# -- Helm 3 and Helm 4 ------------------------------------------------------------------
+
+def test_wait_is_helm_3s_wait_under_either_major():
+    # Helm 4's bare --wait is its kstatus "watcher"; Helm 3's rules are Helm 4's "legacy"
+    assert HelmDialect((3, 14, 0)).wait_args() == ['--wait']
+    assert HelmDialect((3, 20, 2)).wait_args() == ['--wait']
+    assert HelmDialect((4, 0, 0)).wait_args() == ['--wait=legacy']
+    assert HelmDialect((4, 3, 2)).wait_args() == ['--wait=legacy']
+
+
+@pytest.mark.parametrize('helm_version_text,wait_flag', [('v3.20.2+g1234', '--wait'), ('v4.3.2', '--wait=legacy')])
+def test_runner_asks_the_binary_its_version_when_not_given(fake_helm, monkeypatch, helm_version_text, wait_flag):
+    monkeypatch.setenv('FAKE_HELM_VERSION', helm_version_text)
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'})
+    runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', wait=True)
+    runner.uninstall('cilium', 'kube-system', wait=True)
+    upgrade, uninstall = fake_helm.calls()
+    for call in (upgrade, uninstall):
+        waits = [a for a in call['argv'] if a.startswith('--wait')]
+        assert waits == [wait_flag], call['argv']
+    assert upgrade['argv'].index(wait_flag) < upgrade['argv'].index('--')
+
+
+def test_runner_uses_the_version_it_is_given(fake_helm, monkeypatch):
+    # the version require_helm checked is used as is: the binary is not asked again
+    monkeypatch.setenv('FAKE_HELM_VERSION', 'v3.20.2')
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'}, version=(4, 3, 2))
+    runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', install=True, wait=True)
+    call, = fake_helm.calls()
+    assert '--wait=legacy' in call['argv'] and '--wait' not in call['argv']
+    # the rest of an install is the same command under both majors
+    for flag in ('--install', '--reset-values', '--timeout', '-f'):
+        assert flag in call['argv']
+    # never --create-namespace: Helm 4 would server-side apply an existing namespace (ensure_namespace)
+    assert '--create-namespace' not in call['argv']
+
+
+class NamespaceCluster(object):
+    """Stands in for cluster.Cluster: ``call`` on the namespace functions of ``core``."""
+    name = 'mesh-1'
+
+    def __init__(self, existing):
+        self.existing = set(existing)
+        self.requests = []
+        self.core = self
+
+    def read_namespace(self, name):
+        return {'metadata': {'name': name}} if name in self.existing else None
+
+    def create_namespace(self, body):
+        self.existing.add(body['metadata']['name'])
+        return body
+
+    def call(self, action, func, *args, **kwargs):
+        self.requests.append((func.__name__,) + args)
+        out = func(*args)
+        assert out is not None or kwargs.get('missing_ok')
+        return out
+
+
+def test_ensure_namespace_reads_and_creates_only_a_missing_one():
+    cluster = NamespaceCluster(['kube-system'])
+    assert helm.ensure_namespace(cluster, 'kube-system') is False
+    assert cluster.requests == [('read_namespace', 'kube-system')]  # an existing namespace is not written
+    cluster.requests = []
+    assert helm.ensure_namespace(cluster, 'cilium') is True
+    assert cluster.requests == [('read_namespace', 'cilium'),
+                                ('create_namespace', {'apiVersion': 'v1', 'kind': 'Namespace',
+                                                      'metadata': {'name': 'cilium'}})]
+
+
+def test_no_wait_passes_no_wait_flag_under_either_major(fake_helm):
+    for version in ((3, 20, 2), (4, 3, 2)):
+        runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'}, version=version)
+        runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz')
+    for call in fake_helm.calls():
+        assert not [a for a in call['argv'] if a.startswith('--wait')]
+
+
+def test_release_apply_method_helm_4_records_it_helm_3_does_not():
+    helm3 = _record()
+    helm4 = dict(_record(), apply_method='ssa')
+    assert Release(helm3).apply_method == 'csa'
+    assert Release(helm4).apply_method == 'ssa'
+    # a Helm 4 record decodes like a Helm 3 one (the same Secret format)
+    rel = read_release(FakeCluster([_secret(helm4)]), 'kube-system', 'cilium')
+    assert rel.apply_method == 'ssa' and rel.chart_version == '1.19.2' and rel.deployed
 
 
 # -- release --------------------------------------------------------------------------
@@ -295,7 +387,7 @@ def test_upgrade_gets_the_resolved_one_context_kubeconfig(fake_helm, tmp_path, m
     monkeypatch.setenv('KUBECONFIG', '/elsewhere/kubeconfig')
     runner = HelmRunner(str(fake_helm), {'kubeconfig': str(path), 'context': 'mesh-2'})
     runner.upgrade('cilium', 'kube-system', {'cluster': {'name': 'mesh-2'}}, chart_ref='/charts/cilium.tgz',
-                   chart_version='1.19.2', install=True, create_namespace=True, timeout=120)
+                   chart_version='1.19.2', install=True, timeout=120)
     call, = fake_helm.calls()
     argv = call['argv']
     assert argv[0] == 'upgrade' and call['positional'] == ['cilium', '/charts/cilium.tgz']
@@ -305,7 +397,7 @@ def test_upgrade_gets_the_resolved_one_context_kubeconfig(fake_helm, tmp_path, m
     assert argv[argv.index('--kube-context') + 1] == 'mesh-2' == given['current-context']
     assert call['env_apiserver'] is None and call['env_kubeconfig'] is None
     assert argv[argv.index('--version') + 1] == '1.19.2'
-    assert '--install' in argv and '--reset-values' in argv and '--create-namespace' in argv
+    assert '--install' in argv and '--reset-values' in argv and '--create-namespace' not in argv
     assert argv[argv.index('--timeout') + 1] == '120s'
     assert json.loads(call['files']['-f']) == {'cluster': {'name': 'mesh-2'}}
     assert call['modes']['-f'] == '0o600' and call['modes']['-f dir'] == '0o700'

@@ -29,7 +29,10 @@ def upgrades(monkeypatch):
     calls = []
 
     def upgrade(self, release, namespace, values, **kw):
-        calls.append({'release': release, 'namespace': namespace, 'values': copy.deepcopy(values), 'kw': kw})
+        # the flag helm's wait would get: from the version require_helm found (the runner never
+        # runs /usr/bin/helm to ask for it)
+        calls.append({'release': release, 'namespace': namespace, 'values': copy.deepcopy(values), 'kw': kw,
+                      'wait_args': self.dialect.wait_args()})
         return ''
     monkeypatch.setattr(helm.HelmRunner, 'upgrade', upgrade)
     monkeypatch.setattr(clustermesh_connect, 'require_helm', lambda path: ('/usr/bin/helm', (3, 20, 2)))
@@ -101,6 +104,19 @@ def test_first_connect_is_one_upgrade_keeping_everything_else(apiserver, run_mod
         {'name': 'mesh-3', 'ips': ['127.0.3.200'], 'port': 2379}]}
     assert values['ipam'] == {'mode': 'kubernetes'} and values['cluster'] == {'name': 'mesh-1', 'id': 1}
     assert values['clustermesh']['apiserver'] == {'service': {'type': 'LoadBalancer'}}
+
+
+@pytest.mark.parametrize('version,wait_args', [((3, 20, 2), ['--wait']), ((4, 3, 2), ['--wait=legacy'])])
+def test_the_runner_gets_the_helm_version_require_helm_found(apiserver, run_module, upgrades, monkeypatch,
+                                                             version, wait_args):
+    """Helm 4's bare --wait is another strategy than Helm 3's: the runner must know the major of the
+    binary the module checked."""
+    monkeypatch.setattr(clustermesh_connect, 'require_helm', lambda path: ('/usr/bin/helm', version))
+    install(apiserver)
+    ok, res = run_module(args(apiserver, MESH, wait=True))
+    assert ok, res
+    call, = upgrades
+    assert call['kw']['wait'] is True and call['wait_args'] == wait_args
 
 
 def test_already_connected_makes_no_helm_call(apiserver, run_module, upgrades):

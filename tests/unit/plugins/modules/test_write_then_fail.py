@@ -30,7 +30,8 @@ class FakeHelm(object):
         self.fail_with = fail_with
         self.calls = []
 
-    def __call__(self, binary, params, module=None):
+    def __call__(self, binary, params, module=None, version=None):
+        self.version = version  # the helm version require_helm found, handed to the runner
         return self
 
     def upgrade(self, name, namespace, values, **kw):
@@ -66,7 +67,7 @@ def test_install_wait_fails_after_upgrade_reports_the_revision_and_rollback(flee
         'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1, 'ipam_mode': 'kubernetes',
         'values': {'debug': {'enabled': True}}, 'wait': True, 'wait_timeout': 5})
     assert not ok
-    assert len(helm.calls) == 1
+    assert len(helm.calls) == 1 and helm.version == (3, 18, 0)  # the checked version reached the runner
     assert res['changed'] is True
     assert res['written'] == ['Helm release kube-system/cilium revision 4 (chart 1.18.0, status deployed)']
     assert 'mesh-1' in res['msg'] and 'not ready' in res['msg']
@@ -111,7 +112,8 @@ def test_helm_fails_without_storing_a_revision_is_not_changed(fleet, monkeypatch
 
 def test_enable_wait_fails_after_upgrade(fleet, monkeypatch):
     apiserver, store = fleet
-    monkeypatch.setattr(clustermesh_enable, 'HelmRunner', FakeHelm(store))
+    fake = FakeHelm(store)
+    monkeypatch.setattr(clustermesh_enable, 'HelmRunner', fake)
 
     def not_ready(cluster, ns, comps, timeout=300):
         raise ClusterError('not ready after 5s', cluster='mesh-1')
@@ -120,6 +122,7 @@ def test_enable_wait_fails_after_upgrade(fleet, monkeypatch):
         'kubeconfig': apiserver.kubeconfig('mesh-1'), 'wait_timeout': 5})
     assert not ok and res['changed'] is True
     assert res['written'][0].startswith('Helm release kube-system/cilium revision 4')
+    assert fake.version == (3, 18, 0)
 
 
 def test_unexpected_error_after_a_write_still_reports_it(apiserver, monkeypatch):
