@@ -81,9 +81,6 @@ _NAMESPACE_RE = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')
 # v3.20.2+gabc, v4.3.2; a helm built with `go install` and no version ldflag says only "v4.3"
 _VERSION_RE = re.compile(r'v?(\d+)\.(\d+)(?:\.(\d+))?')
 
-# The helm majors the collection is tested with (tests/integration/test_helm_majors.py).
-TESTED_HELM_MAJORS = (3, 4)
-
 
 class HelmError(ClusterError):
     """A helm failure, phrased for the user; ``str()`` names the cluster."""
@@ -206,7 +203,7 @@ class HelmDialect(object):
     Helm 4 are told apart (``HelmRunner`` asks it; modules never do).
 
     What Helm 4 changed, checked flag by flag against ``helm4 <command> --help`` of v4.3.2
-    (the flags the collection uses: ``upgrade --install --create-namespace --reset-values
+    (the flags the collection uses: ``upgrade --install --reset-values
     --reset-then-reuse-values --version --repo -f --timeout --wait``, ``uninstall --wait
     --timeout``, ``template --kube-version``, ``version --short``, the global ``--kubeconfig
     --kube-context``):

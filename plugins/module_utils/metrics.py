@@ -32,7 +32,9 @@ reads the agents with ``cilium-dbg status`` instead.
 
 import time
 
+from ansible_collections.meshops.cilium.plugins.module_utils.cluster import ClusterError
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
+from ansible_collections.meshops.cilium.plugins.module_utils.status import KVSTOREMESH_APP, list_status_pods
 
 # (section, container port name, metric name prefix)
 SOURCES = (
@@ -214,8 +216,6 @@ def read_metrics(cluster, namespace, pods=None):
     """``{'pods': {pod: summarize(...)}, 'unavailable': {pod: reason}, 'peers': ..., 'report': line}``
     for the clustermesh-apiserver ``pods`` (dicts; listed here when None): one GET per metrics port
     of each running pod."""
-    from ansible_collections.meshops.cilium.plugins.module_utils.cluster import ClusterError
-    from ansible_collections.meshops.cilium.plugins.module_utils.status import KVSTOREMESH_APP, list_status_pods
     if pods is None:
         pods = list_status_pods(cluster, namespace, [KVSTOREMESH_APP])[KVSTOREMESH_APP]
     read, unavailable = {}, {}
