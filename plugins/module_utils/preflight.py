@@ -22,6 +22,7 @@ Declared keys (all optional except ``host``): ``host`` (inventory name),
 """
 
 import ipaddress
+import os
 import re
 
 from ansible_collections.meshops.cilium.plugins.module_utils.common import (
@@ -75,6 +76,7 @@ FIELDS = {
     'node_port': 'cilium_clustermesh_node_port',
     'service_type': 'cilium_clustermesh_service_type',
     'release': 'cilium_release_name',
+    'chart_ref': 'cilium_chart_ref',
 }
 
 
@@ -585,6 +587,33 @@ def check_ca(members, ca_source, problems):
                 'reissued), or choose that cluster\'s CA with cilium_ca_source' % (m.host, ca_source)))
 
 
+def local_chart_path(chart_ref):
+    """The file system path ``chart_ref`` names when helm reads it as a local chart (an archive or a
+    directory: absolute, relative with ./ or ../, under ~, or ending .tgz), else None (``repo/chart``,
+    ``oci://``, a URL: helm resolves those itself)."""
+    ref = str(chart_ref or '')
+    if not ref or '://' in ref:
+        return None
+    if ref.startswith(('/', './', '../', '~')) or ref.endswith('.tgz'):
+        return os.path.expanduser(ref)
+    return None
+
+
+def check_chart_refs(members, problems):
+    """A local target chart (``chart_ref``) that is not there: helm would fail in the middle of the run
+    (in a rollout, after earlier batches were upgraded). One row per member that names it."""
+    for m in members:
+        path = local_chart_path(m.d.get('chart_ref'))
+        if path is None or os.path.exists(path):
+            continue
+        version = m.d.get('chart_version')
+        problems.append(problem(
+            m.host, 'chart_ref', 'the target chart %s%s does not exist on the controller'
+            % (m.d.get('chart_ref'), ' (cilium_chart_version %s)' % version if version else ''),
+            'download that chart there (helm pull cilium/cilium --version %s) or set cilium_chart_version to a '
+            'chart you have' % (version or '<version>')))
+
+
 def check_versions(members, problems):
     targets = []
     for m in members:
@@ -706,7 +735,7 @@ def check_node_ports(members, problems):
 
 CHECKS_DOC = (
     'connection', 'cluster_name', 'cluster_id', 'max_connected_clusters', 'identity change', 'Helm release',
-    'pod CIDRs', 'node IPs', 'service CIDRs', 'routing mode', 'native routing CIDR', 'CA', 'chart version',
+    'pod CIDRs', 'node IPs', 'service CIDRs', 'routing mode', 'native routing CIDR', 'CA', 'chart version', 'target chart',
     'kubeProxyReplacement', 'clustermesh-apiserver NodePort')
 
 
@@ -764,6 +793,7 @@ def check(clusters, ca_source=None, unreachable=ERROR, schemas=None, render=None
     check_routing(members, cidrs, problems)
     check_ca(members, ca_source, problems)
     check_versions(members, problems)
+    check_chart_refs(members, problems)
     check_kpr(members, problems)
     check_node_ports(members, problems)
     check_values(members, problems, schemas, render)

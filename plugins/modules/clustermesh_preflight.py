@@ -30,7 +30,8 @@ description:
     disjoint across clusters; node InternalIPs distinct and outside every pod CIDR; service CIDRs (overlap is a
     warning); one routing mode; in native routing an C(ipv4NativeRoutingCIDR) covering every cluster's pod CIDRs;
     one CA (fingerprints of existing C(cilium-ca) Secrets); chart versions (no minor version skipped on upgrade,
-    no downgrade, at most one minor version of skew in the mesh); C(kubeProxyReplacement) values the target chart
+    no downgrade, at most one minor version of skew in the mesh); a local target chart (O(clusters[].chart_ref)) that
+    exists; C(kubeProxyReplacement) values the target chart
     accepts (only true/false from 1.16) and C(k8sServiceHost) with it; with kube-proxy replacement, distinct
     clustermesh-apiserver NodePorts (distinct ports are suggested)."
 author:
@@ -120,6 +121,8 @@ options:
         description:
           - The target chart. A local archive or directory gives the C(values.schema.json) that O(clusters[].values) are
             checked against; a chart from a repository is checked by helm at install time.
+          - A local chart (a path: absolute, C(./), C(../), C(~) or ending C(.tgz)) that does not exist is an error
+            (field C(cilium_chart_ref)): helm would otherwise fail in the middle of the run.
         type: str
       install:
         description:

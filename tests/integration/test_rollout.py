@@ -2,8 +2,8 @@
 
 The four fleet clusters are uninstalled, then converged by site.yml on the previous minor (the 1.19
 chart of the fleet). On that mesh an unsupported target (a chart below the supported range, which
-would also downgrade every member) is refused by the preflight with rc 2 before any write: no Helm
-revision, no write in any audit log. Then upgrade.yml rolls the mesh to 1.20 with
+would also downgrade every member, and a chart the controller does not have) is refused by the
+preflight with rc 2 before any write: no Helm revision, no write in any audit log. Then upgrade.yml rolls the mesh to 1.20 with
 ``meshops_upgrade_batches: [1, 1, "100%"]`` (the canary mesh-1, then mesh-2, then mesh-3 and
 mesh-4), its output read as it comes: at each gate the clusters of the batches so far, and only
 they, run the target with one Helm revision more, every member's Secret cilium-clustermesh names
@@ -113,6 +113,10 @@ def test_an_unsupported_target_is_refused_before_any_write(mesh, book, inv, phas
                          text), text[-5000:]
         assert re.search(row + re.escape("the inventory downgrades %s from %s to %s"
                                          % (h, before[h][0][len("cilium-"):], UNSUPPORTED)), text), text[-5000:]
+        # and the fleet has no such chart: named before helm would fail on it
+        assert re.search(r"%s\s*\| ERROR\s*\| cilium_chart_ref\s*\| the target chart \S*cilium-%s\.tgz \(cilium_chart_version %s\) "
+                         r"does not exist on the controller" % (h, re.escape(UNSUPPORTED), re.escape(UNSUPPORTED)),
+                         text), text[-5000:]
     # stopped in the first batch's preflight: nothing upgraded, no gate
     assert "TASK [meshops.cilium.cilium" not in text and "Gate passed" not in text, text[-5000:]
     assert _parallel(cs, _release) == before

@@ -14,6 +14,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.preflight import (
     check,
     covering,
     format_table,
+    local_chart_path,
     summary,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.common import SUPPORTED_CHART_RANGE, int_or_none as as_int, version_tuple
@@ -543,6 +544,32 @@ def test_bad_version():
     clusters = mesh(2)
     clusters[0]['chart_version'] = 'latest'
     assert 'not a version number' in only(check(clusters), 'mesh-1', 'cilium_chart_version')['problem']
+
+
+def test_a_local_target_chart_that_is_not_there_is_an_error(tmp_path):
+    there = tmp_path / 'cilium-1.20.2.tgz'
+    there.write_bytes(b'')
+    clusters = mesh(3)
+    clusters[0]['chart_ref'] = str(there)
+    clusters[1]['chart_ref'] = str(tmp_path / 'cilium-1.20.99.tgz')
+    clusters[1]['chart_version'] = '1.20.99'
+    clusters[2]['chart_ref'] = 'cilium/cilium'
+    problems = check(clusters)
+    p = only(problems, 'mesh-2', 'cilium_chart_ref')
+    assert p['severity'] == ERROR
+    assert p['problem'] == ('the target chart %s (cilium_chart_version 1.20.99) does not exist on the controller'
+                            % (tmp_path / 'cilium-1.20.99.tgz'))
+    assert 'helm pull cilium/cilium --version 1.20.99' in p['fix']
+    # a chart that is there, and a repository chart (helm resolves it), are not refused
+    assert not [q for q in problems if q['field'] == 'cilium_chart_ref' and q['cluster'] != 'mesh-2']
+
+
+@pytest.mark.parametrize('ref, local', [
+    ('/charts/cilium.tgz', True), ('./cilium', True), ('../c/cilium', True), ('cilium-1.20.2.tgz', True),
+    ('~/charts/cilium', True), ('cilium/cilium', False), ('oci://quay.io/cilium/charts/cilium', False),
+    ('https://helm.cilium.io/cilium-1.20.2.tgz', False), ('', False), (None, False)])
+def test_which_chart_refs_are_local_paths(ref, local):
+    assert (local_chart_path(ref) is not None) is local
 
 
 # ---------------------------------------------------------------------------
