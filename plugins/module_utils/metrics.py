@@ -189,7 +189,7 @@ def report(cluster, pods, unavailable):
             words.append('%s %s%s, %s' % (
                 peer, 'ready' if e['ready'] else 'NOT ready',
                 ' and synced' if e['synced'] else ' but NOT synced (%s)' % ', '.join(e['pending'][:4]),
-                '%d failures (last %s)' % (e['failures'], _age(e['last_failure_age'])) if e['failures']
+                '%d failure%s (last %s)' % (e['failures'], '' if e['failures'] == 1 else 's', _age(e['last_failure_age'])) if e['failures']
                 else 'no failures'))
         parts.append('KVStoreMesh: %s remote clusters: %s' % (
             '/'.join(str(c) for c in counts) or '?', '; '.join(words) or 'none'))

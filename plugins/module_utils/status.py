@@ -248,7 +248,8 @@ def describe_remote(rc):
     if rc['status']:
         bits.append('status "%s"' % rc['status'])
     if rc['num_failures']:
-        bits.append('%d failures, last at %s' % (rc['num_failures'], rc['last_failure'] or 'unknown'))
+        plural = '' if rc['num_failures'] == 1 else 's'
+        bits.append('%d failure%s, last at %s' % (rc['num_failures'], plural, rc['last_failure'] or 'unknown'))
     if rc.get('cause'):
         bits.append('cause (kvstoremesh-dbg troubleshoot): %s' % ' / '.join(rc['cause']))
     return '; '.join(bits) or 'not ready'

@@ -121,8 +121,8 @@ options:
         description:
           - The target chart. A local archive or directory gives the C(values.schema.json) that O(clusters[].values) are
             checked against; a chart from a repository is checked by helm at install time.
-          - A local chart (a path: absolute, C(./), C(../), C(~) or ending C(.tgz)) that does not exist is an error
-            (field C(cilium_chart_ref)): helm would otherwise fail in the middle of the run.
+          - "A local chart (a path: absolute, C(./), C(../), C(~) or ending C(.tgz)) that does not exist is an error
+            (field C(cilium_chart_ref)): helm would otherwise fail in the middle of the run."
         type: str
       install:
         description:

@@ -275,7 +275,7 @@ metrics:
       type: str
       sample: "mesh-1: Cilium metrics: clustermesh-apiserver-5d9c-x2v: local state synced to its kvstore, 0 sync
         errors | KVStoreMesh: 2 remote clusters: mesh-2 ready and synced, no failures; mesh-3 ready and synced,
-        1 failures (last 4m ago)"
+        1 failure (last 4m ago)"
     peers:
       description:
         - Per peer, the worst over the KVStoreMesh pods, from C(cilium_kvstoremesh_remote_cluster_*) and

@@ -88,6 +88,12 @@ def test_a_peer_not_ready_and_not_synced_with_failures():
             in line), line
 
 
+def test_one_failure_is_one_failure():
+    page = kvstoremesh_page({'mesh-2': False}, failures={'mesh-2': 1}, last={'mesh-2': NOW - 30})
+    line = metrics.report('mesh-1', {'p1': metrics.summarize({'kvstoremesh': page}, now=NOW)}, {})
+    assert '1 failure (last' in line and '1 failures' not in line, line
+
+
 def test_the_worst_of_two_kvstoremesh_pods_counts():
     a = metrics.summarize({'kvstoremesh': kvstoremesh_page({'mesh-2': True})}, now=NOW)
     b = metrics.summarize({'kvstoremesh': kvstoremesh_page({'mesh-2': False}, failures={'mesh-2': 1},
