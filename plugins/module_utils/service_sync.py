@@ -39,6 +39,8 @@ MISSING = 'missing'                # nothing from the peer, and what the peer ex
 PARTIAL = 'partial'                # synced with another backend count than the peer exports
 PORTS_DIFFER = 'ports_differ'      # the peer's Service has other ports than this cluster's
 PROBLEM_STATES = (NOT_SYNCED, PARTIAL, PORTS_DIFFER)
+# from best to worst: when several clustermesh-apiserver pods disagree, the worst is reported
+STATE_RANK = (SYNCED, NO_BACKENDS, NOT_EXPORTED, MISSING, PARTIAL, PORTS_DIFFER, NOT_SYNCED)
 
 
 class SyncReadError(MeshopsError):
@@ -262,8 +264,8 @@ def peer_exports(peers):
 
 # -- reads (a cluster.Cluster) ---------------------------------------------------
 def merge_pod_reports(reports):
-    """One report from ``{pod: (report, problems)}``: per Service and peer the entry of the pod whose state is a
-    problem (first by pod name), each reason naming its pod when several pods answered."""
+    """One report from ``{pod: (report, problems)}``: per Service and peer the worst entry (``STATE_RANK``; the
+    first pod by name among equals), each reason naming its pod when several pods answered."""
     pods = sorted(reports)
     if len(pods) == 1:
         return reports[pods[0]]
@@ -276,7 +278,7 @@ def merge_pod_reports(reports):
                 if entry.get('reason'):
                     entry['reason'] = 'pod %s: %s' % (pod, entry['reason'])
                 have = merged.setdefault(service, {}).get(peer)
-                if have is None or (entry['state'] in PROBLEM_STATES and have['state'] not in PROBLEM_STATES):
+                if have is None or STATE_RANK.index(entry['state']) > STATE_RANK.index(have['state']):
                     merged[service][peer] = entry
                 if entry['state'] in PROBLEM_STATES:
                     problems.append(entry['reason'])
