@@ -234,6 +234,15 @@ def sync_report(local, local_services, cached, peers, exported_by_peer=None):
     return report, problems
 
 
+def export_problems(local, local_services, exported):
+    """Global, shared Services of ``local`` that its own clustermesh-apiserver has not exported to its kvstore
+    (Cilium exports a global Service even without backends, so a missing key means not synced yet)."""
+    return ['%s: Service %s is global and shared here, but the clustermesh-apiserver of %s has not exported it '
+            '(key %s%s/%s): its peers cannot sync it; check the clustermesh-apiserver (clustermesh_status)'
+            % (local, service, local, STATE_PREFIX, local, service)
+            for service, facts in sorted(local_services.items()) if facts.get('shared') and service not in exported]
+
+
 def summary(report):
     """One line per global Service: ``ns/name: mesh-2 3 backends synced, mesh-3 0 (no_backends)``."""
     lines = []
@@ -332,8 +341,14 @@ def read_sync(cluster, namespace='kube-system', exec_timeout=30, services=None, 
     del secret
     exported_by_peer = peer_exports(peers) if peers is not None else None
     all_peers = sorted(set(mesh_peers) | set(exported_by_peer or {}))
-    res = cluster.call('list Services in all namespaces', cluster.core.list_service_for_all_namespaces)
-    local_services = global_services(cluster.to_dict(s) for s in (res.items or []))
+    if services:  # only their namespaces (narrower permissions than a list in every namespace)
+        items = []
+        for ns in sorted(set(s.split('/', 1)[0] for s in services)):
+            items.extend(cluster.call('list Services in namespace %s' % ns, cluster.core.list_namespaced_service,
+                                      ns).items or [])
+    else:
+        items = cluster.call('list Services in all namespaces', cluster.core.list_service_for_all_namespaces).items
+    local_services = global_services(cluster.to_dict(s) for s in (items or []))
     if services:
         unknown = [s for s in services if s not in local_services]
         local_services = dict((k, v) for k, v in local_services.items() if k in services)
@@ -356,6 +371,7 @@ def read_sync(cluster, namespace='kube-system', exec_timeout=30, services=None, 
         cached_by_pod[pod] = cached
         reports[pod] = sync_report(local, local_services, cached, all_peers, exported_by_peer)
     report, problems = merge_pod_reports(reports)
+    problems = export_problems(local, local_services, exported) + list(problems)
     first = cached_by_pod[sorted(cached_by_pod)[0]]
     synced = {}
     for peer, svcs in first.items():

@@ -28,7 +28,8 @@ description:
     absent, not global or C(shared=false) there); V(not_synced) (with O(peers): the peer exports it, nothing of it is in this
     cluster's KVStoreMesh); V(missing) (without O(peers): nothing from that peer, which may not export it); V(partial) (another backend count than the peer exports); V(ports_differ) (the peer's
     Service has other ports). The last three are RV(problems), each naming the cluster, the Service, the peer
-    and what to check."
+    and what to check. So is a global, shared Service of this cluster that its own clustermesh-apiserver has not
+    exported (Cilium exports one even without backends)."
   - O(peers) makes the comparison exact. Run this module on every cluster first, then again with O(peers) set
     to the other clusters' results (or just their RV(exported)); without O(peers) a missing entry cannot tell
     "not exported by the peer" from "not synced".
@@ -75,8 +76,8 @@ extends_documentation_fragment:
   - meshops.cilium.attributes
   - meshops.cilium.attributes.info_module
 notes:
-  - Needs get on ConfigMaps, Deployments and Secrets in O(namespace), list on Services in every namespace,
-    list on Pods and create on C(pods/exec) in O(namespace).
+  - Needs get on ConfigMaps, Deployments and Secrets in O(namespace), list on Services in every namespace (only
+    in the namespaces of O(services) when given), list on Pods and create on C(pods/exec) in O(namespace).
   - Secret values are never read into the result; only the key names of C(cilium-clustermesh) are used.
   - On the collection's local test fleet the clustermesh-apiserver pods run Cilium 1.20.2's own programs, so
     this module reads Cilium's real state there too; the workload pods behind the Services are simulated (they
@@ -140,7 +141,8 @@ report:
   sample: {"demo/echo": {"mesh-2": {"state": "synced", "synced": true, "backends": 2, "expected": 2,
            "ports": ["http 80/TCP"], "reason": null}}}
 problems:
-  description: The reasons of every entry not synced, synced partially or with other ports.
+  description: The reasons of every entry not synced, synced partially or with other ports, and of every global,
+    shared Service of this cluster not exported by it.
   returned: always
   type: list
   elements: str

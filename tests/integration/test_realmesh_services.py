@@ -9,6 +9,8 @@ clustermesh_service_info reads both with Cilium's own debug shell (kvstore/list,
 every cluster must report every peer's backends synced with that peer's count; a peer scaled to 0 is then
 reported with no backends and the reason, and back; a re-run (also in check mode) writes nothing.
 
+playbooks/services.yml with services_check_sync=wait prints the same per cluster.
+
 A converged 3-cluster mesh (site.yml with the local inventory) is reused when present, as
 test_realmesh_status.py does.
 """
@@ -54,10 +56,19 @@ def mesh(fleet, collections_path, tmp_path_factory):
         apps = c.apps()
         apps.delete_namespaced_deployment("echo", NS) if apps.list_namespaced_deployment(NS).items else None
         apps.create_namespaced_deployment(NS, _deployment(REPLICAS[name]))
-    # the global Service on every cluster, as users declare it (role services)
-    out = play("services.yml", HOSTS, "-e", json.dumps({"meshops_global_services": GLOBAL}))
+    # the global Service on every cluster, as users declare it (role services), then the role's own check of
+    # what Cilium synced, waiting until every peer's backends are in every cluster's KVStoreMesh
+    out = play("services.yml", HOSTS, "-e", json.dumps({"meshops_global_services": GLOBAL,
+                                                        "services_check_sync": "wait"}))
     assert all(r["failed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
-    print("global Service declared in %.0fs" % (time.time() - started))
+    for name in HOSTS:
+        line = [ln for ln in out.splitlines() if '"%s: Cilium synced: ' % name in ln]
+        assert line, out[-3000:]
+        for peer in HOSTS:
+            if peer != name:
+                assert "%s %d backend(s) synced" % (peer, REPLICAS[peer]) in line[0], line[0]
+        assert "NOT IN SYNC" not in line[0], line[0]
+    print("global Service declared and its sync checked in %.0fs" % (time.time() - started))
     yield clusters
     for c in clusters.values():
         c.kubectl("delete", "namespace", NS, "--wait=false", check=False)

@@ -189,12 +189,16 @@ class StubCluster(object):
     def list_service_for_all_namespaces(self):
         return _Items([SERVICE])
 
+    def list_namespaced_service(self, ns):
+        return _Items([SERVICE] if ns == 'probe' else [])
+
     def list_namespaced_pod(self, ns, label_selector=None):
         return _Items([{'metadata': {'name': p, 'labels': {'k8s-app': 'clustermesh-apiserver'}},
                         'status': {'phase': 'Running'}} for p in self.pods])
 
     def call(self, action, func, *args, **kwargs):
         self.calls.append(action)
+        StubCluster.last_calls = self.calls
         return func(*args, **kwargs)
 
     @staticmethod
@@ -224,11 +228,15 @@ def test_read_sync_reads_every_pod_and_only_cilium_state():
     assert out['report']['probe/echo']['mesh-2']['state'] == 'missing'
     assert out['report']['probe/echo']['mesh-2']['reason'].startswith('pod cm-b: ')
     assert out['in_sync'] is True and out['source']['pods'] == ['cm-a', 'cm-b']
+    assert 'list Services in all namespaces' in StubCluster.last_calls
     # with what the peers export, the same is a problem
     out = ss.read_sync(StubCluster(), exec_fn=exec_fn, peers={'mesh-2': {'exported': {
-        'probe/echo': ss.cluster_service(MESH2_ECHO, 'k')}}}, services=['probe/echo', 'probe/none'])
-    assert out['in_sync'] is False and out['unknown_services'] == ['probe/none']
+        'probe/echo': ss.cluster_service(MESH2_ECHO, 'k')}}}, services=['probe/echo', 'probe/none', 'other/x'])
+    assert out['in_sync'] is False and out['unknown_services'] == ['probe/none', 'other/x']
     assert out['report']['probe/echo']['mesh-2']['state'] == 'not_synced'
+    # only the namespaces of the Services asked for are listed
+    assert [c for c in StubCluster.last_calls if c.startswith('list Services')] == [
+        'list Services in namespace other', 'list Services in namespace probe']
 
 
 def test_read_sync_refusals_name_the_cluster_and_fix():
@@ -244,3 +252,13 @@ def test_read_sync_refusals_name_the_cluster_and_fix():
                                                'cilium/cache/services/v1/ in pod cm-a container kvstoremesh exited 1: '
                                                'Error: unknown command'):
         ss.read_sync(StubCluster(), exec_fn=failing)
+
+
+def test_export_problems_name_a_global_shared_service_not_exported_here():
+    local = ss.global_services([SERVICE, {'metadata': {'name': 'y', 'namespace': 'probe', 'annotations': {
+        'service.cilium.io/global': 'true', 'service.cilium.io/shared': 'false'}}, 'spec': {'ports': [{'port': 1}]}}])
+    assert ss.export_problems('mesh-1', local, {'probe/echo': {}}) == []
+    out = ss.export_problems('mesh-1', local, {})
+    assert out == ['mesh-1: Service probe/echo is global and shared here, but the clustermesh-apiserver of mesh-1 has '
+                   'not exported it (key cilium/state/services/v1/mesh-1/probe/echo): its peers cannot sync it; check '
+                   'the clustermesh-apiserver (clustermesh_status)']
