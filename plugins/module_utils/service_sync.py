@@ -303,8 +303,8 @@ def _kvstore_list(exec_fn, pod, namespace, prefix, cluster):
                             'pods/exec in namespace %s (docs/rbac.md) and the pod must be Running'
                             % (cluster, ' '.join(command), e, namespace))
     if rc not in (0, None):
-        raise SyncReadError('cluster %s: %s in pod %s container %s exited %s: %s. Fix: Cilium 1.16 or later with '
-                            'KVStoreMesh (its debug shell), and a Ready clustermesh-apiserver'
+        raise SyncReadError('cluster %s: %s in pod %s container %s exited %s: %s. Fix: a clustermesh-apiserver whose '
+                            'image has the debug shell (Cilium 1.20 verified) with KVStoreMesh, and Ready'
                             % (cluster, ' '.join(command), pod, KVSTOREMESH_CONTAINER, rc,
                                ' '.join((err or out or '').split())[:300]))
     try:

@@ -17,7 +17,8 @@ description:
     cilium/cache/services/v1/) (what KVStoreMesh synced from every peer; the agents of this cluster read exactly
     that) and C(clustermesh-apiserver shell -- kvstore/list cilium/state/services/v1/<this cluster>/) (what
     this cluster exports of its own global Services, in RV(exported)). The image ships no etcdctl and no
-    shell; this is the tool Cilium 1.16+ ships in it. Every Running clustermesh-apiserver pod is read (each
+    shell; this is the tool Cilium ships in it (checked in Cilium 1.20.2's
+    source and run against 1.20.2; the clustermesh-apiserver of older releases is not verified). Every Running clustermesh-apiserver pod is read (each
     replica has its own etcd)."
   - From Kubernetes it reads only ConfigMap C(cilium-config) (the cluster name), Deployment
     C(clustermesh-apiserver) (whether KVStoreMesh is on), the key names of Secret C(cilium-clustermesh) (the
@@ -93,11 +94,14 @@ EXAMPLES = r'''
     context: "{{ inventory_hostname }}"
   register: sync
 
+# peers are keyed by Cilium cluster name: here each host is named after its cluster
 - name: Compare with what every peer exports, and wait until in sync
   meshops.cilium.clustermesh_service_info:
     context: "{{ inventory_hostname }}"
-    peers: "{{ dict(groups['mesh'] | difference([inventory_hostname]) | zip(groups['mesh'] | difference([inventory_hostname]) | map('extract', hostvars, 'sync'))) }}"
+    peers: "{{ dict(peer_hosts | zip(peer_hosts | map('extract', hostvars, 'sync'))) }}"
     wait: true
+  vars:
+    peer_hosts: "{{ ansible_play_hosts | difference([inventory_hostname]) }}"
 '''
 
 RETURN = r'''
