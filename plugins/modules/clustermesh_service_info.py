@@ -17,24 +17,26 @@ description:
     cilium/cache/services/v1/) (what KVStoreMesh synced from every peer; the agents of this cluster read exactly
     that) and C(clustermesh-apiserver shell -- kvstore/list cilium/state/services/v1/<this cluster>/) (what
     this cluster exports of its own global Services, in RV(exported)). The image ships no etcdctl and no
-    shell; this is the tool Cilium ships in it (checked in Cilium 1.20.2's
-    source and run against 1.20.2; the clustermesh-apiserver of older releases is not verified). Every Running clustermesh-apiserver pod is read (each
-    replica has its own etcd)."
+    shell; this is the tool Cilium ships in it (checked in Cilium 1.20.2's source and run against 1.20.2; the
+    clustermesh-apiserver of older releases is not verified). Every Running clustermesh-apiserver pod is read
+    (each replica has its own etcd)."
   - From Kubernetes it reads only ConfigMap C(cilium-config) (the cluster name), Deployment
     C(clustermesh-apiserver) (whether KVStoreMesh is on), the key names of Secret C(cilium-clustermesh) (the
     peers) and the Services (which are global here, with which ports).
   - "Per Service and peer the state is: V(synced) (backends from that peer are in this cluster's KVStoreMesh,
     as many as the peer exports when O(peers) is given); V(no_backends) (synced, but the peer exports no
     backend: none is ready there); V(not_exported) (with O(peers): the peer exports nothing of it, being
-    absent, not global or C(shared=false) there); V(not_synced) (with O(peers): the peer exports it, nothing of it is in this
-    cluster's KVStoreMesh); V(missing) (without O(peers): nothing from that peer, which may not export it); V(partial) (another backend count than the peer exports); V(ports_differ) (the peer's
-    Service has other ports). The last three are RV(problems), each naming the cluster, the Service, the peer
-    and what to check. So is a global, shared Service of this cluster that its own clustermesh-apiserver has not
-    exported (Cilium exports one even without backends)."
+    absent, not global or C(shared=false) there); V(missing) (without O(peers): nothing from that peer, which
+    may not export it); V(not_synced) (with O(peers): the peer exports it, nothing of it is in this cluster's
+    KVStoreMesh); V(partial) (another backend count than the peer exports); V(ports_differ) (the peer's
+    Service has other ports)."
+  - "V(not_synced), V(partial) and V(ports_differ) are RV(problems), each naming the cluster, the Service, the
+    peer and what to check. So is a global, shared Service of this cluster that its own clustermesh-apiserver
+    has not exported (Cilium exports one even without backends)."
   - O(peers) makes the comparison exact. Run this module on every cluster first, then again with O(peers) set
     to the other clusters' results (or just their RV(exported)); without O(peers) a missing entry cannot tell
     "not exported by the peer" from "not synced".
-  - Never writes; RV(changed) is always false and check mode behaves the same.
+  - Never writes; C(changed) is always false and check mode behaves the same.
   - Needs ClusterMesh with KVStoreMesh (chart default since 1.16); a cluster without it is refused naming the
     chart values to set. Agents without KVStoreMesh keep their remote state in memory only; this module does
     not read them.

@@ -98,7 +98,8 @@ def test_every_peer_synced_with_its_backend_count(mesh, run_module):
     checked = {}
     for name, c in sorted(mesh.items()):
         mark = c.audit_mark()
-        checked[name] = r = run_module("clustermesh_service_info", c, peers=_peers(results, name), wait=True, wait_timeout=90)
+        checked[name] = r = run_module("clustermesh_service_info", c, peers=_peers(results, name), wait=True,
+                                       wait_timeout=90)
         assert r["_rc"] == 0 and r["changed"] is False, r.get("msg")
         assert r["in_sync"] is True and r["problems"] == [], r["problems"]
         assert r["cluster"] == name and r["peers"] == sorted(h for h in HOSTS if h != name)

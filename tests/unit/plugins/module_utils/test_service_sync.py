@@ -154,7 +154,8 @@ def test_peer_exports_accepts_a_result_or_its_exported():
 def test_merge_pod_reports_keeps_the_worst_and_names_the_pod():
     good = ss.sync_report('mesh-1', LOCAL, _cached(('cilium/cache/services/v1/mesh-2/probe/echo', MESH2_ECHO)),
                           ['mesh-2'], {'mesh-2': {'probe/echo': ss.cluster_service(MESH2_ECHO, 'k')}})
-    bad = ss.sync_report('mesh-1', LOCAL, {}, ['mesh-2'], {'mesh-2': {'probe/echo': ss.cluster_service(MESH2_ECHO, 'k')}})
+    exports = {'mesh-2': {'probe/echo': ss.cluster_service(MESH2_ECHO, 'k')}}
+    bad = ss.sync_report('mesh-1', LOCAL, {}, ['mesh-2'], exports)
     assert ss.merge_pod_reports({'p1': good}) == good
     report, problems = ss.merge_pod_reports({'p1': good, 'p2': bad})
     assert report['probe/echo']['mesh-2']['state'] == 'not_synced'
@@ -222,7 +223,8 @@ def test_read_sync_reads_every_pod_and_only_cilium_state():
                                                        'shared': True}}}
     # the state of this cluster is read once, the KVStoreMesh cache of every pod
     assert seen == [('cm-a', 'kvstoremesh', 'clustermesh-apiserver shell -- kvstore/list cilium/cache/services/v1/'),
-                    ('cm-a', 'kvstoremesh', 'clustermesh-apiserver shell -- kvstore/list cilium/state/services/v1/mesh-1/'),
+                    ('cm-a', 'kvstoremesh',
+                     'clustermesh-apiserver shell -- kvstore/list cilium/state/services/v1/mesh-1/'),
                     ('cm-b', 'kvstoremesh', 'clustermesh-apiserver shell -- kvstore/list cilium/cache/services/v1/')]
     # pod cm-b has nothing from mesh-2: missing there (no peers given), not a problem
     assert out['report']['probe/echo']['mesh-2']['state'] == 'missing'
