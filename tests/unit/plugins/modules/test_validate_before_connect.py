@@ -15,6 +15,7 @@ from ansible_collections.meshops.cilium.plugins.modules import (
     clustermesh_info,
     clustermesh_policy,
     clustermesh_service,
+    clustermesh_service_info,
     clustermesh_status,
     clustermesh_traffic_check,
     ipsec_keys,
@@ -52,6 +53,10 @@ CASES = [
     (clustermesh_policy, {'definition': POLICY, 'members': ['mesh-1', 'mesh-2']}, 'selects cluster mesh-7, which is not'),
     (clustermesh_policy, {'definition': dict(POLICY, kind='NetworkPolicy'), 'members': ['mesh-1']}, 'field kind'),
     (clustermesh_status, {'parallel': 0}, 'parallel must be at least 1'),
+    (clustermesh_service_info, {'services': ['echo']}, "field services: each entry must be namespace/name, got 'echo'"),
+    (clustermesh_service_info, {'peers': {'mesh-2': 'all synced'}}, 'field peers.mesh-2 must be the result of this'),
+    (clustermesh_service_info, {'peers': {'mesh-2': {'exported': {'demo/echo': {'ports': []}}}}},
+     'field peers.mesh-2 must be the result of this check on mesh-2'),
     (clustermesh_traffic_check, {'state': 'tested'}, 'clusters is required with state=tested'),
     (clustermesh_traffic_check, {'state': 'tested', 'clusters': ['mesh-1'], 'request_timeout': 0},
      'request_timeout and wait_timeout must be at least 1'),
@@ -59,6 +64,7 @@ CASES = [
     (ipsec_keys_info, {'context': 'no-such-context'}, 'no-such-context'),
     (clustermesh_status, {'context': 'no-such-context'}, 'no-such-context'),
     (clustermesh_service, dict(SERVICE, context='no-such-context'), 'no-such-context'),
+    (clustermesh_service_info, {'context': 'no-such-context'}, 'no-such-context'),
 ]
 
 
