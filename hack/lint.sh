@@ -31,11 +31,14 @@ mkdir -p "$colls/ansible_collections/meshops"
 ln -sfn "$root" "$colls/ansible_collections/meshops/cilium"
 export ANSIBLE_COLLECTIONS_PATH="$colls${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}"
 # ansible-lint also looks in ~/.ansible/collections: an installed copy of meshops.cilium there (an older
-# release, say) is read instead of this checkout, and its roles and playbooks are linted as if they were ours.
+# release, say) would be read instead of this checkout (a new module "couldn't resolve"). ansible-lint
+# runs with a scratch HOME of its own (kept, for its caches), so only this checkout is meshops.cilium.
+lint_home="$colls/home"
+mkdir -p "$lint_home"
 installed="$HOME/.ansible/collections/ansible_collections/meshops/cilium"
 if [[ -e "$installed" && "$(readlink -f "$installed")" != "$root" ]]; then
-    say "WARNING: another copy of meshops.cilium is installed at $installed; ansible-lint may read it instead" \
-        "of this checkout (a role or playbook 'not found'): remove it (ansible-galaxy collection list shows it)"
+    say "note: another copy of meshops.cilium is installed at $installed; ansible-lint does not read it" \
+        "(it runs with HOME=$lint_home)"
 fi
 
 status=0
@@ -56,7 +59,7 @@ step() { # name command...
 }
 
 color=(); [[ -t 1 ]] || color=(--nocolor)
-step "ansible-lint (profile production)" ansible-lint "${color[@]}"
+step "ansible-lint (profile production)" env HOME="$lint_home" ansible-lint "${color[@]}"
 step "antsibull-changelog lint (fragments)" antsibull-changelog lint
 step "antsibull-changelog lint-changelog-yaml" antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 
