@@ -15,6 +15,7 @@
 """
 
 import copy
+import time
 import traceback
 from urllib.parse import unquote
 
@@ -395,6 +396,20 @@ def wait_argument_spec(wait=False, timeout=300):
     of modules that can wait for what they wrote or read; each module documents what it waits for.
     Spread it with ``**`` where the two options stand, so the spec keeps its order."""
     return dict(wait=dict(type='bool', default=wait), wait_timeout=dict(type='int', default=timeout))
+
+
+def read_until(read, done, params):
+    """``read()`` once, or with ``params['wait']`` again every ``wait_interval`` seconds until ``done(result)``
+    or ``wait_timeout`` would pass: ``(last result, number of reads)``. The polling of every module with
+    ``wait_argument_spec`` and a ``wait_interval`` option."""
+    deadline = time.time() + max(0, params['wait_timeout'])
+    attempts = 0
+    while True:
+        attempts += 1
+        result = read()
+        if done(result) or not params['wait'] or time.time() + params['wait_interval'] > deadline:
+            return result, attempts
+        time.sleep(params['wait_interval'])
 
 
 def run_module(run, argument_spec, **kwargs):

@@ -177,9 +177,7 @@ attempts:
   type: int
 '''
 
-import time
-
-from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module, wait_argument_spec
+from ansible_collections.meshops.cilium.plugins.module_utils.base import read_until, run_module, wait_argument_spec
 from ansible_collections.meshops.cilium.plugins.module_utils.service_sync import SyncParseError, peer_exports, read_sync
 
 
@@ -191,15 +189,10 @@ def run(m):
                              % (m.name, ', '.join(repr(s) for s in bad)))
     if p['peers'] is not None:
         peer_exports(p['peers'])  # refused before any read
-    deadline = time.time() + max(0, p['wait_timeout'])
-    attempts = 0
-    while True:
-        attempts += 1
-        st = read_sync(m.cluster, namespace=p['namespace'], exec_timeout=p['exec_timeout'], services=p['services'],
-                       peers=p['peers'])
-        if st['in_sync'] or not p['wait'] or time.time() + p['wait_interval'] > deadline:
-            break
-        time.sleep(p['wait_interval'])
+    st, attempts = read_until(
+        lambda: read_sync(m.cluster, namespace=p['namespace'], exec_timeout=p['exec_timeout'],
+                          services=p['services'], peers=p['peers']),
+        lambda st: st['in_sync'], p)
     if p['wait'] and not st['in_sync']:
         m.fail('cluster %s: global Services not in sync after %ss (%d reads): %s' % (
             st['cluster'], p['wait_timeout'], attempts, '; '.join(st['problems'])), attempts=attempts, **st)

@@ -298,9 +298,7 @@ attempts:
   sample: 1
 '''
 
-import time
-
-from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module, wait_argument_spec
+from ansible_collections.meshops.cilium.plugins.module_utils.base import read_until, run_module, wait_argument_spec
 from ansible_collections.meshops.cilium.plugins.module_utils.metrics import read_metrics
 from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status
 
@@ -309,15 +307,10 @@ def run(m):
     p = m.params
     if p['parallel'] < 1:
         m.fail('parallel must be at least 1')
-    deadline = time.time() + max(0, p['wait_timeout'])
-    attempts = 0
-    while True:
-        attempts += 1
-        st = read_status(m.cluster, namespace=p['namespace'], agent_status=p['agent_status'],
-                         parallel=p['parallel'], exec_timeout=p['exec_timeout'])
-        if st['ready'] or not p['wait'] or time.time() + p['wait_interval'] > deadline:
-            break
-        time.sleep(p['wait_interval'])
+    st, attempts = read_until(
+        lambda: read_status(m.cluster, namespace=p['namespace'], agent_status=p['agent_status'],
+                            parallel=p['parallel'], exec_timeout=p['exec_timeout']),
+        lambda st: st['ready'], p)
     st['metrics'] = None
     if p['metrics'] == 'auto' and st['clustermesh_enabled']:
         st['metrics'] = read_metrics(m.cluster, p['namespace'])

@@ -9,6 +9,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     cluster_argument_spec,
     mask_secrets,
     merged_spec,
+    read_until,
     wait_argument_spec,
 )
 
@@ -74,3 +75,26 @@ def test_wait_argument_spec_defaults_and_order():
         wait=dict(type='bool', default=True), wait_timeout=dict(type='int', default=60))
     # each call builds new dicts: a module changing its copy changes no other module's
     assert wait_argument_spec()['wait'] is not wait_argument_spec()['wait']
+
+
+def test_read_until_reads_once_without_wait_and_polls_with_it(monkeypatch):
+    from ansible_collections.meshops.cilium.plugins.module_utils import base
+    slept = []
+    monkeypatch.setattr(base.time, 'sleep', slept.append)
+    answers = iter([False, False, True, True])
+    assert read_until(lambda: next(answers), bool, {'wait': False, 'wait_timeout': 60, 'wait_interval': 2}) \
+        == (False, 1)
+    assert slept == []
+    assert read_until(lambda: next(answers), bool, {'wait': True, 'wait_timeout': 60, 'wait_interval': 2}) \
+        == (True, 2)
+    assert slept == [2]
+
+
+def test_read_until_stops_before_the_timeout_would_pass(monkeypatch):
+    from ansible_collections.meshops.cilium.plugins.module_utils import base
+    now = [1000.0]
+    monkeypatch.setattr(base.time, 'time', lambda: now[0])
+    monkeypatch.setattr(base.time, 'sleep', lambda s: now.__setitem__(0, now[0] + s))
+    result, attempts = read_until(lambda: False, bool, {'wait': True, 'wait_timeout': 10, 'wait_interval': 3})
+    # reads at 0, 3, 6, 9 s; a fifth at 12 s would be past the 10 s timeout
+    assert result is False and attempts == 4
