@@ -62,6 +62,11 @@ def deployment_ready(deployment):
             'replicas': replicas, 'ready_replicas': ready, 'updated_replicas': updated}
 
 
+def counted(count, noun):
+    """``'1 failure'``, ``'3 failures'``: a count with its noun in the right number."""
+    return '%d %s%s' % (count, noun, '' if count == 1 else 's')
+
+
 def _int(value, default=0):
     number = int_or_none(value)
     return default if number is None else number

@@ -33,6 +33,7 @@ reads the agents with ``cilium-dbg status`` instead.
 import time
 
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import ClusterError
+from ansible_collections.meshops.cilium.plugins.module_utils.common import counted
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 from ansible_collections.meshops.cilium.plugins.module_utils.status import KVSTOREMESH_APP, list_status_pods
 
@@ -189,7 +190,7 @@ def report(cluster, pods, unavailable):
             words.append('%s %s%s, %s' % (
                 peer, 'ready' if e['ready'] else 'NOT ready',
                 ' and synced' if e['synced'] else ' but NOT synced (%s)' % ', '.join(e['pending'][:4]),
-                '%d failure%s (last %s)' % (e['failures'], '' if e['failures'] == 1 else 's', _age(e['last_failure_age'])) if e['failures']
+                '%s (last %s)' % (counted(e['failures'], 'failure'), _age(e['last_failure_age'])) if e['failures']
                 else 'no failures'))
         parts.append('KVStoreMesh: %s remote clusters: %s' % (
             '/'.join(str(c) for c in counts) or '?', '; '.join(words) or 'none'))

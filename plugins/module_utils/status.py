@@ -24,7 +24,7 @@ import binascii
 import json
 import re
 
-from ansible_collections.meshops.cilium.plugins.module_utils.common import deployment_ready
+from ansible_collections.meshops.cilium.plugins.module_utils.common import counted, deployment_ready
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError, MeshopsValueError
 
 
@@ -248,8 +248,7 @@ def describe_remote(rc):
     if rc['status']:
         bits.append('status "%s"' % rc['status'])
     if rc['num_failures']:
-        plural = '' if rc['num_failures'] == 1 else 's'
-        bits.append('%d failure%s, last at %s' % (rc['num_failures'], plural, rc['last_failure'] or 'unknown'))
+        bits.append('%s, last at %s' % (counted(rc['num_failures'], 'failure'), rc['last_failure'] or 'unknown'))
     if rc.get('cause'):
         bits.append('cause (kvstoremesh-dbg troubleshoot): %s' % ' / '.join(rc['cause']))
     return '; '.join(bits) or 'not ready'

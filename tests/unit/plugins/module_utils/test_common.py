@@ -7,6 +7,7 @@ import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils import common, helm, info, mesh, preflight, status, values
 from ansible_collections.meshops.cilium.plugins.module_utils.common import (
+    counted,
     deployment_ready,
     int_or_none,
     version_tuple,
@@ -75,3 +76,7 @@ def test_endpoint_names_say_what_they_do():
     assert mesh.normalize_endpoint({'ips': [' 10.0.0.2', '10.0.0.1'], 'port': '2379'}) == {
         'ips': ['10.0.0.1', '10.0.0.2'], 'address': None, 'port': 2379}
     assert not hasattr(info, 'normalize_endpoint')
+
+
+def test_counted():
+    assert [counted(n, 'failure') for n in (0, 1, 2)] == ['0 failures', '1 failure', '2 failures']
