@@ -81,6 +81,34 @@ options:
       - Seconds one status command may take in one pod.
     type: int
     default: 30
+  members:
+    description:
+      - Read these clusters instead of the one the connection options name, side by side (threads, up to
+        32 members at a time), each with only its own O(members[].kubeconfig) and O(members[].context)
+        (never the module's own O(host), token or client certificate) and each waiting on its own with O(wait).
+      - The result is RV(members), one status per cluster, and RV(ready) when every member is ready; a member
+        that cannot be read is a failed entry of RV(members) and a line of RV(not_ready). One task then
+        checks a whole mesh (the upgrade role's gate) without one Ansible task per member.
+      - The other keys of the result are then only inside RV(members).
+    type: list
+    elements: dict
+    version_added: 0.3.0
+    suboptions:
+      name:
+        description:
+          - The member's cluster name (the key of RV(members)); also its context when O(members[].context)
+            is not given.
+        type: str
+        required: true
+      kubeconfig:
+        description:
+          - Path to the member's kubeconfig, or its content as a dictionary (its credentials are never shown).
+            Without it, E(KUBECONFIG) or C(~/.kube/config).
+        type: raw
+      context:
+        description:
+          - The member's context in its kubeconfig; default O(members[].name).
+        type: str
   wait:
     description:
       - Wait until everything checked is ready; fail after O(wait_timeout) with the reasons.
@@ -171,6 +199,17 @@ not_ready:
   type: list
   elements: str
   sample: ["mesh-1: peer mesh-2 not ready on agent cilium-x2v9k: not connected; 3 failures, last at 2025-11-27T14:05:11Z"]
+members:
+  description:
+    - With O(members), one entry per member, keyed by its name; the other keys of this list except RV(ready)
+      and RV(not_ready) are then only inside the entries.
+    - "An entry: every key this module returns for one cluster (RV(apiserver), RV(expected_peers), RV(agents),
+      RV(kvstoremesh), ...), plus C(cluster), C(attempts) and C(warnings); or, for a member that could not be
+      read, C(failed: true) and C(msg) naming the member."
+  returned: with O(members)
+  type: dict
+  version_added: 0.3.0
+  sample: {"mesh-1": {"cluster": "mesh-1", "ready": true, "not_ready": [], "expected_peers": ["mesh-2"]}}
 clustermesh_enabled:
   description: Whether Deployment C(clustermesh-apiserver) exists.
   returned: always
@@ -298,38 +337,117 @@ attempts:
   sample: 1
 '''
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.meshops.cilium.plugins.module_utils.base import read_until, run_module, wait_argument_spec
+from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
+    CONNECTION_OPTIONS, USER_AGENT, Cluster, ClusterError, resolve_connection)
+from ansible_collections.meshops.cilium.plugins.module_utils.common import CLUSTER_NAME_RE
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.metrics import read_metrics
 from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status
+
+
+# members read at the same time (each also execs into up to ``parallel`` pods at a time)
+MAX_MEMBER_THREADS = 32
+
+
+def _read(cluster, p):
+    """The status of ``cluster`` (waiting with ``p['wait']``) and the number of reads: (status, attempts)."""
+    st, attempts = read_until(
+        lambda: read_status(cluster, namespace=p['namespace'], agent_status=p['agent_status'],
+                            parallel=p['parallel'], exec_timeout=p['exec_timeout']),
+        lambda st: st['ready'], p)
+    st['metrics'] = None
+    if p['metrics'] == 'auto' and st['clustermesh_enabled']:
+        st['metrics'] = read_metrics(cluster, p['namespace'])
+    return st, attempts
+
+
+def _warnings(st):
+    """What a reader of ``st`` must be told: metrics not read, unverifiable or simulated parts."""
+    out = []
+    if st['metrics'] and st['metrics']['unavailable']:
+        out.append('Cilium metrics not read from %s' % '; '.join(
+            '%s (%s)' % kv for kv in sorted(st['metrics']['unavailable'].items()))[:800])
+    for kind, label in (('agents', 'agent'), ('kvstoremesh', 'KVStoreMesh')):
+        sec = st[kind]
+        if sec.get('unverifiable'):
+            reasons = sorted(set(sec['unavailable'].values()))
+            out.append('%s status could not be read from any of %d pods, so per-peer connectivity was NOT '
+                       'verified (control plane only): %s' % (label, sec['total'], '; '.join(reasons)[:500]))
+    for kind, pods in sorted(st['simulated'].items()):
+        reason = sorted(set(st[kind]['simulated'].values()))
+        out.append('%s status of %d pods is SIMULATED, not read from Cilium: %s' % (kind, len(pods), '; '.join(reason)))
+    return out
 
 
 def run(m):
     p = m.params
     if p['parallel'] < 1:
         m.fail('parallel must be at least 1')
-    st, attempts = read_until(
-        lambda: read_status(m.cluster, namespace=p['namespace'], agent_status=p['agent_status'],
-                            parallel=p['parallel'], exec_timeout=p['exec_timeout']),
-        lambda st: st['ready'], p)
-    st['metrics'] = None
-    if p['metrics'] == 'auto' and st['clustermesh_enabled']:
-        st['metrics'] = read_metrics(m.cluster, p['namespace'])
-        if st['metrics']['unavailable']:
-            m.warn('Cilium metrics not read from %s' % '; '.join(
-                '%s (%s)' % kv for kv in sorted(st['metrics']['unavailable'].items()))[:800])
-    for kind, label in (('agents', 'agent'), ('kvstoremesh', 'KVStoreMesh')):
-        sec = st[kind]
-        if sec.get('unverifiable'):
-            reasons = sorted(set(sec['unavailable'].values()))
-            m.warn('%s status could not be read from any of %d pods, so per-peer connectivity was NOT '
-                   'verified (control plane only): %s' % (label, sec['total'], '; '.join(reasons)[:500]))
-    for kind, pods in sorted(st['simulated'].items()):
-        reason = sorted(set(st[kind]['simulated'].values()))
-        m.warn('%s status of %d pods is SIMULATED, not read from Cilium: %s' % (kind, len(pods), '; '.join(reason)))
+    if p['members'] is not None:
+        return run_members(m)
+    st, attempts = _read(m.cluster, p)
+    for warning in _warnings(st):
+        m.warn(warning)
     if p['wait'] and not st['ready']:
         m.fail('ClusterMesh not ready after %ss (%d checks): %s; causes and fixes: docs/troubleshooting.md' % (
             p['wait_timeout'], attempts, '; '.join(st['not_ready'])), attempts=attempts, **_result(st, p))
     m.exit(changed=False, attempts=attempts, **_result(st, p))
+
+
+def _member(m, entry):
+    """(name, Cluster) of one entry of ``members``: its kubeconfig and context only (never the module's
+    own host, token or client certificate: they belong to another cluster), the module's timeouts."""
+    name = entry['name']
+    params = dict((k, None) for k in CONNECTION_OPTIONS)
+    params.update(kubeconfig=entry.get('kubeconfig'), context=entry.get('context') or name,
+                  connect_timeout=m.params.get('connect_timeout'), request_timeout=m.params.get('request_timeout'))
+    try:
+        connection = resolve_connection(params)
+    except ClusterError as e:
+        raise ClusterError(e.detail, cluster=name)
+    m.module.no_log_values.update(connection.secrets())
+    return Cluster(params, connection=connection, user_agent='%s/clustermesh_status' % USER_AGENT)
+
+
+def run_members(m):
+    """Every member of ``members`` read side by side (threads; each waits on its own): one result per
+    member under ``members``, ``ready`` when all are. Nothing is connected before every entry is valid."""
+    p = m.params
+    names = [e.get('name') for e in p['members']]
+    bad = [n for n in names if not n or not CLUSTER_NAME_RE.fullmatch(n)]
+    if bad or len(set(names)) != len(names):
+        m.fail('members: each entry needs a unique name (a cluster name: lower case letters, digits, -); got %s'
+               % ', '.join(repr(n) for n in names))
+    clusters = dict((e['name'], _member(m, e)) for e in p['members'])
+
+    def one(name):
+        try:
+            st, attempts = _read(clusters[name], p)
+            return dict(_result(st, p), attempts=attempts, cluster=name, warnings=_warnings(st))
+        except MeshopsError as e:
+            return {'cluster': name, 'failed': True, 'msg': '%s: %s' % (name, e)}
+        finally:
+            clusters[name].close()
+    with ThreadPoolExecutor(max_workers=min(len(names), MAX_MEMBER_THREADS) or 1) as pool:
+        results = dict(zip(names, pool.map(one, names)))
+    for name in names:
+        for warning in results[name].get('warnings') or []:
+            m.module.warn('%s: %s' % (name, warning))
+    not_ready = []
+    for name in names:
+        r = results[name]
+        if r.get('failed'):
+            not_ready.append(r['msg'])
+        else:
+            not_ready += [line if line.startswith(name) else '%s: %s' % (name, line) for line in r['not_ready']]
+    ready = not not_ready
+    if p['wait'] and not ready:
+        m.fail('ClusterMesh not ready after %ss: %s; causes and fixes: docs/troubleshooting.md' % (
+            p['wait_timeout'], '; '.join(not_ready)), members=results, ready=False, not_ready=not_ready)
+    m.exit(changed=False, members=results, ready=ready, not_ready=not_ready)
 
 
 def _result(st, p):
@@ -346,6 +464,11 @@ def main():
         metrics=dict(type='str', choices=['auto', 'skip'], default='auto'),
         parallel=dict(type='int', default=8),
         exec_timeout=dict(type='int', default=30),
+        members=dict(type='list', elements='dict', options=dict(
+            name=dict(type='str', required=True),
+            kubeconfig=dict(type='raw'),
+            context=dict(type='str'),
+        )),
         **wait_argument_spec(),
         wait_interval=dict(type='int', default=5),
     ))

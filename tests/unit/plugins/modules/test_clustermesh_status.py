@@ -288,3 +288,63 @@ def test_empty_output_from_both_commands_names_both():
     res = status.read_pod_status(lambda p, ns, c, cmd: (0, '', ''), 'cilium-a', 'kube-system', 'cilium-agent',
                                  status.AGENT_COMMANDS, status.parse_agent_status)
     assert res == {'error': 'cilium-dbg: empty output; cilium: empty output'}
+
+
+def _unreachable(context):
+    return {'apiVersion': 'v1', 'kind': 'Config', 'current-context': context,
+            'clusters': [{'name': context, 'cluster': {'server': 'https://127.0.0.1:1'}}],
+            'users': [{'name': context, 'user': {'token': 'token-of-%s-never-shown' % context}}],
+            'contexts': [{'name': context, 'context': {'cluster': context, 'user': context}}]}
+
+
+def test_members_are_read_side_by_side_each_with_its_own_connection(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver)
+    ok_json = (0, fixture('agent-connected.json'))
+    fake_exec(monkeypatch, {'cilium-a': ok_json, 'cilium-b': ok_json})
+    members = [{'name': 'mesh-1', 'kubeconfig': apiserver.kubeconfig('mesh-1', token='tok-one-never-shown')},
+               {'name': 'mesh-2', 'kubeconfig': apiserver.kubeconfig('ctx-two', token='tok-two-never-shown'),
+                'context': 'ctx-two'}]
+    before = len(apiserver.requests)
+    ok, res = run_module({'members': members, 'metrics': 'skip'})
+    assert ok, res
+    assert res['changed'] is False and res['ready'] is True and res['not_ready'] == []
+    assert sorted(res['members']) == ['mesh-1', 'mesh-2']
+    for name in ('mesh-1', 'mesh-2'):
+        r = res['members'][name]
+        assert r['cluster'] == name and r['ready'] is True and r['expected_peers'] == ['mesh-2', 'mesh-3'], r
+        assert r['agents']['peers']['mesh-2']['summary'] == '2/2 configured, 2/2 connected, 2/2 ready'
+    # each member's own token reached the server; none is in the result
+    tokens = [auth for _path, auth in apiserver.requests[before:]]
+    assert 'Bearer tok-one-never-shown' in tokens and 'Bearer tok-two-never-shown' in tokens, set(tokens)
+    assert 'never-shown' not in json.dumps(res)
+
+
+def test_an_unreachable_member_is_a_finding_and_wait_fails_naming_it(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver)
+    ok_json = (0, fixture('agent-connected.json'))
+    fake_exec(monkeypatch, {'cilium-a': ok_json, 'cilium-b': ok_json})
+    members = [{'name': 'mesh-1', 'kubeconfig': apiserver.kubeconfig('mesh-1')},
+               {'name': 'mesh-9', 'kubeconfig': _unreachable('mesh-9')}]
+    ok, res = run_module({'members': members, 'metrics': 'skip', 'connect_timeout': 2, 'request_timeout': 2})
+    assert ok, res
+    assert res['ready'] is False and res['members']['mesh-1']['ready'] is True
+    assert res['members']['mesh-9']['failed'] is True and res['members']['mesh-9']['msg'].startswith('mesh-9: ')
+    assert len(res['not_ready']) == 1 and res['not_ready'][0].startswith('mesh-9: '), res['not_ready']
+    assert 'never-shown' not in json.dumps(res)
+    ok, res = run_module({'members': members, 'metrics': 'skip', 'connect_timeout': 2, 'request_timeout': 2,
+                          'wait': True, 'wait_timeout': 1, 'wait_interval': 1})
+    assert not ok and 'ClusterMesh not ready after 1s: mesh-9: ' in res['msg'], res['msg']
+    assert 'never-shown' not in json.dumps(res)
+
+
+@pytest.mark.parametrize('members, text', [
+    ([{'name': 'mesh-1'}, {'name': 'mesh-1'}], "'mesh-1', 'mesh-1'"),
+    ([{'name': 'Mesh_1'}], "'Mesh_1'"),
+])
+def test_bad_members_are_refused_before_any_request(apiserver, run_module, members, text):
+    before = len(apiserver.requests)
+    for m in members:
+        m['kubeconfig'] = apiserver.kubeconfig('mesh-1')
+    ok, res = run_module({'members': members})
+    assert not ok and res['msg'].count('members: each entry needs a unique name') == 1 and text in res['msg'], res
+    assert len(apiserver.requests) == before
