@@ -1315,16 +1315,13 @@ class Runtime(object):
 
     def sync_cluster(self, cluster, desired):
         api = self.api(cluster)
-        ser = api.api_client.sanitize_for_serialization
         name = cluster["name"]
-        self.nodes[name] = [ser(n) for n in api.list_node(_request_timeout=5).items]
-        pods = [ser(p) for p in api.list_namespaced_pod(
-            NS, label_selector="%s=%s" % REAL_LABEL, _request_timeout=5).items]
+        self.nodes[name] = listed(api.list_node)
+        pods = listed(api.list_namespaced_pod, NS, label_selector="%s=%s" % REAL_LABEL)
         # everything bound to a real node (agents and workloads), in every namespace
         for node in self.real_nodes.values():
             if node.cluster["name"] == name:
-                pods += [ser(p) for p in api.list_pod_for_all_namespaces(
-                    field_selector="spec.nodeName=%s" % node.name, _request_timeout=5).items]
+                pods += listed(api.list_pod_for_all_namespaces, field_selector="spec.nodeName=%s" % node.name)
         live = {}
         for p in pods:
             if p["metadata"].get("deletionTimestamp") or not p["spec"].get("nodeName"):
@@ -1335,10 +1332,8 @@ class Runtime(object):
         # the Secrets and ConfigMaps of the namespaces with a real pod (volumes, env)
         secrets, configmaps = {}, {}
         for ns in sorted(set(p["metadata"]["namespace"] for p in live.values()) | {NS}):
-            secrets[ns] = dict((x["metadata"]["name"], x) for x in
-                               (ser(o) for o in api.list_namespaced_secret(ns, _request_timeout=5).items))
-            configmaps[ns] = dict((x["metadata"]["name"], x) for x in
-                                  (ser(o) for o in api.list_namespaced_config_map(ns, _request_timeout=5).items))
+            secrets[ns] = dict((x["metadata"]["name"], x) for x in listed(api.list_namespaced_secret, ns))
+            configmaps[ns] = dict((x["metadata"]["name"], x) for x in listed(api.list_namespaced_config_map, ns))
         for uid, pod in list(self.pods.items()):
             if pod.cluster["name"] == name and uid not in live:
                 pod.stop()
@@ -1374,7 +1369,7 @@ class Runtime(object):
                     log("%s: %s, Ready=%s" % (pod.key, st["phase"], pod.ready()))
                 pod.status_sent = st
         # Services selecting a real pod: LB ingress IP:port and node IP:nodePort -> Ready pods
-        services = [ser(s) for s in api.list_service_for_all_namespaces(_request_timeout=5).items]
+        services = listed(api.list_service_for_all_namespaces)
         self.service_names[name] = service_hosts(services)
         # the proxy below stands in for kube-proxy for the kube-system Services of real pods
         # (clustermesh-apiserver); the workloads' Services are Cilium's to serve
@@ -1489,6 +1484,17 @@ class Runtime(object):
             node.delete()
         self.save()
         self.proxy.close()
+
+
+def listed(call, *args, **kwargs):
+    """The items of a list call as the API server's own JSON (dicts with its field names), read
+    without building the client's model objects: the runtime lists every cluster each second, and
+    building and flattening those objects again cost it most of its CPU (about 15 % of a core)."""
+    resp = call(*args, _request_timeout=5, _preload_content=False, **kwargs)
+    try:
+        return json.loads(resp.data).get("items") or []
+    finally:
+        resp.release_conn()
 
 
 def _target_port(pod, port):
