@@ -87,7 +87,7 @@ def _lazy_package(package):
     module.__getattr__ = resolve
     module.__all__ = sorted(where)
     sys.modules[package] = module
-    parent, _, child = package.rpartition('.')
+    parent, child = package.rsplit('.', 1)
     setattr(sys.modules[parent], child, module)
 
 
