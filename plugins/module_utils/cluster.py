@@ -65,7 +65,7 @@ def _import_light(name):
     return importlib.import_module('kubernetes.' + name)
 
 
-_FROM_IMPORT = re.compile(r'^from ((?:kubernetes\.client)(?:\.\w+)+) import (\w+)$', re.M)
+_FROM_IMPORT = re.compile(r'^from (kubernetes\.client(?:\.\w+)+) import (\w+)$', re.M)
 
 
 def _lazy_package(package):

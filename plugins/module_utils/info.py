@@ -14,12 +14,11 @@ import gzip
 import json
 import re
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    HAS_CRYPTOGRAPHY = True
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
+import importlib.util
+
+# cryptography is imported where a certificate is read (ca_fingerprint), not at start: most module
+# processes never read one, and the import costs about 50 ms of CPU each time.
+HAS_CRYPTOGRAPHY = importlib.util.find_spec('cryptography') is not None
 
 
 from ansible_collections.meshops.cilium.plugins.module_utils.common import DEFAULT_MAX_CONNECTED, int_or_none, version_tuple
@@ -201,6 +200,8 @@ def ca_fingerprint(pem):
     """
     if not HAS_CRYPTOGRAPHY:
         raise DecodeError('the Python library "cryptography" is required to read the CA')
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
     if isinstance(pem, str):
         pem = pem.encode('ascii')
     try:
