@@ -29,9 +29,9 @@ from ansible_collections.meshops.cilium.plugins.module_utils.values import (
     normalize_kpr,
     review_existing,
     set_path,
+    install_values,
+    rendered_already,
     validate_install_params,
-    values_digest,
-    PEER_PATHS,
 )
 
 
@@ -178,25 +178,6 @@ def existing_value_problems(params, datapath_values):
                     'set cilium_values.%s (or its cilium_* variable) to the value it must have, or '
                     'cilium_existing_values: keep (keep the release\'s values) or reset (drop them)' % r['path']))
     return out
-
-
-def install_values(params):
-    """The complete user values ``cilium_install`` gives Helm for ``params`` on a fresh install (its
-    options over ``values``); raises ValueError or TypeError for bad options."""
-    return merge_user_values(params.get('values') or {}, desired_install_values(params))
-
-
-def rendered_already(release, chart_version, values):
-    """Whether ``release`` (a descriptor's release) is deployed from ``chart_version`` with exactly
-    ``values`` (peers aside): Helm rendered that chart with these values when it deployed it, so
-    rendering them again shows nothing new."""
-    if not release or release.get('status') != 'deployed' or not release.get('values_sha256'):
-        return False
-    if not chart_version or str(release.get('chart_version')) != str(chart_version):
-        return False
-    if any(get_path(values, path) is not None for path in PEER_PATHS):
-        return False  # the peers are part of what this run renders: render
-    return release['values_sha256'] == values_digest(values)
 
 
 def render_problems(entries, render, workers=4):

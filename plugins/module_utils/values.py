@@ -489,6 +489,25 @@ def values_digest(values, leave_out=PEER_PATHS):
     return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(',', ':')).encode('utf-8')).hexdigest()
 
 
+def install_values(params):
+    """The complete user values ``cilium_install`` gives Helm for ``params`` on a fresh install (its
+    options over ``values``); raises ValueError or TypeError for bad options."""
+    return merge_user_values(params.get('values') or {}, desired_install_values(params))
+
+
+def rendered_already(release, chart_version, values):
+    """Whether ``release`` (a descriptor's release) is deployed from ``chart_version`` with exactly
+    ``values`` (peers aside): Helm rendered that chart with these values when it deployed it, so
+    rendering them again shows nothing new."""
+    if not release or release.get('status') != 'deployed' or not release.get('values_sha256'):
+        return False
+    if not chart_version or str(release.get('chart_version')) != str(chart_version):
+        return False
+    if any(get_path(values, path) is not None for path in PEER_PATHS):
+        return False  # the peers are part of what this run renders: render
+    return release['values_sha256'] == values_digest(values)
+
+
 def merge_over_current(current_values, desired, keep=OTHER_OWNED):
     """``desired`` plus, for every path in ``keep`` that ``desired`` does not set,
     the current release's value (so an install keeps the peers written by

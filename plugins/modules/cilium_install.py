@@ -189,6 +189,17 @@ options:
         cluster. This breaks its ClusterMesh connections and needs all its workloads restarted.
     type: bool
     default: false
+  release_described:
+    description:
+      - The release as M(meshops.cilium.clustermesh_info) described it earlier in this run (its return value C(release)),
+        before anything was written to it; the C(cilium) role passes the preflight's description.
+      - When it shows the release deployed from O(chart_version) with exactly the user values this task would
+        give Helm (the peers aside), the task returns V(unchanged) on the controller (action plugin) without
+        running the module or making a request. Otherwise, and for V(absent), IPsec, a warning or a chart
+        without O(chart_version), the module runs as without it.
+      - Never give a description older than a write to the release; the task would not see that write.
+    type: dict
+    version_added: 0.2.0
   wait:
     description:
       - After an install or upgrade made by this task, wait until the agents (DaemonSet C(cilium)), the
@@ -339,6 +350,10 @@ existing_values:
     chosen:
       description: Whether the user chose the new value (in O(values) or an option not in O(default_options)).
       type: bool
+read:
+  description: Only when O(release_described) answered without the module, and nothing was read; says so.
+  returned: when the release was unchanged by its description
+  type: str
 warnings_detail:
   description: Non-fatal findings (also emitted as warnings).
   returned: always
@@ -355,14 +370,7 @@ written:
   sample: ["Helm release kube-system/cilium revision 4 (chart 1.18.2, status deployed)"]
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import (
-    CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
-    HELM_CHART_ARGUMENT_SPEC,
-    RELEASE_ARGUMENT_SPEC,
-    merged_spec,
-    run_module,
-    wait_argument_spec,
-)
+from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmRunner,
     ensure_namespace,
@@ -374,6 +382,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     require_helm,
     wait_ready,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.install import INSTALL_ARGUMENT_SPEC
 from ansible_collections.meshops.cilium.plugins.module_utils.ipsec import (
     check_install_secret,
     encryption_settings,
@@ -454,33 +463,7 @@ def run(m):
 
 
 def main():
-    run_module(run, merged_spec(
-        RELEASE_ARGUMENT_SPEC,
-        HELM_CHART_ARGUMENT_SPEC,
-        state=dict(type='str', choices=['present', 'absent'], default='present'),
-        cluster_name=dict(type='str'),
-        cluster_id=dict(type='int'),
-        ipam_mode=dict(type='str'),
-        cluster_pool_ipv4_pod_cidrs=dict(type='list', elements='str'),
-        kube_proxy_replacement=dict(type='raw'),
-        k8s_service_host=dict(type='str'),
-        k8s_service_port=dict(type='int'),
-        routing_mode=dict(type='str', choices=['tunnel', 'native']),
-        tunnel_protocol=dict(type='str', choices=['vxlan', 'geneve']),
-        ipv4_native_routing_cidr=dict(type='str'),
-        max_connected_clusters=dict(type='int', choices=[255, 511]),
-        encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard'], aliases=['encryption']),
-        ipsec_key_rotation_duration=dict(type='str', no_log=False),
-        clustermesh_apiserver=dict(type='dict', options=merged_spec(
-            CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
-            enabled=dict(type='bool'),
-        )),
-        values=dict(type='dict', default={}),
-        existing_values=dict(type='str', choices=['refuse', 'keep', 'reset'], default='refuse'),
-        default_options=dict(type='list', elements='str', default=[]),
-        allow_identity_change=dict(type='bool', default=False),
-        **wait_argument_spec()
-    ))
+    run_module(run, INSTALL_ARGUMENT_SPEC)
 
 
 if __name__ == '__main__':

@@ -13,12 +13,11 @@ from ansible_collections.meshops.cilium.plugins.module_utils import preflight
 from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
     load_chart_schema,
     managed_values,
-    install_values,
     option_problems,
     render_problems,
     value_problems,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import plan_install, values_digest
+from ansible_collections.meshops.cilium.plugins.module_utils.values import install_values, plan_install, values_digest
 
 FIXTURE = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'chart-1.20.2')
 ENTRY = {'cluster_name': 'mesh-1', 'cluster_id': 1, 'max_connected_clusters': 255, 'routing_mode': 'tunnel',
