@@ -35,14 +35,13 @@ class ActionModule(ActionBase):
     def _described_answer(args):
         # imported here: a task without release_described pays nothing for it
         from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-        from ansible_collections.meshops.cilium.plugins.module_utils.cluster import CLUSTER_ARGUMENT_SPEC
+        from ansible_collections.meshops.cilium.plugins.module_utils.base import cluster_argument_spec
         from ansible_collections.meshops.cilium.plugins.module_utils.install import (
             INSTALL_ARGUMENT_SPEC,
             unchanged_by_description,
         )
-        spec = dict(CLUSTER_ARGUMENT_SPEC)
-        spec.update(INSTALL_ARGUMENT_SPEC)
-        validated = ArgumentSpecValidator(spec).validate(args)
+        # the spec ClusterModule gives the module: the connection options and the module's own
+        validated = ArgumentSpecValidator(cluster_argument_spec(INSTALL_ARGUMENT_SPEC)).validate(args)
         if validated.error_messages:
             return None  # the module reports them
         params = validated.validated_parameters

@@ -24,7 +24,6 @@ from ansible_collections.meshops.cilium.plugins.module_utils.values import (
     install_values,
     rendered_already,
     validate_install_options,
-    validate_install_params,
 )
 
 INSTALL_ARGUMENT_SPEC = merged_spec(
@@ -79,9 +78,8 @@ def unchanged_by_description(params, described):
     if not target:
         return None
     try:
-        validate_install_options(params)
-        if validate_install_params(params):
-            return None
+        if validate_install_options(params):
+            return None  # warnings: the module gives them
         values = install_values(params)
     except (TypeError, ValueError):
         return None

@@ -611,10 +611,11 @@ def validate_install_options(params):
     """ValueError for options of an install/upgrade that are wrong whatever the cluster holds:
     names, IDs, ranges, CIDRs, durations, the chart version, the clustermesh-apiserver settings and
     reserved keys in ``values``. Pure: modules call it before connecting (``plan_install`` calls it
-    again)."""
-    validate_install_params(params)
+    again). Returns the warnings of ``validate_install_params``."""
+    warnings = validate_install_params(params)
     check_chart_supported(params.get('chart_version'))
     check_user_values(params.get('values') or {})
+    return warnings
 
 
 def plan_install(params, current_values=None, current_chart_version=None, installed=False,

@@ -9,7 +9,7 @@ import copy
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.meshops.cilium.plugins.module_utils.cluster import CLUSTER_ARGUMENT_SPEC
+from ansible_collections.meshops.cilium.plugins.module_utils.base import cluster_argument_spec
 from ansible_collections.meshops.cilium.plugins.module_utils.install import (
     INSTALL_ARGUMENT_SPEC,
     unchanged_by_description,
@@ -32,11 +32,9 @@ PEERS = {'mesh-2': {'ips': ['10.0.2.1'], 'port': 32379}, 'mesh-3': {'ips': ['10.
 
 
 def params(**changes):
-    spec = dict(CLUSTER_ARGUMENT_SPEC)
-    spec.update(INSTALL_ARGUMENT_SPEC)
     args = copy.deepcopy(ROLE_ARGS)
     args.update(changes)
-    result = ArgumentSpecValidator(spec).validate(args)
+    result = ArgumentSpecValidator(cluster_argument_spec(INSTALL_ARGUMENT_SPEC)).validate(args)
     assert not result.error_messages, result.error_messages
     return result.validated_parameters
 
