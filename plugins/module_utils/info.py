@@ -23,6 +23,7 @@ HAS_CRYPTOGRAPHY = importlib.util.find_spec('cryptography') is not None
 
 from ansible_collections.meshops.cilium.plugins.module_utils.common import DEFAULT_MAX_CONNECTED, int_or_none, version_tuple
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
+from ansible_collections.meshops.cilium.plugins.module_utils.mesh import entries_digest, normalize_entries
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import mask_secrets
 from ansible_collections.meshops.cilium.plugins.module_utils.values import datapath_values, values_digest
 
@@ -415,6 +416,10 @@ def build_descriptor(config_map=None, release=None, ca_secret=None, service=None
         rel['datapath_values'] = mask_secrets(datapath_values(values))
         # the whole user values only as a digest (without the peers): the preflight tells an unchanged install
         rel['values_sha256'] = values_digest(values)
+        # the peers the same way (they may hold TLS material), and whether the chart renders them:
+        # clustermesh_connect tells an unchanged peer set from these two
+        rel['peers_sha256'] = entries_digest(normalize_entries(dig(values, 'clustermesh.config.clusters')))
+        rel['clustermesh_config_enabled'] = dig(values, 'clustermesh.config.enabled')
     if config_map is None:
         warnings.append('ConfigMap %s/%s not found: Cilium is not installed' % (namespace, CILIUM_CONFIG))
     if rel is None:

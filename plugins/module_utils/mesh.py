@@ -18,6 +18,9 @@ Entries are always sorted by name and their ``ips`` sorted, so repeated runs com
 whatever order the inventory or the Service lists them in.
 """
 
+import hashlib
+import json
+
 from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     CLUSTER_NAME_MAX as NAME_MAX,
     CLUSTER_NAME_RE as NAME_RE,
@@ -302,6 +305,20 @@ def normalize_entries(clusters):
     return [out[n] for n in sorted(out)]
 
 
+def entries_digest(entries):
+    """SHA-256 of a list of entries (canonical JSON). Stands for a release's peer entries in a
+    descriptor (entries may hold TLS material): equal digests of ``normalize_entries`` of the
+    deployed value and of ``wanted_entries`` mean ``plan_peers`` finds nothing to change."""
+    return hashlib.sha256(json.dumps(entries, sort_keys=True, separators=(',', ':')).encode('utf-8')).hexdigest()
+
+
+def wanted_entries(peers):
+    """The entries ``plan_peers`` wants for normalized ``peers``, sorted by name (a later peer of
+    the same name wins, as there)."""
+    wanted = dict((p['name'], entry_for(p)) for p in peers)
+    return [wanted[n] for n in sorted(wanted)]
+
+
 def plan_peers(current_entries, peers, membership='exact', remove=()):
     """What ``clustermesh.config.clusters`` should hold.
 
@@ -321,7 +338,7 @@ def plan_peers(current_entries, peers, membership='exact', remove=()):
     if conflicts:
         raise MeshopsValueError('%s both in peers and in remove' % ', '.join(conflicts))
     current = dict((e['name'], e) for e in normalize_entries(current_entries))
-    wanted = dict((p['name'], entry_for(p)) for p in peers)
+    wanted = dict((e['name'], e) for e in wanted_entries(peers))
     desired = {}
     added, changed, unchanged, kept, removed = [], [], [], [], []
     for name, entry in wanted.items():

@@ -74,6 +74,12 @@ options:
       - Refused, before anything is written, when its C(api_server) is not the API server this module
         connects to (a descriptor of another cluster). Without C(api_server), or when it says Cilium is
         not installed, the cluster is read as without this option.
+      - When its C(release) shows the release deployed, with C(clustermesh.config.enabled) and exactly the
+        peer entries this task wants (C(release.peers_sha256)), the task answers RV(ignore:changed=false) on
+        the controller without running the module (no request; RV(read) says so). Only when the task runs
+        synchronously with a C(local) connection, its options name the cluster (O(kubeconfig)/O(context) or
+        O(host)) and resolve on the controller to the descriptor's C(api_server), nothing is to be removed,
+        no peer is planned and every peer passes the checks; otherwise the module runs as usual.
     type: dict
   helm_binary:
     description:
@@ -244,6 +250,11 @@ problems:
     message:
       description: The problem in words.
       type: str
+read:
+  description: Only when O(local) answered without the module, and nothing was read; says so.
+  returned: when the peers were unchanged by this cluster's descriptor
+  type: str
+  sample: "this cluster's own descriptor of this run (local): no module process, no request"
 written:
   description:
     - Only when the module failed after it had written to the cluster (for example a Helm release revision, then a readiness
@@ -257,13 +268,8 @@ written:
 
 import copy
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import (
-    HELM_BINARY_ARGUMENT_SPEC,
-    RELEASE_ARGUMENT_SPEC,
-    merged_spec,
-    run_module,
-    wait_argument_spec,
-)
+from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module
+from ansible_collections.meshops.cilium.plugins.module_utils.connect import CONNECT_ARGUMENT_SPEC
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmRunner,
     read_release,
@@ -422,16 +428,7 @@ def run(m):
 
 
 def main():
-    run_module(run, merged_spec(
-        RELEASE_ARGUMENT_SPEC,
-        HELM_BINARY_ARGUMENT_SPEC,
-        peers=dict(type='list', elements='dict', required=True),
-        membership=dict(type='str', choices=['exact', 'merge'], default='exact'),
-        remove=dict(type='list', elements='str', default=[]),
-        local=dict(type='dict'),
-        chart_ref=dict(type='str'),
-        **wait_argument_spec()
-    ))
+    run_module(run, CONNECT_ARGUMENT_SPEC)
 
 
 if __name__ == '__main__':

@@ -193,6 +193,18 @@ release:
           deployed from the target chart version with the same values.
       type: str
       sample: 7caa2e7b649836acf985dc79b29df6ec34260547b1e8f37db48fc48171c405f1
+    peers_sha256:
+      description:
+        - SHA-256 of the release's peer entries (C(clustermesh.config.clusters), list or map form), normalized
+          (sorted by name, C(ips) sorted, C(port) a number, other keys kept). Stands for them because they may hold
+          TLS material. M(meshops.cilium.clustermesh_connect) tells from it, without a module process, that a
+          peer set is already deployed.
+      type: str
+      sample: 4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945
+    clustermesh_config_enabled:
+      description: The release's C(clustermesh.config.enabled) value (V(null) when not set).
+      type: bool
+      sample: true
 ca:
   description: Identity of the CA in Secret C(cilium-ca), or V(null) if there is none. Never the key.
   returned: always

@@ -136,13 +136,14 @@ def test_a_converged_rerun_writes_nothing_and_limit_keeps_every_peer(fleet, auto
     # a no-op run reads each cluster's state once and hands it on: one description (5 reads), no CA
     # reads (the preflight saw the same complete CA everywhere), no read by the install (the
     # description shows the release already deployed with this chart and these values: the action
-    # plugin answers, no module runs), the release once by the connect (identity and CA from the
-    # description), one mesh status (4 reads): at most 15 requests per cluster
+    # plugin answers, no module runs), no read by the connect either (this cluster's description shows
+    # exactly the wanted peers deployed: its action plugin answers), one mesh status (4 reads): 9
+    # requests per cluster, within the 15 of the target
     for c in automation:
         by_module = requests_by_module(c, mark[c.name])
         assert by_module.get("clustermesh_info") == 5, (c.name, by_module)
         assert "cilium_ca" not in by_module and "(copy source)" not in by_module, (c.name, by_module)
-        assert "cilium_install" not in by_module and by_module.get("clustermesh_connect") == 1, (c.name, by_module)
+        assert "cilium_install" not in by_module and "clustermesh_connect" not in by_module, (c.name, by_module)
         assert by_module.get("clustermesh_status") == 4, (c.name, by_module)
         assert sum(by_module.values()) <= 15, (c.name, by_module)
         assert _denied(c, mark[c.name]) == [], c.name
