@@ -24,7 +24,8 @@ SERVER = 'https://127.0.0.1:24001'
 CA = {'sha256': 'AA:BB:CC:01', 'subject_key_id': '0a0b'}
 
 
-def peer(name, cid, ips=None, address=None, port=32379, ca=CA, **extra):
+def peer(name, cid, ips=None, address=None, port=32379, ca=None, **extra):
+    ca = CA if ca is None else ca
     d = {'cluster_name': name, 'cluster_id': cid, 'max_connected_clusters': 255, 'ca': ca,
          'endpoint': {'ips': ips if ips is not None else (['10.0.%d.1' % cid, '10.0.%d.2' % cid] if not address else []),
                       'address': address, 'port': port}}
