@@ -10,6 +10,7 @@ tests (node_selector).
 """
 import concurrent.futures
 import json
+import os
 import re
 import tempfile
 import time
@@ -17,6 +18,7 @@ import time
 import pytest
 
 from conftest import Playbook, meshed, wait_for
+from hack.fleet.pods import _pid_alive, load_pods
 from test_realmesh import HOSTS, assert_every_peer_ready, real_agent
 from test_realmesh_status import agents_by_datapath, kvstoremesh_dropped
 
@@ -233,6 +235,15 @@ def _apiserver_pods(c):
         "kube-system", label_selector="k8s-app=clustermesh-apiserver").items]
 
 
+def _apiserver_processes(c):
+    """PIDs of c's clustermesh-apiserver containers that still run on this host. The API object of
+    a deleted pod can be gone (the simulated kubelet removes it) before the fleet's pod runtime has
+    stopped its processes on its next round; until then they still serve the peers."""
+    pods = load_pods(os.path.dirname(c.fleet.kubeconfig))
+    return [x["pid"] for p in pods.values() if p["cluster"] == c.name and p["name"].startswith("clustermesh-apiserver")
+            for x in p["containers"].values() if x.get("pid") and _pid_alive(x["pid"])]
+
+
 def test_a_stopped_clustermesh_apiserver_is_reported_and_traffic_returns(clusters, check, run_module):
     """mesh-3's clustermesh-apiserver stopped: what mesh-3 changes from then on reaches no peer.
     Its echo server restarts (a new pod, a new address); mesh-1's agent keeps only the old backend
@@ -247,6 +258,8 @@ def test_a_stopped_clustermesh_apiserver_is_reported_and_traffic_returns(cluster
     c3.kubectl("-n", "kube-system", "scale", "deployment/clustermesh-apiserver", "--replicas=0")
     try:
         wait_for(lambda: not _apiserver_pods(c3), 90, "mesh-3's clustermesh-apiserver pods to be gone", interval=1)
+        wait_for(lambda: not _apiserver_processes(c3), 60, "mesh-3's clustermesh-apiserver processes to stop",
+                 interval=1)
         c3.kubectl("-n", NS, "rollout", "restart", "deployment/meshops-echo-mesh-3")
         c3.kubectl("-n", NS, "rollout", "status", "deployment/meshops-echo-mesh-3", "--timeout=120s", timeout=150)
         wait_for(lambda: [p for p in _echo_pods(c3) if p.metadata.name not in old] and
