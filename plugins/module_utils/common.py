@@ -4,9 +4,11 @@
 """The one home of small helpers and constants several module_utils share.
 
 Pure (no cluster access, no collection imports): versions, integers, readiness of a
-Deployment, Cilium's name rule and cluster limits.
+Deployment, Cilium's name rule and cluster limits, digests of data.
 """
 
+import hashlib
+import json
 import re
 
 # A Cilium cluster name (use with fullmatch: "$" would accept a trailing newline).
@@ -89,3 +91,9 @@ def chart_support(version):
     if v[:2] > SUPPORTED_CHART_RANGE[1]:
         return 'above'
     return None
+
+
+def json_digest(data):
+    """SHA-256 (hex) of ``data`` as canonical JSON (keys sorted, no spaces): equal data, equal digest.
+    What a descriptor returns in place of data it must not show (user values, peer entries)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(',', ':')).encode('utf-8')).hexdigest()

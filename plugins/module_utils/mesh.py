@@ -18,15 +18,13 @@ Entries are always sorted by name and their ``ips`` sorted, so repeated runs com
 whatever order the inventory or the Service lists them in.
 """
 
-import hashlib
-import json
-
 from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     CLUSTER_NAME_MAX as NAME_MAX,
     CLUSTER_NAME_RE as NAME_RE,
     DEFAULT_MAX_CONNECTED,
     MAX_CONNECTED,
     int_or_none,
+    json_digest,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 MEMBERSHIP_CHOICES = ('exact', 'merge')
@@ -309,7 +307,7 @@ def entries_digest(entries):
     """SHA-256 of a list of entries (canonical JSON). Stands for a release's peer entries in a
     descriptor (entries may hold TLS material): equal digests of ``normalize_entries`` of the
     deployed value and of ``wanted_entries`` mean ``plan_peers`` finds nothing to change."""
-    return hashlib.sha256(json.dumps(entries, sort_keys=True, separators=(',', ':')).encode('utf-8')).hexdigest()
+    return json_digest(entries)
 
 
 def wanted_entries(peers):

@@ -18,9 +18,7 @@
 """
 
 import copy
-import hashlib
 import ipaddress
-import json
 import re
 
 from ansible_collections.meshops.cilium.plugins.module_utils.common import (
@@ -30,6 +28,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     SUPPORTED_CHART_RANGE,
     chart_range_text,
     chart_support,
+    json_digest,
     version_tuple,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
@@ -486,7 +485,7 @@ def values_digest(values, leave_out=PEER_PATHS):
     rest = copy.deepcopy(values or {})
     for path in leave_out:
         delete_path(rest, path)
-    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(',', ':')).encode('utf-8')).hexdigest()
+    return json_digest(rest)
 
 
 def install_values(params):
