@@ -542,9 +542,10 @@ def _run(cli, clusters, log, deadline, left, notes, result, workdir, cmdlog):
     if seen:
         notes.append("why status --wait cannot succeed on this fleet: cilium-cli execs "
                      "`/usr/bin/clustermesh-apiserver kvstoremesh-dbg status -o json` in container kvstoremesh (and "
-                     "`cilium status -o json` in container cilium-agent); kwok runs exec commands on this host, which "
-                     "has no program at either name (the fleet's shims are `clustermesh-apiserver` and `cilium-dbg` "
-                     "on kwok's PATH)")
+                     "`cilium status -o json` in container cilium-agent); kwok runs exec commands on this host, where "
+                     "the fleet puts its shims at those names only in kwok's own mount namespace (an overlay on "
+                     "/usr/bin) and on kwok's PATH: the overlay mount was refused (see the fleet's log), or the fleet "
+                     "was started before it was added (restart it)")
     if not result["status_ok"]:
         notes.append(_real_kvstoremesh(clusters, kubeconfig, min(60, max(5, left()))))
     for k in ("enable_s", "connect_s"):

@@ -62,10 +62,11 @@ def write_shims(fleet_dir, python):
     pods_py = 'env PYTHONPATH="%s" "%s" -m hack.fleet.pods' % (repo, python)
     # MESHOPS_FLEET_POD is set only by the Exec object of a real pod (hack/fleet/pods.py):
     # a real agent's cilium-dbg runs in its container; a simulated agent gets this stand-in
+    agent = ('[ -n "$MESHOPS_FLEET_POD" ] && exec %s exec "$MESHOPS_FLEET_CONTAINER" '
+             '/usr/local/bin/cilium-dbg "$@"\nexec "%s" "%s" agent "$@"' % (pods_py, python, os.path.abspath(__file__)))
     shims = {
-        "cilium-dbg": '[ -n "$MESHOPS_FLEET_POD" ] && exec %s exec "$MESHOPS_FLEET_CONTAINER" '
-                      '/usr/local/bin/cilium-dbg "$@"\nexec "%s" "%s" agent "$@"'
-                      % (pods_py, python, os.path.abspath(__file__)),
+        # the image's `cilium` is cilium-dbg under its old name (cilium-cli's status runs it)
+        "cilium-dbg": agent, "cilium": agent,
         "clustermesh-apiserver": 'exec %s exec "$MESHOPS_FLEET_CONTAINER" /usr/bin/clustermesh-apiserver "$@"'
                                  % pods_py,
     }

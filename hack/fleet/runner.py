@@ -172,13 +172,13 @@ class Fleet(object):
         os.replace(tmp, STATE)
 
     # -------------------------------------------------------------- processes
-    def spawn(self, name, argv, cluster=None, env=None):
+    def spawn(self, name, argv, cluster=None, env=None, preexec_fn=None):
         logdir = os.path.join(FLEET_DIR, "logs")
         os.makedirs(logdir, exist_ok=True)
         logfile = os.path.join(logdir, name + ".log")
         with open(logfile, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=build.REPO, env=env)
+                                    start_new_session=True, cwd=build.REPO, env=env, preexec_fn=preexec_fn)
         entry = {"name": name, "pid": proc.pid, "argv": argv, "log": logfile, "cluster": cluster}
         self.state["processes"] = [p for p in self.state["processes"] if p["name"] != name]
         self.state["processes"].append(entry)
@@ -391,12 +391,41 @@ def _start_components(fleet, c, bins):
     # kwok's Exec objects: the pod runtime names each real pod in one (hack/fleet/pods.py)
     # and Logs objects (`kubectl logs` of a real pod reads its containers' output)
     apply_manifests(c, bins, [build.kwok_crd_file("execs"), build.kwok_crd_file("logs")], "kwok's Exec and Logs CRDs")
-    fleet.spawn(name + "-kwok", [
+    shims = agent_standin.bin_dir(FLEET_DIR)
+    argv = [
         bins["kwok"], "--kubeconfig=" + j("kubeconfig-fleet-kwok"), "--config=" + j("kwok-stages.yaml"),
         "--manage-all-nodes=true", "--node-lease-duration-seconds=40", "--enable-crds=Exec,Logs",
         "--server-address=127.0.0.1:%d" % ports["kubelet"],
         "--tls-cert-file=" + j("kubelet.crt"), "--tls-private-key-file=" + j("kubelet.key"),
-    ], cluster=name, env=dict(os.environ, PATH=agent_standin.bin_dir(FLEET_DIR) + os.pathsep + os.environ.get("PATH", "")))
+    ]
+    env = dict(os.environ, PATH=shims + os.pathsep + os.environ.get("PATH", ""))
+    try:
+        fleet.spawn(name + "-kwok", argv, cluster=name, env=env, preexec_fn=_shims_at_image_paths(shims))
+    except subprocess.SubprocessError as e:
+        # what names the binaries by PATH (our modules) still works; an exec of the image's
+        # absolute path (cilium-cli's `clustermesh status`) cannot
+        log("%s: kwok's exec sees the shims on PATH only, not at /usr/bin (overlay mount refused: %s)" % (name, e))
+        fleet.spawn(name + "-kwok", argv, cluster=name, env=env)
+
+
+def _shims_at_image_paths(shims):
+    """For kwok's process: a private mount namespace in which /usr/bin also holds the fleet's
+    shims (a read-only overlay of ``shims`` on /usr/bin; the host's /usr/bin is untouched). An
+    exec by the image's absolute path, as cilium-cli runs `/usr/bin/clustermesh-apiserver
+    kvstoremesh-dbg status` in the kvstoremesh container, then enters the real container as an
+    exec by name does. Runs in the child between fork and exec: only system calls."""
+    import ctypes  # noqa: PLC0415
+    ms_rdonly, ms_rec, ms_private = 1, 16384, 1 << 18
+    options = ("lowerdir=%s:/usr/bin" % shims.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")).encode()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def setup():
+        os.unshare(os.CLONE_NEWNS)
+        if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0 or \
+                libc.mount(b"meshops-fleet-shims", b"/usr/bin", b"overlay", ms_rdonly, options) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+    return setup
 
 
 def _create_nodes(c):

@@ -8,15 +8,11 @@ server it would need does not listen); any other descriptor, or none, runs the m
 naming why."""
 
 import json
-import os
-import subprocess
-import sys
 
 from ansible_collections.meshops.cilium.plugins.module_utils.info import build_descriptor
 from ansible_collections.meshops.cilium.plugins.module_utils.mesh import normalize_peer, plan_peers, split_self
 from ansible_collections.meshops.cilium.plugins.modules.clustermesh_connect import render_clusters
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 SERVER = 'https://127.0.0.1:9'  # nothing listens there
 CA = {'sha256': 'AA:BB:CC:01', 'subject_key_id': '0a0b'}
 
@@ -41,7 +37,7 @@ def descriptor(api_server=SERVER):
     return desc
 
 
-def test_a_descriptor_showing_the_wanted_peers_needs_no_module(tmp_path):
+def test_a_descriptor_showing_the_wanted_peers_needs_no_module(tmp_path, play_results):
     kubeconfig = tmp_path / 'kubeconfig'
     kubeconfig.write_text(json.dumps({
         'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'mesh-1',
@@ -49,41 +45,25 @@ def test_a_descriptor_showing_the_wanted_peers_needs_no_module(tmp_path):
         'users': [{'name': 'mesh-1', 'user': {'token': 'not-a-secret'}}],
         'contexts': [{'name': 'mesh-1', 'context': {'cluster': 'mesh-1', 'user': 'mesh-1'}}]}))
     moved = [dict(p, endpoint=dict(p['endpoint'], ips=['10.0.2.9'])) if p['item'] == 'mesh-2' else p for p in MESH]
-    cases = (('same', descriptor(), MESH), ('moved', descriptor(), moved),
-             ('other_server', descriptor('https://127.0.0.1:24001'), MESH), ('none', None, MESH))
-    tasks = []
-    for name, local, peers in cases:
+    cases = []
+    for name, local, peers in (('same', descriptor(), MESH), ('moved', descriptor(), moved),
+                               ('other_server', descriptor('https://127.0.0.1:24001'), MESH), ('none', None, MESH)):
         args = {'peers': peers, 'connect_timeout': 2}
         if local is not None:
             args['local'] = local
-        for check in (False, True):
-            tasks.append({'name': '%s check=%s' % (name, check), 'meshops.cilium.clustermesh_connect': args,
-                          'check_mode': check, 'register': 'r', 'ignore_errors': True})
-            tasks.append({'ansible.builtin.copy': {'content': '{{ r | to_json }}',
-                                                   'dest': '%s/%s-%s.json' % (tmp_path, name, check)}})
-    collections = tmp_path / 'collections' / 'ansible_collections' / 'meshops'
-    collections.mkdir(parents=True)
-    (collections / 'cilium').symlink_to(REPO)
-    play = {'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks, 'module_defaults': {
-        'group/meshops.cilium.inventory': {'kubeconfig': str(kubeconfig), 'context': 'mesh-1'}}}
-    (tmp_path / 'play.json').write_text(json.dumps([play]))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / 'collections'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_LOCALHOST_WARNING='0')
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
-         str(tmp_path / 'play.json'), '-e', 'ansible_python_interpreter=%s' % sys.executable],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False, timeout=300)
-    assert proc.returncode == 0, proc.stdout
+        cases.append((name, args))
+    results = play_results('meshops.cilium.clustermesh_connect', cases, module_defaults={
+        'group/meshops.cilium.inventory': {'kubeconfig': str(kubeconfig), 'context': 'mesh-1'}})
     for check in (False, True):
-        same = json.loads((tmp_path / ('same-%s.json' % check)).read_text())
+        same = results['same', check]
         assert same.get('failed') is not True and same['changed'] is False, same
         assert same['peers'] == ['mesh-2', 'mesh-3'] and same['added'] == [] and same['revision'] == 7
         assert same['cluster'] == 'mesh-1' and same['api_server'] == SERVER and 'no module process' in same['read']
         assert 'not-a-secret' not in json.dumps(same)
-        moved_r = json.loads((tmp_path / ('moved-%s.json' % check)).read_text())
-        none_r = json.loads((tmp_path / ('none-%s.json' % check)).read_text())
+        moved_r = results['moved', check]
+        none_r = results['none', check]
         for r in (moved_r, none_r):
             # the module ran: it needs the API server, which does not answer
             assert r['failed'] is True and 'read' not in r and '127.0.0.1:9' in r['msg'], r
-        other = json.loads((tmp_path / ('other_server-%s.json' % check)).read_text())
+        other = results['other_server', check]
         assert other['failed'] is True and 'the descriptor was read from https://127.0.0.1:24001' in other['msg'], other

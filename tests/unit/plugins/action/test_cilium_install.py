@@ -7,17 +7,11 @@ need does not exist); any other description, or none, runs the module (which the
 kubeconfig, naming it)."""
 
 import copy
-import json
-import os
-import subprocess
-import sys
-
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.meshops.cilium.plugins.module_utils.install import INSTALL_ARGUMENT_SPEC
 from ansible_collections.meshops.cilium.plugins.module_utils.values import install_values, values_digest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ARGS = {
     'chart_ref': '/charts/cilium-1.20.2.tgz', 'chart_version': '1.20.2', 'cluster_name': 'mesh-1',
     'cluster_id': '{{ 1 }}', 'ipam_mode': 'kubernetes', 'routing_mode': 'tunnel', 'max_connected_clusters': 255,
@@ -39,37 +33,23 @@ def _release(**changes):
     return release
 
 
-def test_a_release_described_as_this_task_would_make_it_needs_no_module(tmp_path):
-    tasks = []
+def test_a_release_described_as_this_task_would_make_it_needs_no_module(play_results):
+    cases = []
     for name, described in (('same', _release()), ('other_chart', _release(chart_version='1.19.4')),
                             ('failed', _release(status='failed')), ('none', None)):
         args = copy.deepcopy(ARGS)
         if described is not None:
             args['release_described'] = described
-        for check in (False, True):
-            tasks.append({'name': '%s check=%s' % (name, check), 'meshops.cilium.cilium_install': args,
-                          'check_mode': check, 'register': 'r', 'ignore_errors': True})
-            tasks.append({'ansible.builtin.copy': {'content': '{{ r | to_json }}',
-                                                   'dest': '%s/%s-%s.json' % (tmp_path, name, check)}})
-    collections = tmp_path / 'collections' / 'ansible_collections' / 'meshops'
-    collections.mkdir(parents=True)
-    (collections / 'cilium').symlink_to(REPO)
-    (tmp_path / 'play.json').write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / 'collections'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_LOCALHOST_WARNING='0')
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
-         str(tmp_path / 'play.json'), '-e', 'ansible_python_interpreter=%s' % sys.executable],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False, timeout=300)
-    assert proc.returncode == 0, proc.stdout
+        cases.append((name, args))
+    results = play_results('meshops.cilium.cilium_install', cases)
     for check in (False, True):
-        same = json.loads((tmp_path / ('same-%s.json' % check)).read_text())
+        same = results['same', check]
         assert same.get('failed') is not True and same['changed'] is False and same['action'] == 'unchanged', same
         assert same['release'] == {'name': 'cilium', 'namespace': 'kube-system', 'revision': 3, 'status': 'deployed',
                                    'chart_version': '1.20.2'}
         assert 'no module process' in same['read']
         for name in ('other_chart', 'failed', 'none'):
-            r = json.loads((tmp_path / ('%s-%s.json' % (name, check))).read_text())
+            r = results[name, check]
             # the module ran: it needs the cluster, and names the kubeconfig it could not read
             assert r['failed'] is True and 'kubeconfig file /nowhere/kubeconfig does not exist' in r['msg'], (name, r)
             assert 'read' not in r

@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""One real play for the action-plugin tests: each case's task runs in normal and in check mode, through
+ansible-playbook with this checkout as the meshops.cilium collection, and its registered result is read back."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+
+
+@pytest.fixture
+def play_results(tmp_path):
+    """``play_results(module, cases, module_defaults=None)``: ``cases`` is a list of (name, args); returns
+    {(name, check_mode): registered result}. The play itself must succeed (each task ignores its errors)."""
+
+    def run(module, cases, module_defaults=None):
+        tasks = []
+        for name, args in cases:
+            for check in (False, True):
+                tasks.append({'name': '%s check=%s' % (name, check), module: args,
+                              'check_mode': check, 'register': 'r', 'ignore_errors': True})
+                tasks.append({'ansible.builtin.copy': {'content': '{{ r | to_json }}',
+                                                       'dest': '%s/%s-%s.json' % (tmp_path, name, check)}})
+        collections = tmp_path / 'collections' / 'ansible_collections' / 'meshops'
+        collections.mkdir(parents=True)
+        (collections / 'cilium').symlink_to(REPO)
+        play = {'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}
+        if module_defaults:
+            play['module_defaults'] = module_defaults
+        (tmp_path / 'play.json').write_text(json.dumps([play]))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / 'collections'), ANSIBLE_NOCOLOR='1',
+                   ANSIBLE_LOCALHOST_WARNING='0')
+        proc = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+             str(tmp_path / 'play.json'), '-e', 'ansible_python_interpreter=%s' % sys.executable],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False,
+            timeout=300)
+        assert proc.returncode == 0, proc.stdout
+        return dict(((name, check), json.loads((tmp_path / ('%s-%s.json' % (name, check))).read_text()))
+                    for name, dummy in cases for check in (False, True))
+
+    return run
