@@ -20,6 +20,8 @@ NEW = "1.19.2"
 OLD = "1.17.14"
 # the fleet's addressing (it depends on the port base)
 M3_NODE_CIDR = cluster_network(3)["node_cidrs"][1]
+# mesh-1 declares mesh-2's real pod CIDR: a warning on mesh-1 (not what it uses), an overlap error on mesh-2
+M2_POD_CIDR = cluster_network(2)["pod_cidr"]
 EXTRA_NODE = "preflight-extra"
 
 # scenario -> (playbook, extra ansible-playbook args, group vars, host vars per host)
@@ -34,7 +36,7 @@ SCENARIOS = {
     # datapath: kube-proxy replacement, routing, ENI/AWS-CNI IDs, NodePorts, declared CIDRs
     "datapath": ("preflight.yml", [], {}, {
         "mesh-1": {"cilium_cluster_id": 1, "cilium_kube_proxy_replacement": "strict",
-                   "cilium_pod_cidrs": ["10.2.0.0/16"], "cilium_service_cidr": "10.96.0.0/12"},
+                   "cilium_pod_cidrs": [M2_POD_CIDR], "cilium_service_cidr": "10.96.0.0/12"},
         "mesh-2": {"cilium_cluster_id": 2, "cilium_routing_mode": "native", "cilium_kube_proxy_replacement": True,
                    "cilium_service_cidr": "10.96.0.0/12"},
         "mesh-3": {"cilium_cluster_id": 130, "cilium_ipam_mode": "eni", "cilium_clustermesh_service_type": "NodePort",
