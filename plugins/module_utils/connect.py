@@ -87,13 +87,21 @@ def unchanged_by_description(params, api_server):
     entries = wanted_entries(peers)
     if entries_digest(entries) != release['peers_sha256']:
         return None
+    plan = {'entries': entries, 'added': [], 'removed': [], 'changed': [], 'kept': []}
+    result = connect_result(local, plan, skipped, (), None, desc.get('kvstoremesh'), release.get('chart_version'),
+                            clusters_form(release.get('chart_version')), release.get('revision'))
+    result.update(changed=False, api_server=api_server, read=READ_NOTHING)
+    return result
+
+
+def connect_result(local, plan, skipped, planned, rollout, kvstoremesh, chart_version, form, revision):
+    """The fields ``clustermesh_connect`` returns about a plan (``plan_peers``' entries, added, removed,
+    changed, kept), whether the module made it or a description answered for it."""
     return dict(
-        changed=False,
         local={'name': local['name'], 'cluster_id': local['cluster_id'],
                'max_connected_clusters': local['max_connected_clusters']},
-        peers=[e['name'] for e in entries], added=[], removed=[], changed_peers=[], kept=[],
-        skipped_self=[s['name'] for s in skipped], planned=[], rollout=None,
-        kvstoremesh=desc.get('kvstoremesh'), chart_version=release.get('chart_version'),
-        clusters_form=clusters_form(release.get('chart_version')), revision=release.get('revision'),
-        api_server=api_server, read=READ_NOTHING,
+        peers=[e['name'] for e in plan['entries']],
+        added=plan['added'], removed=plan['removed'], changed_peers=plan['changed'], kept=plan['kept'],
+        skipped_self=[s['name'] for s in skipped], planned=sorted(planned), rollout=rollout,
+        kvstoremesh=kvstoremesh, chart_version=chart_version, clusters_form=form, revision=revision,
     )

@@ -269,7 +269,7 @@ written:
 import copy
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module
-from ansible_collections.meshops.cilium.plugins.module_utils.connect import CONNECT_ARGUMENT_SPEC
+from ansible_collections.meshops.cilium.plugins.module_utils.connect import CONNECT_ARGUMENT_SPEC, connect_result
 from ansible_collections.meshops.cilium.plugins.module_utils.helm import (
     HelmRunner,
     read_release,
@@ -395,19 +395,9 @@ def run(m):
     kvsm = kvstoremesh_enabled(values, release.chart_version)
     desired_value = render_clusters(plan, release.chart_version)
 
-    result = dict(
-        local={'name': local['name'], 'cluster_id': local['cluster_id'],
-               'max_connected_clusters': local['max_connected_clusters']},
-        peers=[e['name'] for e in plan['entries']],
-        added=plan['added'], removed=plan['removed'], changed_peers=plan['changed'], kept=plan['kept'],
-        skipped_self=[s['name'] for s in skipped],
-        planned=sorted(planned),
-        rollout=rollout_note(kvsm) if needs_upgrade else None,
-        kvstoremesh=kvsm,
-        chart_version=release.chart_version,
-        clusters_form='map' if isinstance(desired_value, dict) else 'list',
-        revision=release.revision,
-    )
+    result = connect_result(local, plan, skipped, planned, rollout_note(kvsm) if needs_upgrade else None, kvsm,
+                            release.chart_version, 'map' if isinstance(desired_value, dict) else 'list',
+                            release.revision)
     before = {'enabled': enabled, 'peers': peer_summary(normalize_entries(current))}
     after = {'enabled': True, 'peers': peer_summary(plan['entries'])}
 
