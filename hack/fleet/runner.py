@@ -415,13 +415,13 @@ def _shims_at_image_paths(shims):
     kvstoremesh-dbg status` in the kvstoremesh container, then enters the real container as an
     exec by name does. Runs in the child between fork and exec: only system calls."""
     import ctypes  # noqa: PLC0415
-    ms_rdonly, ms_rec, ms_private = 1, 16384, 1 << 18
+    clone_newns, ms_rdonly, ms_rec, ms_private = 0x20000, 1, 16384, 1 << 18
     options = ("lowerdir=%s:/usr/bin" % shims.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")).encode()
     libc = ctypes.CDLL(None, use_errno=True)
 
     def setup():
-        os.unshare(os.CLONE_NEWNS)
-        if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0 or \
+        # unshare(2) through libc: os.unshare needs Python 3.12
+        if libc.unshare(clone_newns) != 0 or libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0 or \
                 libc.mount(b"meshops-fleet-shims", b"/usr/bin", b"overlay", ms_rdonly, options) != 0:
             errno = ctypes.get_errno()
             raise OSError(errno, os.strerror(errno))
