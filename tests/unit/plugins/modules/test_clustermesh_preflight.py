@@ -4,6 +4,9 @@
 """clustermesh_preflight: the module's argument handling, result and failure (no cluster)."""
 
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -78,13 +81,40 @@ def test_role_defaults_mirror_the_cilium_role():
         assert cilium[key] == value, key
 
 
-def test_site_runs_the_preflight_first_and_once():
-    with open(os.path.join(REPO, 'playbooks', 'site.yml')) as f:
-        site = yaml.safe_load(f)
-    with open(os.path.join(REPO, 'playbooks', 'install.yml')) as f:
-        install = yaml.safe_load(f)
-    assert site[0]['ansible.builtin.import_playbook'] == 'preflight.yml'
-    assert site[1]['ansible.builtin.import_playbook'] == 'install.yml'
-    assert site[1]['vars'] == {'meshops_preflight': False}
-    assert install[0]['ansible.builtin.import_playbook'] == 'preflight.yml'
-    assert 'meshops_preflight' in install[0]['when']
+def _play_hosts(playbook, inventory, *extra):
+    """[(play name, [hosts])] of ``ansible-playbook --list-hosts``: the plays as Ansible resolves them."""
+    collections = os.path.join(os.path.dirname(inventory), 'collections')
+    link = os.path.join(collections, 'ansible_collections', 'meshops', 'cilium')
+    if not os.path.islink(link):
+        os.makedirs(os.path.dirname(link))
+        os.symlink(REPO, link)
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
+         os.path.join(REPO, 'playbooks', playbook), '--list-hosts'] + list(extra),
+        env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_NOCOLOR='1'),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    plays = []
+    for line in proc.stdout.splitlines():
+        m = re.match(r'\s+play #\d+ \([^)]*\): (.*?)\tTAGS', line)
+        if m:
+            plays.append((m.group(1), []))
+        elif plays and re.match(r'^\s{6}\S', line):
+            plays[-1][1].append(line.strip())
+    return [(name, sorted(hosts)) for name, hosts in plays]
+
+
+def test_site_runs_the_preflight_first_and_once(tmp_path):
+    inventory = tmp_path / 'hosts.yml'
+    inventory.write_text('mesh:\n  hosts:\n    mesh-1:\n    mesh-2:\n')
+    plays = _play_hosts('site.yml', str(inventory))
+    assert plays[0] == ('Preflight the ClusterMesh', ['mesh-1', 'mesh-2'])
+    # install.yml's own preflight has no hosts in site.yml (not even skipped tasks), the install play has all
+    assert plays[1] == ('Preflight the ClusterMesh', [])
+    assert plays[2] == ('Install Cilium on every cluster of the mesh', ['mesh-1', 'mesh-2'])
+    assert [p for p, dummy in plays].count('Preflight the ClusterMesh') == 2
+    # install.yml alone runs it; -e meshops_preflight=false leaves it out there too
+    alone = _play_hosts('install.yml', str(inventory))
+    assert alone[0] == ('Preflight the ClusterMesh', ['mesh-1', 'mesh-2'])
+    assert _play_hosts('install.yml', str(inventory), '-e', 'meshops_preflight=false')[0] == (
+        'Preflight the ClusterMesh', [])
