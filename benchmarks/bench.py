@@ -119,9 +119,11 @@ class Ansible(object):
         self.n += 1
         logfile = os.path.join(self.logdir, "%02d-%s.log" % (self.n, name))
         argv = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", inventory, playbook] + list(extra)
+        profile = logfile[:-len(".log")] + ".profile.json"
+        env = dict(self.env, MESHOPS_BENCH_PROFILE=profile)
         started = time.time()
         with open(logfile, "w") as out:
-            p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+            p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
             peak = [0]
 
             def sample():
@@ -137,7 +139,34 @@ class Ansible(object):
             with open(logfile) as f:
                 tail = f.read()[-3000:]
             raise SystemExit("%s failed (rc %d), log %s:\n%s" % (name, rc, logfile, tail))
-        return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak[0] / 1024.0, 1), "log": logfile}
+        return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak[0] / 1024.0, 1), "log": logfile,
+                "profile": costliest(profile)}
+
+
+def costliest(path, top=6):
+    """The ``top`` costliest tasks of a run's profile (benchmarks/callbacks/bench_profile.py), with the
+    number of tasks and the summed time of all the others."""
+    try:
+        with open(path) as f:
+            tasks = json.load(f)["tasks"]
+    except (OSError, ValueError, KeyError):
+        return None
+    ranked = sorted(tasks, key=lambda t: -t["wall_s"])
+    return {"tasks": len(tasks), "top": ranked[:top], "rest_s": round(sum(t["wall_s"] for t in ranked[top:]), 2)}
+
+
+def profile_lines(figs):
+    """Where each no-op run spends its time, costliest tasks first."""
+    lines = []
+    for f in figs:
+        prof = f["noop"].get("profile")
+        if not prof:
+            continue
+        lines.append("no-op N=%d, %.1f s: %s; the other %d tasks %.1f s" % (
+            f["n"], f["noop"]["wall_s"], "; ".join("%s %.1f s" % (t["task"].split(" : ")[-1][:48], t["wall_s"])
+                                                   for t in prof["top"]),
+            max(0, prof["tasks"] - len(prof["top"])), prof["rest_s"]))
+    return lines
 
 
 def write_inventory(path, clusters):
@@ -350,6 +379,10 @@ def table(figs, rows):
     lines.append("")
     for r in rows:
         lines.append("%-5s N=%-3d %-58s %s" % (r["result"], r["n"], r["target"], r["value"]))
+    prof = profile_lines(figs)
+    if prof:
+        lines += ["", "Where the no-op time goes (benchmarks/callbacks/bench_profile.py; a task's time is all its hosts'):"]
+        lines += prof
     return "\n".join(lines)
 
 
@@ -420,6 +453,8 @@ def main(argv=None):
         os.symlink(REPO, link)
     kubernetes_core(collections)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_FORKS=str(forks),
+               ANSIBLE_CALLBACK_PLUGINS=os.path.join(REPO, "benchmarks", "callbacks"),
+               ANSIBLE_CALLBACKS_ENABLED="bench_profile",
                PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ["PATH"])
     if runner.Fleet.load() is not None:
         runner.down()
