@@ -235,13 +235,18 @@ def _apiserver_pods(c):
         "kube-system", label_selector="k8s-app=clustermesh-apiserver").items]
 
 
-def _apiserver_processes(c):
-    """PIDs of c's clustermesh-apiserver containers that still run on this host. The API object of
-    a deleted pod can be gone (the simulated kubelet removes it) before the fleet's pod runtime has
-    stopped its processes on its next round; until then they still serve the peers."""
+def _pod_processes(c, wanted):
+    """PIDs of c's pod containers (pods whose name wanted(name) accepts) that still run on this
+    host. The API object of a deleted pod can be gone (the simulated kubelet removes it) before the
+    fleet's pod runtime has stopped its processes on its next round; until then they still answer
+    at the pod's old address."""
     pods = load_pods(os.path.dirname(c.fleet.kubeconfig))
-    return [x["pid"] for p in pods.values() if p["cluster"] == c.name and p["name"].startswith("clustermesh-apiserver")
+    return [x["pid"] for p in pods.values() if p["cluster"] == c.name and wanted(p["name"])
             for x in p["containers"].values() if x.get("pid") and _pid_alive(x["pid"])]
+
+
+def _apiserver_processes(c):
+    return _pod_processes(c, lambda name: name.startswith("clustermesh-apiserver"))
 
 
 def test_a_stopped_clustermesh_apiserver_is_reported_and_traffic_returns(clusters, check, run_module):
@@ -264,6 +269,9 @@ def test_a_stopped_clustermesh_apiserver_is_reported_and_traffic_returns(cluster
         c3.kubectl("-n", NS, "rollout", "status", "deployment/meshops-echo-mesh-3", "--timeout=120s", timeout=150)
         wait_for(lambda: [p for p in _echo_pods(c3) if p.metadata.name not in old] and
                  not [p for p in _echo_pods(c3) if p.metadata.name in old], 90, "mesh-3's old echo pod to be gone")
+        # the old pod's server must also have stopped: until then it still answers at the old address
+        wait_for(lambda: not _pod_processes(c3, lambda name: name in old), 60,
+                 "mesh-3's old echo server process to stop", interval=1)
         r = check(c1, state="tested", clusters=HOSTS, requests=15)
         assert r["_rc"] != 0 and r["missing"] == ["mesh-3"], r.get("message") or r.get("msg")
         assert "NO answer from mesh-3" in r["msg"] and r["answered"] == ["mesh-1", "mesh-2"], r["msg"]
