@@ -558,3 +558,30 @@ def read_status(cluster, namespace='kube-system', agent_status='auto', parallel=
     return build_status(cluster.name, deployment, has_secret, agents=agents, kvstoremesh=kvstoremesh,
                         kvstoremesh_enabled=kvsm, local_name=local_name,
                         mode='require' if agent_status == 'require' else 'auto', expected=expected)
+
+
+def status_result(st, namespace, agent_status):
+    """What clustermesh_status returns for ``st`` (``build_status`` with ``metrics``), and what
+    clustermesh_info returns under ``status``."""
+    out = dict(st)
+    out.pop('cluster', None)
+    out.update(namespace=namespace, agent_status=agent_status)
+    return out
+
+
+def status_warnings(st):
+    """What a reader of ``st`` must be told: metrics not read, unverifiable or simulated parts."""
+    out = []
+    if st['metrics'] and st['metrics']['unavailable']:
+        out.append('Cilium metrics not read from %s' % '; '.join(
+            '%s (%s)' % kv for kv in sorted(st['metrics']['unavailable'].items()))[:800])
+    for kind, label in (('agents', 'agent'), ('kvstoremesh', 'KVStoreMesh')):
+        sec = st[kind]
+        if sec.get('unverifiable'):
+            reasons = sorted(set(sec['unavailable'].values()))
+            out.append('%s status could not be read from any of %d pods, so per-peer connectivity was NOT '
+                       'verified (control plane only): %s' % (label, sec['total'], '; '.join(reasons)[:500]))
+    for kind, pods in sorted(st['simulated'].items()):
+        reason = sorted(set(st[kind]['simulated'].values()))
+        out.append('%s status of %d pods is SIMULATED, not read from Cilium: %s' % (kind, len(pods), '; '.join(reason)))
+    return out

@@ -43,6 +43,25 @@ options:
           - TCP port of the clustermesh-apiserver.
         type: int
         required: true
+  read_status:
+    description:
+      - Also read the cluster's ClusterMesh status, as M(meshops.cilium.clustermesh_status) does
+        without a wait and without Cilium's metrics, into RV(status): one module run instead of two.
+        The site playbook's preflight reads it this way; when the run then writes nothing to any
+        cluster, that status is still current and is not read again.
+      - Needs what M(meshops.cilium.clustermesh_status) needs (with O(agent_status) other than
+        V(skip), C(create) on C(pods/exec)).
+      - A status that cannot be read is not an error of the description: RV(status) is then V(null)
+        and a warning says why.
+    type: bool
+    default: false
+  agent_status:
+    description:
+      - With O(read_status), how the agents' and KVStoreMesh's own status is read, as
+        O(meshops.cilium.clustermesh_status#module:agent_status).
+    type: str
+    choices: [auto, require, skip]
+    default: auto
 extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
@@ -340,6 +359,16 @@ datapath:
       description: C(cni-chaining-mode).
       type: str
       sample: null
+status:
+  description:
+    - With O(read_status), what M(meshops.cilium.clustermesh_status) returns (RV(meshops.cilium.clustermesh_status#module:ready),
+      RV(meshops.cilium.clustermesh_status#module:not_ready), RV(meshops.cilium.clustermesh_status#module:apiserver),
+      RV(meshops.cilium.clustermesh_status#module:agents), ...), read without a wait and without metrics
+      (its C(metrics) is null), with the O(namespace) and O(agent_status) it was read with.
+    - V(null) when the status could not be read (a warning says why).
+  returned: when O(read_status=true)
+  type: dict
+  sample: {"ready": true, "not_ready": [], "namespace": "kube-system", "agent_status": "auto"}
 warnings_detail:
   description: Non-fatal findings (also emitted as Ansible warnings).
   returned: always
@@ -349,11 +378,13 @@ warnings_detail:
 '''
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import RELEASE_ARGUMENT_SPEC, merged_spec, run_module
+from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HAS_CRYPTOGRAPHY,
     read_descriptor,
     validate_endpoint_override,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
 
 
 def run(m):
@@ -369,6 +400,16 @@ def run(m):
     desc = read_descriptor(m.cluster, namespace=p['namespace'], release_name=p['release_name'],
                            endpoint_override=p['endpoint'])
     warnings = desc.pop('warnings')
+    if p['read_status']:
+        try:
+            st = read_status(m.cluster, namespace=p['namespace'], agent_status=p['agent_status'])
+        except MeshopsError as e:
+            desc['status'] = None
+            warnings.append('ClusterMesh status not read with the description: %s' % e)
+        else:
+            st['metrics'] = None
+            warnings.extend(status_warnings(st))
+            desc['status'] = status_result(st, p['namespace'], p['agent_status'])
     for w in warnings:
         m.warn(w)
     m.exit(changed=False, warnings_detail=warnings, **desc)
@@ -382,6 +423,8 @@ def main():
             address=dict(type='str'),
             port=dict(type='int', required=True),
         ), mutually_exclusive=[['ips', 'address']], required_one_of=[['ips', 'address']]),
+        read_status=dict(type='bool', default=False),
+        agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
     ))
 
 

@@ -345,7 +345,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
 from ansible_collections.meshops.cilium.plugins.module_utils.common import CLUSTER_NAME_RE
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.metrics import read_metrics
-from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status
+from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
 
 
 # members read at the same time (each also execs into up to ``parallel`` pods at a time)
@@ -364,24 +364,6 @@ def _read(cluster, p):
     return st, attempts
 
 
-def _warnings(st):
-    """What a reader of ``st`` must be told: metrics not read, unverifiable or simulated parts."""
-    out = []
-    if st['metrics'] and st['metrics']['unavailable']:
-        out.append('Cilium metrics not read from %s' % '; '.join(
-            '%s (%s)' % kv for kv in sorted(st['metrics']['unavailable'].items()))[:800])
-    for kind, label in (('agents', 'agent'), ('kvstoremesh', 'KVStoreMesh')):
-        sec = st[kind]
-        if sec.get('unverifiable'):
-            reasons = sorted(set(sec['unavailable'].values()))
-            out.append('%s status could not be read from any of %d pods, so per-peer connectivity was NOT '
-                       'verified (control plane only): %s' % (label, sec['total'], '; '.join(reasons)[:500]))
-    for kind, pods in sorted(st['simulated'].items()):
-        reason = sorted(set(st[kind]['simulated'].values()))
-        out.append('%s status of %d pods is SIMULATED, not read from Cilium: %s' % (kind, len(pods), '; '.join(reason)))
-    return out
-
-
 def run(m):
     p = m.params
     if p['parallel'] < 1:
@@ -389,12 +371,13 @@ def run(m):
     if p['members'] is not None:
         return run_members(m)
     st, attempts = _read(m.cluster, p)
-    for warning in _warnings(st):
+    for warning in status_warnings(st):
         m.warn(warning)
+    result = status_result(st, p['namespace'], p['agent_status'])
     if p['wait'] and not st['ready']:
         m.fail('ClusterMesh not ready after %ss (%d checks): %s; causes and fixes: docs/troubleshooting.md' % (
-            p['wait_timeout'], attempts, '; '.join(st['not_ready'])), attempts=attempts, **_result(st, p))
-    m.exit(changed=False, attempts=attempts, **_result(st, p))
+            p['wait_timeout'], attempts, '; '.join(st['not_ready'])), attempts=attempts, **result)
+    m.exit(changed=False, attempts=attempts, **result)
 
 
 def _member(m, entry):
@@ -426,7 +409,8 @@ def run_members(m):
     def one(name):
         try:
             st, attempts = _read(clusters[name], p)
-            return dict(_result(st, p), attempts=attempts, cluster=name, warnings=_warnings(st))
+            return dict(status_result(st, p['namespace'], p['agent_status']), attempts=attempts, cluster=name,
+                        warnings=status_warnings(st))
         except MeshopsError as e:
             return {'cluster': name, 'failed': True, 'msg': '%s: %s' % (name, e)}
         finally:
@@ -448,13 +432,6 @@ def run_members(m):
         m.fail('ClusterMesh not ready after %ss: %s; causes and fixes: docs/troubleshooting.md' % (
             p['wait_timeout'], '; '.join(not_ready)), members=results, ready=False, not_ready=not_ready)
     m.exit(changed=False, members=results, ready=ready, not_ready=not_ready)
-
-
-def _result(st, p):
-    out = dict(st)
-    out.pop('cluster', None)
-    out.update(namespace=p['namespace'], agent_status=p['agent_status'])
-    return out
 
 
 def main():

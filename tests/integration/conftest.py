@@ -353,6 +353,17 @@ class Playbook(object):
         return proc.stdout
 
     @staticmethod
+    def outcomes(out, task):
+        """{host: "ok" | "changed" | "skipping" | "failed" | ...} of the task whose name ends with ``task``
+        (its last run in ``out``)."""
+        found = {}
+        for block in re.split(r"^TASK \[", out, flags=re.M)[1:]:
+            title, _, body = block.partition("\n")
+            if title.split("]")[0].endswith(task):
+                found = dict((m.group(2), m.group(1)) for m in re.finditer(r"^(\w+): \[([\w-]+)\]", body, re.M))
+        return found
+
+    @staticmethod
     def recap(out):
         """{host: {"ok": n, "changed": n, ...}} from the PLAY RECAP."""
         return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}

@@ -177,7 +177,18 @@ def test_real_kvstoremesh_reports_every_peer_connected_and_synced(
     version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
     playbook = Playbook(fleet, collections_path, tmp_path)
     if minor == "1.19":
-        playbook("site.yml", HOSTS, "-e", "cilium_chart_version=%s" % version)
+        out = playbook("site.yml", HOSTS, "-e", "cilium_chart_version=%s" % version)
+        # the first converge writes: the mesh play waits for the status of every cluster
+        assert set(Playbook.outcomes(out, "Wait for the mesh status of this cluster").values()) == {"ok"}, out[-3000:]
+        # a no-op re-run writes nothing: the status each preflight description read is still current, so
+        # the mesh play takes it (no second read, no wait) and the verify role asserts on it
+        out = playbook("site.yml", HOSTS, "-e", "cilium_chart_version=%s" % version)
+        assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
+        assert Playbook.outcomes(out, "Wait for the mesh status of this cluster") == dict.fromkeys(HOSTS, "skipping")
+        assert Playbook.outcomes(out, "Take the mesh status this run's preflight read (this run has written nothing)") \
+            == dict.fromkeys(HOSTS, "ok"), out[-3000:]
+        for h in HOSTS:
+            assert "%s: meshed with %s" % (h, ", ".join(sorted(set(HOSTS) - {h}))) in out, out[-3000:]
     else:
         # the upgrade is a fleet rollout (playbooks/upgrade.yml)
         started = time.time()

@@ -134,3 +134,44 @@ def test_inline_kubeconfig_credentials_become_no_log_values(apiserver, monkeypat
     m = ClusterModule({})
     assert {'tok-xyz', 'S0VZREFUQQ=='} <= set(m.module.no_log_values)
     assert 'mesh-1' not in m.module.no_log_values
+
+
+def test_read_status_returns_the_mesh_status_with_the_description(apiserver, run_module, monkeypatch):
+    """read_status: one module run gives the descriptor and what clustermesh_status would (no wait,
+    no metrics); without it, no status is read at all."""
+    from test_clustermesh_status import fake_exec, fixture, setup_cluster
+
+    install_cilium(apiserver)
+    setup_cluster(apiserver)
+    calls = []
+    ok_json = (0, fixture('agent-connected.json'))
+    fake_exec(monkeypatch, {'cilium-a': ok_json, 'cilium-b': ok_json}, calls)
+    ok, res = run_module({'kubeconfig': apiserver.kubeconfig('mesh-1'), 'context': 'mesh-1',
+                          'read_status': True, 'agent_status': 'require'})
+    assert ok, res
+    assert res['installed'] is True and res['cluster_name'] == 'mesh-1'
+    st = res['status']
+    assert st['ready'] is True and st['not_ready'] == [] and st['expected_peers'] == ['mesh-2', 'mesh-3']
+    assert (st['namespace'], st['agent_status'], st['metrics']) == ('kube-system', 'require', None)
+    assert st['agents']['peers']['mesh-2']['summary'] == '2/2 configured, 2/2 connected, 2/2 ready'
+    assert sorted(c[0] for c in calls) == ['cilium-a', 'cilium-b']
+    assert 'endpoints:' not in json.dumps(res)
+
+    calls[:] = []
+    ok, res = run_module({'kubeconfig': apiserver.kubeconfig('mesh-1'), 'context': 'mesh-1'})
+    assert ok and 'status' not in res and calls == [], res
+
+
+def test_a_status_that_cannot_be_read_leaves_the_description(apiserver, run_module, monkeypatch):
+    from test_clustermesh_status import fake_exec
+
+    install_cilium(apiserver)
+    apiserver.routes['/apis/apps/v1/namespaces/kube-system/deployments/clustermesh-apiserver'] = (403, status_body(
+        403, 'Forbidden', 'deployments.apps "clustermesh-apiserver" is forbidden: User "ro" cannot get resource '
+        '"deployments" in API group "apps" in the namespace "kube-system"'))
+    fake_exec(monkeypatch, {})
+    ok, res = run_module({'kubeconfig': apiserver.kubeconfig('mesh-1'), 'context': 'mesh-1', 'read_status': True})
+    assert ok, res
+    assert res['installed'] is True and res['status'] is None
+    assert any(w.startswith('ClusterMesh status not read with the description: ') and 'permission denied' in w
+               for w in res['warnings_detail']), res['warnings_detail']
