@@ -46,12 +46,12 @@ options:
   read_status:
     description:
       - Also read the cluster's ClusterMesh status, as M(meshops.cilium.clustermesh_status) does
-        without a wait and without Cilium's metrics, into RV(status): one module run instead of two.
+        without a wait and without Cilium's metrics, into RV(status), in one module run instead of two.
         The site playbook's preflight reads it this way; when the run then writes nothing to any
         cluster, that status is still current and is not read again.
       - Needs what M(meshops.cilium.clustermesh_status) needs (with O(agent_status) other than
         V(skip), C(create) on C(pods/exec)).
-      - A status that cannot be read is not an error of the description: RV(status) is then V(null)
+      - A status that cannot be read is not an error of the description; RV(status) is then V(null)
         and a warning says why.
     type: bool
     default: false

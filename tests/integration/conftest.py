@@ -358,7 +358,8 @@ class Playbook(object):
         (its last run in ``out``)."""
         found = {}
         for block in re.split(r"^TASK \[", out, flags=re.M)[1:]:
-            title, _, body = block.partition("\n")
+            parts = block.partition("\n")
+            title, body = parts[0], parts[2]
             if title.split("]")[0].endswith(task):
                 found = dict((m.group(2), m.group(1)) for m in re.finditer(r"^(\w+): \[([\w-]+)\]", body, re.M))
         return found
