@@ -398,18 +398,35 @@ def wait_argument_spec(wait=False, timeout=300):
     return dict(wait=dict(type='bool', default=wait), wait_timeout=dict(type='int', default=timeout))
 
 
+# the first pause of a wait; each next one is half as long again, up to the module's wait_interval
+FIRST_WAIT_PAUSE = 1.0
+WAIT_PAUSE_GROWTH = 1.5
+
+
+def wait_pauses(interval):
+    """The pauses between the reads of a wait: 1 s, then half as long again each time (1.5, 2.25, ...)
+    up to ``interval``. What a wait usually waits for (a rollout, peers connecting) is there within
+    seconds: the first reads come soon, a long wait polls every ``interval``."""
+    pause = min(FIRST_WAIT_PAUSE, interval)
+    while True:
+        yield pause
+        pause = min(interval, pause * WAIT_PAUSE_GROWTH)
+
+
 def read_until(read, done, params):
-    """``read()`` once, or with ``params['wait']`` again every ``wait_interval`` seconds until ``done(result)``
-    or ``wait_timeout`` would pass: ``(last result, number of reads)``. The polling of every module with
-    ``wait_argument_spec`` and a ``wait_interval`` option."""
+    """``read()`` once, or with ``params['wait']`` again after each pause of ``wait_pauses(wait_interval)``
+    until ``done(result)`` or ``wait_timeout`` would pass: ``(last result, number of reads)``. The polling
+    of every module with ``wait_argument_spec`` and a ``wait_interval`` option."""
     deadline = time.time() + max(0, params['wait_timeout'])
+    pauses = wait_pauses(params['wait_interval'])
     attempts = 0
     while True:
         attempts += 1
         result = read()
-        if done(result) or not params['wait'] or time.time() + params['wait_interval'] > deadline:
+        pause = next(pauses)
+        if done(result) or not params['wait'] or time.time() + pause > deadline:
             return result, attempts
-        time.sleep(params['wait_interval'])
+        time.sleep(pause)
 
 
 def run_module(run, argument_spec, **kwargs):

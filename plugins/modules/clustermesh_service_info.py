@@ -71,7 +71,9 @@ options:
     type: int
     default: 120
   wait_interval:
-    description: Seconds between two reads with O(wait).
+    description:
+      - The longest pause, in seconds, between two reads with O(wait). The first read is repeated after
+        1 s, and each pause is then half as long again (1.5 s, 2.25 s, ...) up to this.
     type: int
     default: 3
 extends_documentation_fragment:

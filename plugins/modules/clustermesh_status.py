@@ -121,7 +121,8 @@ options:
     default: 300
   wait_interval:
     description:
-      - Seconds between two checks with O(wait).
+      - The longest pause, in seconds, between two checks with O(wait). The first check is repeated after
+        1 s, and each pause is then half as long again (1.5 s, 2.25 s, ...) up to this.
     type: int
     default: 5
 extends_documentation_fragment:

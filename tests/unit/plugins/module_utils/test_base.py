@@ -87,7 +87,7 @@ def test_read_until_reads_once_without_wait_and_polls_with_it(monkeypatch):
     assert slept == []
     assert read_until(lambda: next(answers), bool, {'wait': True, 'wait_timeout': 60, 'wait_interval': 2}) \
         == (True, 2)
-    assert slept == [2]
+    assert slept == [1.0]
 
 
 def test_read_until_stops_before_the_timeout_would_pass(monkeypatch):
@@ -96,5 +96,16 @@ def test_read_until_stops_before_the_timeout_would_pass(monkeypatch):
     monkeypatch.setattr(base.time, 'time', lambda: now[0])
     monkeypatch.setattr(base.time, 'sleep', lambda s: now.__setitem__(0, now[0] + s))
     result, attempts = read_until(lambda: False, bool, {'wait': True, 'wait_timeout': 10, 'wait_interval': 3})
-    # reads at 0, 3, 6, 9 s; a fifth at 12 s would be past the 10 s timeout
-    assert result is False and attempts == 4
+    # pauses of 1, 1.5, 2.25, then 3 s: reads at 0, 1, 2.5, 4.75, 7.75 s; a sixth at 10.75 s would be
+    # past the 10 s timeout
+    assert result is False and attempts == 5 and now[0] == 1007.75
+
+
+def test_wait_pauses_start_short_and_grow_to_the_interval():
+    from itertools import islice
+
+    from ansible_collections.meshops.cilium.plugins.module_utils.base import wait_pauses
+    assert list(islice(wait_pauses(5), 7)) == [1.0, 1.5, 2.25, 3.375, 5, 5, 5]
+    assert list(islice(wait_pauses(1), 3)) == [1, 1, 1]
+    # an interval shorter than the first pause is the pause
+    assert list(islice(wait_pauses(0.5), 2)) == [0.5, 0.5]
