@@ -32,6 +32,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     resolve_connection,
     translate_error,
 )
+from ansible_collections.meshops.cilium.plugins.module_utils.common import wait_pauses
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import (
     MASK,
@@ -396,21 +397,6 @@ def wait_argument_spec(wait=False, timeout=300):
     of modules that can wait for what they wrote or read; each module documents what it waits for.
     Spread it with ``**`` where the two options stand, so the spec keeps its order."""
     return dict(wait=dict(type='bool', default=wait), wait_timeout=dict(type='int', default=timeout))
-
-
-# the first pause of a wait; each next one is half as long again, up to the module's wait_interval
-FIRST_WAIT_PAUSE = 1.0
-WAIT_PAUSE_GROWTH = 1.5
-
-
-def wait_pauses(interval):
-    """The pauses between the reads of a wait: 1 s, then half as long again each time (1.5, 2.25, ...)
-    up to ``interval``. What a wait usually waits for (a rollout, peers connecting) is there within
-    seconds: the first reads come soon, a long wait polls every ``interval``."""
-    pause = min(FIRST_WAIT_PAUSE, interval)
-    while True:
-        yield pause
-        pause = min(interval, pause * WAIT_PAUSE_GROWTH)
 
 
 def read_until(read, done, params):

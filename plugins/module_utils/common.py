@@ -97,3 +97,18 @@ def json_digest(data):
     """SHA-256 (hex) of ``data`` as canonical JSON (keys sorted, no spaces): equal data, equal digest.
     What a descriptor returns in place of data it must not show (user values, peer entries)."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(',', ':')).encode('utf-8')).hexdigest()
+
+
+# the first pause of a wait; each next one is half as long again, up to the module's wait_interval
+FIRST_WAIT_PAUSE = 1.0
+WAIT_PAUSE_GROWTH = 1.5
+
+
+def wait_pauses(interval):
+    """The pauses between the reads of a wait: 1 s, then half as long again each time (1.5, 2.25, ...)
+    up to ``interval``. What a wait usually waits for (a rollout, peers connecting) is there within
+    seconds: the first reads come soon, a long wait polls every ``interval``."""
+    pause = min(FIRST_WAIT_PAUSE, interval)
+    while True:
+        yield pause
+        pause = min(interval, pause * WAIT_PAUSE_GROWTH)

@@ -45,7 +45,8 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     yaml,
 )
 
-from ansible_collections.meshops.cilium.plugins.module_utils.common import PENDING_STATUSES, deployment_ready, int_or_none
+from ansible_collections.meshops.cilium.plugins.module_utils.common import (
+    PENDING_STATUSES, deployment_ready, int_or_none, wait_pauses)
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HELM_RELEASE_TYPE,
     CILIUM_CONFIG,
@@ -752,12 +753,13 @@ _CHECKS = {'DaemonSet': daemonset_ready, 'Deployment': deployment_rollout, 'Serv
 
 def wait_ready(cluster, namespace, components, timeout=300, interval=2.0, sleep=time.sleep, clock=time.time):
     """Poll ``components`` (list of ``(kind, name)``; kind DaemonSet, Deployment or
-    Service for a LoadBalancer address) until all are ready.
+    Service for a LoadBalancer address) until all are ready (pauses of ``common.wait_pauses(interval)``).
 
     Returns ``{"Kind/name": detail}``; raises ClusterError naming what is not
     ready at the deadline.
     """
     deadline = clock() + timeout
+    pauses = wait_pauses(interval)
     while True:
         states = {}
         for kind, name in components:
@@ -769,4 +771,4 @@ def wait_ready(cluster, namespace, components, timeout=300, interval=2.0, sleep=
             raise ClusterError('not ready after %ss in namespace %s: %s' % (
                 timeout, namespace, '; '.join('%s: %s' % kv for kv in sorted(pending.items()))),
                 cluster=cluster.name)
-        sleep(interval)
+        sleep(next(pauses))

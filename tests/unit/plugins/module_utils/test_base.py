@@ -104,7 +104,7 @@ def test_read_until_stops_before_the_timeout_would_pass(monkeypatch):
 def test_wait_pauses_start_short_and_grow_to_the_interval():
     from itertools import islice
 
-    from ansible_collections.meshops.cilium.plugins.module_utils.base import wait_pauses
+    from ansible_collections.meshops.cilium.plugins.module_utils.common import wait_pauses
     assert list(islice(wait_pauses(5), 7)) == [1.0, 1.5, 2.25, 3.375, 5, 5, 5]
     assert list(islice(wait_pauses(1), 3)) == [1, 1, 1]
     # an interval shorter than the first pause is the pause
