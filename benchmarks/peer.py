@@ -161,6 +161,19 @@ class _Kube(object):
                 return None
             raise
 
+    def service_address(self, name="clustermesh-apiserver"):
+        """The LoadBalancer (ingress) address of Service ``name``, or None while it has none."""
+        try:
+            svc = self.core.read_namespaced_service(name, NS)
+        except self.client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        if (svc.spec.type or "") != "LoadBalancer":
+            return svc.spec.cluster_ip
+        ingress = (svc.status.load_balancer.ingress if svc.status and svc.status.load_balancer else None) or []
+        return next((i.ip or i.hostname for i in ingress if i.ip or i.hostname), None)
+
     def releases(self):
         """{revision: secret} of Helm release `cilium`."""
         items = self.core.list_namespaced_secret(NS, label_selector="owner=helm,name=%s" % RELEASE).items
@@ -446,6 +459,18 @@ def _run(cli, clusters, log, deadline, left, notes, result, workdir, cmdlog):
         a = _audit_mark(c["audit_log"])
         standin[c["name"]] = _certgen_standin(kube[c["name"]], min(deadline, time.time() + 30))
         excluded[c["name"]].append((a, _audit_mark(c["audit_log"])))
+    # enable returns before the clustermesh-apiserver Service has its address, and connect reads it
+    # ("unable to derive service IPs automatically" otherwise): the docs wait for it between the two
+    # (`cilium clustermesh status --wait`); this waits for the address alone, counted in enable_s
+    started = time.time()
+    for c in clusters:
+        while kube[c["name"]].service_address() is None:
+            if time.time() > min(deadline, started + 120):
+                raise PeerUnavailable("clustermesh-apiserver Service of %s has no address 120 s after enable" % c["name"])
+            time.sleep(0.5)
+    waited = time.time() - started
+    result["enable_s"] += waited
+    log("  enable: every clustermesh-apiserver Service has its address after %.1fs more" % waited)
     rev_enable = {n: max(kube[n].releases() or [0]) for n in names}
     mark_enable = {c["name"]: _audit_mark(c["audit_log"]) for c in clusters}
     if any(standin.values()):
