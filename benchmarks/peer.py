@@ -28,12 +28,17 @@ CILIUM_CERTGEN_CONFIG asks for, from the cluster's cilium-ca, as certgen would. 
 outside enable_s and its writes are excluded from `writes` (a real certgen writes as a
 kube-system ServiceAccount, which the fleet's audit policy does not record either).
 
-`clustermesh status --wait` cannot succeed on the fleet: it execs
-`/usr/bin/clustermesh-apiserver kvstoremesh-dbg status -o json` (and `cilium status -o json`),
-and kwok runs execs on this host, where no program has those names. peer.py stops it as soon as
-that error repeats (status_ok false, the reason in notes) and then reads the same KVStoreMesh
-status through the fleet's exec shim, so notes say whether the mesh cilium-cli configured is
-really connected (Cilium's real KVStoreMesh runs on the fleet).
+`clustermesh status --wait` execs `/usr/bin/clustermesh-apiserver kvstoremesh-dbg status -o json`
+in container kvstoremesh and `cilium status -o json` in container cilium-agent; kwok runs execs on
+this host, where the fleet puts its shims at those paths only in kwok's own mount namespace (an
+overlay on /usr/bin, hack/fleet/runner.py), so it succeeds on the fleet. Should that overlay be
+refused, peer.py stops status --wait as soon as the exec error repeats (status_ok false, the reason
+in notes) and reads the same KVStoreMesh status through the fleet's exec shim, so notes still say
+whether the mesh cilium-cli configured is really connected.
+
+After `clustermesh enable`, peer.py waits until every clustermesh-apiserver Service has its address
+(counted in enable_s), as the Cilium docs' `status --wait` does before `connect`: enable returns
+first, and connect refuses a Service without one ("unable to derive service IPs automatically").
 
     python -m benchmarks.peer --clusters 3     # against the running fleet (MESHOPS_FLEET_DIR)
 """

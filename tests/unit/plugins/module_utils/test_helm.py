@@ -550,3 +550,18 @@ def test_every_helm_call_has_a_time_limit(tmp_path, monkeypatch):
     with pytest.raises(HelmError, match='within 180s and was stopped'):
         runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', timeout=60)
     assert seen == [420, 180]
+
+
+def test_wait_ready_polls_soon_then_every_interval(monkeypatch):
+    """The readiness wait of cilium_install and clustermesh_enable: pauses of 1, 1.5, then 2 s."""
+    reads = iter([False, False, False, False, True])
+    now, slept = [0.0], []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+    monkeypatch.setitem(helm._CHECKS, 'Test', lambda obj: (obj, 'ok' if obj else 'not yet'))
+    monkeypatch.setattr(helm, '_read', lambda cluster, kind, ns, name: next(reads))
+    out = helm.wait_ready(None, 'kube-system', [('Test', 'x')], timeout=60, interval=2.0,
+                          sleep=sleep, clock=lambda: now[0])
+    assert out == {'Test/x': 'ok'} and slept == [1.0, 1.5, 2.0, 2.0]
