@@ -35,17 +35,26 @@ Standard library only: it starts once per exec.
 """
 import base64
 import datetime
+import fcntl
 import json
 import os
 import http.client
 import ssl
 import subprocess
 import sys
+import time
 import urllib.parse
+
+try:
+    from . import enter
+except ImportError:  # run as a script by kwok's exec (its directory is on sys.path)
+    import enter
 
 NS = "kube-system"
 SIMULATED = "meshops fleet stand-in: no cilium-agent runs on this simulated node; this agent status is simulated"
 HERE = os.path.dirname(os.path.abspath(__file__))
+# how long the simulated agents of one cluster share one answer (shared_answer)
+SHARE_S = 1.0
 
 
 # --------------------------------------------------------------------------- fleet plumbing
@@ -55,20 +64,19 @@ def bin_dir(fleet_dir):
 
 def write_shims(fleet_dir, python):
     """Executables named like the real binaries, run by kwok's exec: `cilium-dbg` is this
-    stand-in; `clustermesh-apiserver` enters the real container (hack/fleet/pods.py)."""
+    stand-in; `clustermesh-apiserver` enters the real container (hack/fleet/enter.py)."""
     d = bin_dir(fleet_dir)
     os.makedirs(d, exist_ok=True)
-    repo = os.path.dirname(os.path.dirname(HERE))
-    pods_py = 'env PYTHONPATH="%s" "%s" -m hack.fleet.pods' % (repo, python)
+    # `python -S`: both scripts use the standard library only; site's start is not paid per exec
+    enter = '"%s" -S "%s"' % (python, os.path.join(HERE, "enter.py"))
     # MESHOPS_FLEET_POD is set only by the Exec object of a real pod (hack/fleet/pods.py):
     # a real agent's cilium-dbg runs in its container; a simulated agent gets this stand-in
-    agent = ('[ -n "$MESHOPS_FLEET_POD" ] && exec %s exec "$MESHOPS_FLEET_CONTAINER" '
-             '/usr/local/bin/cilium-dbg "$@"\nexec "%s" "%s" agent "$@"' % (pods_py, python, os.path.abspath(__file__)))
+    agent = ('[ -n "$MESHOPS_FLEET_POD" ] && exec %s "$MESHOPS_FLEET_CONTAINER" '
+             '/usr/local/bin/cilium-dbg "$@"\nexec "%s" -S "%s" agent "$@"' % (enter, python, os.path.abspath(__file__)))
     shims = {
         # the image's `cilium` is cilium-dbg under its old name (cilium-cli's status runs it)
         "cilium-dbg": agent, "cilium": agent,
-        "clustermesh-apiserver": 'exec %s exec "$MESHOPS_FLEET_CONTAINER" /usr/bin/clustermesh-apiserver "$@"'
-                                 % pods_py,
+        "clustermesh-apiserver": 'exec %s "$MESHOPS_FLEET_CONTAINER" /usr/bin/clustermesh-apiserver "$@"' % enter,
     }
     for name, cmd in shims.items():
         path = os.path.join(d, name)
@@ -165,7 +173,8 @@ def ready_replicas(deployment):
 
 # --------------------------------------------------------------------------- the model
 class Fleet(object):
-    def __init__(self, state, local):
+    def __init__(self, state, local, fleet_dir=None):
+        self.fleet_dir = fleet_dir
         self.clusters = dict((c["name"], c) for c in state["clusters"])
         self.local = local
         self._apis = {}
@@ -264,19 +273,47 @@ def _omit_empty(entry):
     return out
 
 
-def real_kvstoremesh(cluster):
+def real_kvstoremesh(fleet_dir, cluster):
     """{name: remote cluster} as the cluster's REAL KVStoreMesh reports it (kvstoremesh-dbg status
-    in the real container), or raises OSError with its error."""
-    env = dict(os.environ, MESHOPS_FLEET_CLUSTER=cluster, MESHOPS_FLEET_CONTAINER="kvstoremesh",
-               PYTHONPATH=os.path.dirname(os.path.dirname(HERE)))
-    env.pop("MESHOPS_FLEET_POD", None)
-    proc = subprocess.run([sys.executable, "-m", "hack.fleet.pods", "exec", "kvstoremesh",
-                           "/usr/bin/clustermesh-apiserver", "kvstoremesh-dbg", "status", "-o", "json"],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+    in the real container, entered as hack/fleet/enter.py does), or raises OSError with its error."""
+    pid, why = enter.container_pid(fleet_dir, cluster, "kvstoremesh")
+    if pid is None:
+        raise OSError(why)
+    proc = subprocess.run(enter.nsenter_argv(pid, ["/usr/bin/clustermesh-apiserver", "kvstoremesh-dbg", "status",
+                                                   "-o", "json"]),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           timeout=30, check=False)
     if proc.returncode != 0:
         raise OSError("kvstoremesh-dbg status: %s" % (proc.stderr or proc.stdout).strip()[:300])
     return dict((c["name"], c) for c in json.loads(proc.stdout) if c.get("name"))
+
+
+def shared_answer(fleet_dir, cluster, compute):
+    """The answer of ``compute()`` for this cluster, shared by the simulated agents' execs that ask
+    within SHARE_S of its start: kwok passes no pod to the ClusterExec, so every simulated agent of
+    a cluster answers the same, and one status read execs into all of them at once. The first
+    exec computes it (under a lock, the others wait) and the others read it; an error is not
+    kept. Older than SHARE_S, it is computed again."""
+    d = os.path.join(fleet_dir, "standin")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, cluster + ".json")
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            # the file's mtime is when its computation started
+            if 0 <= time.time() - os.stat(path).st_mtime < SHARE_S:
+                with open(path) as f:
+                    return f.read()
+        except OSError:
+            pass
+        start = time.time()
+        text = compute()
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.utime(tmp, (start, start))
+        os.replace(tmp, path)
+        return text
 
 
 def agent_status(fleet):
@@ -301,7 +338,7 @@ def agent_status(fleet):
                 continue
             if kvsm is None:
                 try:
-                    kvsm = real_kvstoremesh(fleet.local)
+                    kvsm = real_kvstoremesh(fleet.fleet_dir, fleet.local)
                 except (OSError, ValueError, subprocess.TimeoutExpired) as e:
                     kvsm = {}
                     kvsm_error = str(e)
@@ -339,14 +376,19 @@ def main(argv):
                          % (" ".join(wanted or ["?"]), " ".join(args)))
         return 2
     try:
-        with open(os.environ["MESHOPS_FLEET_STATE"]) as f:
-            state = json.load(f)
-        fleet = Fleet(state, os.environ["MESHOPS_FLEET_CLUSTER"])
-        out = agent_status(fleet)
+        state_file = os.environ["MESHOPS_FLEET_STATE"]
+        cluster = os.environ["MESHOPS_FLEET_CLUSTER"]
+
+        def compute():
+            with open(state_file) as f:
+                state = json.load(f)
+            fleet = Fleet(state, cluster, os.path.dirname(state_file))
+            return json.dumps(agent_status(fleet), indent=2, sort_keys=True) + "\n"
+        text = shared_answer(os.path.dirname(state_file), cluster, compute)
     except (KeyError, OSError, ValueError) as e:
         sys.stderr.write("meshops fleet stand-in: %s: %s\n" % (type(e).__name__, e))
         return 1
-    sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    sys.stdout.write(text)
     return 0
 
 

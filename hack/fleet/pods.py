@@ -57,6 +57,7 @@ import urllib.request
 
 from . import build
 from . import nodes as fleet_nodes
+from .enter import load_pods, pods_file
 
 NS = "kube-system"
 REAL_LABEL = ("k8s-app", "clustermesh-apiserver")
@@ -79,18 +80,6 @@ def log(msg):
 
 def fleet_tag(fleet_dir):
     return hashlib.sha1(os.path.abspath(fleet_dir).encode()).hexdigest()[:4]
-
-
-def pods_file(fleet_dir):
-    return os.path.join(fleet_dir, "pods.json")
-
-
-def load_pods(fleet_dir):
-    try:
-        with open(pods_file(fleet_dir)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
 
 
 def kubernetes_vip(cluster):
@@ -1275,7 +1264,7 @@ class Runtime(object):
     def create_exec(self, cluster, pod):
         """A kwok Exec for this pod (kwok passes the pod's name to nothing else): `kubectl exec`
         into any of its containers runs our shims with the pod named, which enter the real
-        container (see exec_in_container)."""
+        container (hack/fleet/enter.py)."""
         env = [{"name": "MESHOPS_FLEET_CLUSTER", "value": cluster["name"]},
                {"name": "MESHOPS_FLEET_POD", "value": pod.name},
                {"name": "MESHOPS_FLEET_STATE", "value": os.path.join(self.fleet_dir, "state.json")}]
@@ -1559,39 +1548,8 @@ def run_container(spec_file):
     os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
 
 
-def exec_in_container(container, argv):
-    """``kubectl exec`` into a real container, as a container runtime does: enter the mount and
-    network namespaces and the root of the container's process and run ``argv`` there.
-
-    kwok's exec (the fleet's kubelet API) runs on this host with MESHOPS_FLEET_CLUSTER naming the
-    cluster, MESHOPS_FLEET_CONTAINER the container and, through the Exec object the runtime
-    made for each real pod, MESHOPS_FLEET_POD the pod. Without a pod name (an exec that reached
-    the cluster-wide ClusterExec) the cluster's one real pod with that container running is
-    entered; with several, the exec is refused."""
-    cluster = os.environ.get("MESHOPS_FLEET_CLUSTER")
-    state = os.environ.get("MESHOPS_FLEET_STATE", "")
-    pods = load_pods(os.path.dirname(state))
-    pod_name = os.environ.get("MESHOPS_FLEET_POD")
-    pids = [(key, p["containers"][container]["pid"]) for key, p in sorted(pods.items())
-            if p["cluster"] == cluster and (p["containers"].get(container) or {}).get("pid")
-            and (not pod_name or p["name"] == pod_name)]
-    if not pids:
-        sys.stderr.write("container %s is not running in %s of %s\n" % (
-            container, "pod " + pod_name if pod_name else "any real pod", cluster))
-        return 126
-    if len(pids) > 1:
-        sys.stderr.write("the fleet's exec cannot tell which pod is meant: %s run %s (kwok passes no "
-                         "pod name)\n" % (", ".join(k for k, _ in pids), container))
-        return 126
-    pid = str(pids[0][1])
-    os.execvp("nsenter", ["nsenter", "-t", pid, "-m", "-n", "-r", "-w"] + argv)
-    return 127
-
-
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "run-container":
         run_container(sys.argv[2])
-    elif len(sys.argv) >= 4 and sys.argv[1] == "exec":
-        sys.exit(exec_in_container(sys.argv[2], sys.argv[3:]))
     else:
-        sys.exit("usage: python -m hack.fleet.pods run-container SPEC.json | exec CONTAINER ARGV...")
+        sys.exit("usage: python -m hack.fleet.pods run-container SPEC.json (exec: hack/fleet/enter.py)")
