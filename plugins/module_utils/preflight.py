@@ -43,7 +43,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.rendered import (
     render_problems,
     value_problems,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import normalize_kpr
+from ansible_collections.meshops.cilium.plugins.module_utils.values import install_values, normalize_kpr, rendered_already
 
 ERROR = 'error'
 WARNING = 'warning'
@@ -749,6 +749,8 @@ def check_values(members, problems, schemas, render=None):
         if 'values' not in m.d or m.d.get('values') is None:
             continue
         schema = (schemas or {}).get(m.host)
+        if schema and deployed_with_these_values(m):
+            schema = None  # Helm checked these values against this chart's schema when it deployed them
         found = value_problems(m.d['values'], managed_values(m.d), schema)
         if isinstance(m.d.get('install'), dict) and not any(
                 p['cluster'] == m.host and p['severity'] == ERROR for p in problems):
@@ -760,6 +762,19 @@ def check_values(members, problems, schemas, render=None):
                               m.d.get('chart_version')))
     for host, path, text, fix in render_problems(to_render, render):
         problems.append(problem(host, path, text, fix))
+
+
+def deployed_with_these_values(m):
+    """Whether member ``m``'s release is deployed from its target chart version with exactly the values
+    this run would install (``rendered_already``): then neither the chart's schema nor its templates
+    have anything new to say about them."""
+    if not m.installed or not isinstance(m.d.get('install'), dict):
+        return False
+    try:
+        values = install_values(m.d['install'])
+    except (TypeError, ValueError):
+        return False
+    return rendered_already(m.release, m.d.get('chart_version'), values)
 
 
 def check_existing_values(members, problems):

@@ -295,3 +295,19 @@ def test_values_digest_leaves_out_the_peers_only():
     assert values_digest(base) != values_digest(dict(base, cluster={'name': 'a', 'id': 2}))
     assert values_digest({'a': 1, 'b': 2}) == values_digest({'b': 2, 'a': 1})
     assert values_digest({'a': 1}) != values_digest({'a': True}) and values_digest({'a': 1}) != values_digest({'a': '1'})
+
+
+def test_values_helm_deployed_from_the_target_chart_are_not_checked_against_its_schema_again(schema):
+    install = dict(ROLE_INSTALL, values={'MTU': 'big'})
+    deployed = {'installed': True, 'release': _deployed(install_values(install))}
+    entry = dict(ENTRY, host='mesh-1', values={'MTU': 'big'}, install=install, chart_version='1.20.2')
+    # the release Helm deployed from this chart version with exactly these values: Helm checked them
+    assert preflight.deployed_with_these_values(preflight.Member(dict(entry, info=deployed)))
+    assert not [p for p in preflight.check([dict(entry, info=deployed)], schemas={'mesh-1': schema})
+                if p['field'] == 'cilium_values.MTU']
+    # another value, another chart version, no release: checked against the schema
+    for other in (dict(entry, values={'MTU': 'bigger'}, install=dict(install, values={'MTU': 'bigger'}), info=deployed),
+                  dict(entry, chart_version='1.20.3', info=deployed),
+                  dict(entry, info={'installed': False, 'release': None})):
+        assert not preflight.deployed_with_these_values(preflight.Member(other))
+        assert [p for p in preflight.check([other], schemas={'mesh-1': schema}) if p['field'] == 'cilium_values.MTU']
