@@ -297,16 +297,28 @@ class CniNetwork(object):
         with open(conf_path) as f:
             conf = cni_netconf(json.load(f), os.path.join(self.node.root, "var/run/cilium/cilium-cni.log"))
         env = cni_env(command, self.pod, self.name, os.path.dirname(plugin), sock)
+        # a session of its own: on timeout the whole group is killed. subprocess.run's own timeout kills
+        # only `ip`, and then waits for the end of output that a child left behind still holds open:
+        # that wait once kept the runtime's loop (every cluster's pods) stuck for good.
+        proc = subprocess.Popen(["ip", "netns", "exec", self.node.netns, plugin], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                start_new_session=True)
         try:
-            proc = subprocess.run(["ip", "netns", "exec", self.node.netns, plugin], input=json.dumps(conf),
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                  timeout=CNI_TIMEOUT)
+            out, err = proc.communicate(json.dumps(conf), timeout=CNI_TIMEOUT)
         except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass  # a child that left the group: its output is not waited for
             raise Missing("CNI %s on node %s (cilium-cni gave no answer in %ds)" % (command, self.node.name, CNI_TIMEOUT))
         if proc.returncode != 0:
             raise Missing("CNI %s on node %s (cilium-cni exit %d: %s)" % (
-                command, self.node.name, proc.returncode, (proc.stdout + proc.stderr).strip()[-400:]))
-        return json.loads(proc.stdout) if proc.stdout.strip() else {}
+                command, self.node.name, proc.returncode, (out + err).strip()[-400:]))
+        return json.loads(out) if out.strip() else {}
 
     def create(self):
         if time.time() < self.retry_at:

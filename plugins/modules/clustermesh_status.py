@@ -96,8 +96,8 @@ options:
     suboptions:
       name:
         description:
-          - The member's cluster name (the key of RV(members)); also its context when O(members[].context)
-            is not given.
+          - The member's name, the key of RV(members) (a cluster name, or its inventory host name); also its
+            context when O(members[].context) is not given. Unique among the members.
         type: str
         required: true
       kubeconfig:
@@ -343,7 +343,6 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.meshops.cilium.plugins.module_utils.base import read_until, run_module, wait_argument_spec
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CONNECTION_OPTIONS, USER_AGENT, Cluster, ClusterError, resolve_connection)
-from ansible_collections.meshops.cilium.plugins.module_utils.common import CLUSTER_NAME_RE
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.metrics import read_metrics
 from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
@@ -398,16 +397,24 @@ def _member(m, entry):
 
 def run_members(m):
     """Every member of ``members`` read side by side (threads; each waits on its own): one result per
-    member under ``members``, ``ready`` when all are. Nothing is connected before every entry is valid."""
+    member under ``members``, ``ready`` when all are. Nothing is connected before every name is valid; a
+    member whose kubeconfig or context cannot be resolved is a failed entry, the others are read."""
     p = m.params
     names = [e.get('name') for e in p['members']]
-    bad = [n for n in names if not n or not CLUSTER_NAME_RE.fullmatch(n)]
+    bad = [n for n in names if not n or not n.strip() or any(ord(ch) < 32 for ch in n)]
     if bad or len(set(names)) != len(names):
-        m.fail('members: each entry needs a unique name (a cluster name: lower case letters, digits, -); got %s'
+        m.fail('members: each entry needs a unique name (a cluster name or an inventory host name); got %s'
                % ', '.join(repr(n) for n in names))
-    clusters = dict((e['name'], _member(m, e)) for e in p['members'])
+    clusters, unresolved = {}, {}
+    for e in p['members']:
+        try:
+            clusters[e['name']] = _member(m, e)
+        except MeshopsError as err:  # its kubeconfig or context: that member alone fails, named
+            unresolved[e['name']] = '%s: %s' % (e['name'], err.detail if isinstance(err, ClusterError) else err)
 
     def one(name):
+        if name in unresolved:
+            return {'cluster': name, 'failed': True, 'msg': unresolved[name]}
         try:
             st, attempts = _read(clusters[name], p)
             return dict(status_result(st, p['namespace'], p['agent_status']), attempts=attempts, cluster=name,

@@ -337,9 +337,24 @@ def test_an_unreachable_member_is_a_finding_and_wait_fails_naming_it(apiserver, 
     assert 'never-shown' not in json.dumps(res)
 
 
+def test_a_member_whose_context_is_missing_fails_alone_and_the_others_are_read(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver)
+    ok_json = (0, fixture('agent-connected.json'))
+    fake_exec(monkeypatch, {'cilium-a': ok_json, 'cilium-b': ok_json})
+    members = [{'name': 'mesh-1', 'kubeconfig': apiserver.kubeconfig('mesh-1')},
+               {'name': 'inventory_host.2', 'kubeconfig': apiserver.kubeconfig('mesh-2'), 'context': 'nope'}]
+    ok, res = run_module({'members': members, 'metrics': 'skip'})
+    assert ok, res
+    assert res['ready'] is False and res['members']['mesh-1']['ready'] is True
+    failed = res['members']['inventory_host.2']
+    assert failed['failed'] is True and failed['msg'].startswith('inventory_host.2: ') and '"nope"' in failed['msg']
+    assert res['not_ready'] == [failed['msg']]
+
+
 @pytest.mark.parametrize('members, text', [
     ([{'name': 'mesh-1'}, {'name': 'mesh-1'}], "'mesh-1', 'mesh-1'"),
-    ([{'name': 'Mesh_1'}], "'Mesh_1'"),
+    ([{'name': ' '}], "' '"),
+    ([{'name': 'mesh-1'}, {'name': 'mesh-2\n'}], "'mesh-2\\n'"),
 ])
 def test_bad_members_are_refused_before_any_request(apiserver, run_module, members, text):
     before = len(apiserver.requests)
