@@ -203,6 +203,16 @@ def recovery_of_release(release, previous):
         rerun, release.name, release.namespace)
 
 
+# ``members`` of a module that reads several clusters in one process (clustermesh_status, clustermesh_info)
+MEMBERS_SPEC = dict(
+    name=dict(type='str', required=True),
+    kubeconfig=dict(type='raw'),
+    context=dict(type='str'),
+)
+# members read at the same time
+MAX_MEMBER_THREADS = 32
+
+
 class ClusterModule:
     """Wraps AnsibleModule for modules that talk to one cluster."""
 
@@ -287,6 +297,59 @@ class ClusterModule:
 
     def warn(self, msg):
         self.module.warn('%s: %s' % (self.name, msg))
+
+    # -- members: several clusters read by one module process ------------
+    def member_cluster(self, entry):
+        """A ``Cluster`` for one entry of a ``members`` option (MEMBERS_SPEC): its own kubeconfig and
+        context only, never the module's host, token or client certificate (they belong to another
+        cluster), with the module's timeouts. Raises ClusterError naming the entry."""
+        name = entry['name']
+        params = dict((k, None) for k in CLUSTER_ARGUMENT_SPEC)
+        params.update(kubeconfig=entry.get('kubeconfig'), context=entry.get('context') or name,
+                      connect_timeout=self.params.get('connect_timeout'),
+                      request_timeout=self.params.get('request_timeout'))
+        try:
+            connection = resolve_connection(params)
+        except ClusterError as e:
+            raise ClusterError(e.detail, cluster=name)
+        self.module.no_log_values.update(connection.secrets())
+        return Cluster(params, connection=connection, user_agent='%s/%s' % (
+            USER_AGENT, self.module._name.rsplit('.', 1)[-1]))
+
+    def read_members(self, entries, read):
+        """``{name: result}`` of ``read(cluster, entry)`` for every entry of ``members``, side by side
+        (threads, MAX_MEMBER_THREADS at a time). Each result names the member's API server as a one-cluster
+        result does; a member that cannot be reached or read is ``{'cluster', 'failed': True, 'msg'}``
+        (the message starts with its name) and the others are still read. Names are checked first: a
+        name that cannot key the result fails the module before any request."""
+        from concurrent.futures import ThreadPoolExecutor
+        names = [e.get('name') for e in entries]
+        bad = [n for n in names if not n or not n.strip() or any(ord(ch) < 32 for ch in n)]
+        if bad or len(set(names)) != len(names):
+            # no cluster is named: this is about the option, not one cluster
+            self._fail_json('members: each entry needs a unique name (a cluster name or an inventory host name); '
+                            'got %s' % ', '.join(repr(n) for n in names))
+
+        def one(entry):
+            name = entry['name']
+            cluster = None
+            try:
+                cluster = self.member_cluster(entry)
+                out = read(cluster, entry)
+                connection = cluster.connection
+                out.setdefault('cluster', name)
+                out.setdefault('api_server', connection.server)
+                out.setdefault('connection', connection.describe())
+                return out
+            except MeshopsError as e:
+                text = e.detail if isinstance(e, ClusterError) and e.cluster == name else str(e)
+                return {'cluster': name, 'failed': True,
+                        'msg': text if text.startswith(name + ':') else '%s: %s' % (name, text)}
+            finally:
+                if cluster is not None:
+                    cluster.close()
+        with ThreadPoolExecutor(max_workers=min(len(entries), MAX_MEMBER_THREADS) or 1) as pool:
+            return dict(zip(names, pool.map(one, entries)))
 
     # -- writes ----------------------------------------------------------
     def wrote(self, what, recover=None):

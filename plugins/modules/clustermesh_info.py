@@ -62,6 +62,39 @@ options:
     type: str
     choices: [auto, require, skip]
     default: auto
+  members:
+    description:
+      - Describe these clusters instead of the one the connection options name, side by side in this one
+        module process (threads, up to 32 at a time), each with only its own O(members[].kubeconfig) and
+        O(members[].context) (never the module's own O(host), token or client certificate). The site
+        playbook's preflight describes every cluster of the run this way: one module start per run
+        instead of one per cluster.
+      - The result is RV(members), one descriptor per member, keyed by its name, each with the API server it
+        was read from; a member that cannot be reached or read is a failed entry (C(failed), C(msg) naming
+        it) and the others are still described. The descriptor keys are then only inside RV(members).
+      - Not with O(endpoint).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - The member's name, the key of RV(members) (a cluster name, or its inventory host name); also its
+            context when O(members[].context) is not given. Unique among the members.
+        type: str
+        required: true
+      kubeconfig:
+        description:
+          - Path to the member's kubeconfig, or its content as a dictionary (its credentials are never shown).
+            Without it, E(KUBECONFIG) or C(~/.kube/config).
+        type: raw
+      context:
+        description:
+          - The member's context in its kubeconfig; default O(members[].name).
+        type: str
+      release_name:
+        description:
+          - The member's Cilium release; default O(release_name).
+        type: str
 extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
@@ -369,6 +402,14 @@ status:
   returned: when O(read_status=true)
   type: dict
   sample: {"ready": true, "not_ready": [], "namespace": "kube-system", "agent_status": "auto"}
+members:
+  description:
+    - With O(members), one descriptor per member, keyed by its name, with the keys above (and C(status) with
+      O(read_status)), C(api_server), C(connection) and C(warnings_detail); a member that could not be described is
+      C({cluster, failed: true, msg}).
+  returned: with O(members)
+  type: dict
+  sample: {"mesh-1": {"installed": true, "cluster_name": "mesh-1", "api_server": "https://10.0.0.1:6443"}}
 warnings_detail:
   description: Non-fatal findings (also emitted as Ansible warnings).
   returned: always
@@ -377,7 +418,8 @@ warnings_detail:
   sample: ["NodePort: skipped nodes that are not Ready: mesh-1-worker2"]
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import RELEASE_ARGUMENT_SPEC, merged_spec, run_module
+from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    MEMBERS_SPEC, RELEASE_ARGUMENT_SPEC, merged_spec, run_module)
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HAS_CRYPTOGRAPHY,
@@ -387,22 +429,14 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
 from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
 
 
-def run(m):
-    p = m.params
-    if p['endpoint']:
-        try:
-            validate_endpoint_override(p['endpoint'])
-        except ValueError as e:
-            m.fail('endpoint: %s' % e)
-    if not HAS_CRYPTOGRAPHY:
-        from ansible.module_utils.basic import missing_required_lib
-        m.module.fail_json(msg=missing_required_lib('cryptography'))
-    desc = read_descriptor(m.cluster, namespace=p['namespace'], release_name=p['release_name'],
+def describe(cluster, p, release_name):
+    """(descriptor, warnings) of ``cluster``, with its mesh status when ``p['read_status']``."""
+    desc = read_descriptor(cluster, namespace=p['namespace'], release_name=release_name,
                            endpoint_override=p['endpoint'])
     warnings = desc.pop('warnings')
     if p['read_status']:
         try:
-            st = read_status(m.cluster, namespace=p['namespace'], agent_status=p['agent_status'])
+            st = read_status(cluster, namespace=p['namespace'], agent_status=p['agent_status'])
         except MeshopsError as e:
             desc['status'] = None
             warnings.append('ClusterMesh status not read with the description: %s' % e)
@@ -410,6 +444,31 @@ def run(m):
             st['metrics'] = None
             warnings.extend(status_warnings(st))
             desc['status'] = status_result(st, p['namespace'], p['agent_status'])
+    return desc, warnings
+
+
+def run(m):
+    p = m.params
+    if p['endpoint']:
+        if p['members'] is not None:
+            m.module.fail_json(msg='endpoint: give it per cluster, without members (each member has its own endpoint)')
+        try:
+            validate_endpoint_override(p['endpoint'])
+        except ValueError as e:
+            m.fail('endpoint: %s' % e)
+    if not HAS_CRYPTOGRAPHY:
+        from ansible.module_utils.basic import missing_required_lib
+        m.module.fail_json(msg=missing_required_lib('cryptography'))
+    if p['members'] is not None:
+        def read(cluster, entry):
+            desc, warnings = describe(cluster, p, entry.get('release_name') or p['release_name'])
+            return dict(desc, warnings_detail=warnings)
+        results = m.read_members(p['members'], read)
+        for e in p['members']:
+            for w in results[e['name']].get('warnings_detail') or []:
+                m.module.warn('%s: %s' % (e['name'], w))
+        m.exit(changed=False, members=results)
+    desc, warnings = describe(m.cluster, p, p['release_name'])
     for w in warnings:
         m.warn(w)
     m.exit(changed=False, warnings_detail=warnings, **desc)
@@ -425,6 +484,8 @@ def main():
         ), mutually_exclusive=[['ips', 'address']], required_one_of=[['ips', 'address']]),
         read_status=dict(type='bool', default=False),
         agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
+        members=dict(type='list', elements='dict', options=dict(
+            MEMBERS_SPEC, release_name=dict(type='str'))),
     ))
 
 

@@ -338,18 +338,11 @@ attempts:
   sample: 1
 '''
 
-from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import read_until, run_module, wait_argument_spec
-from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
-    CONNECTION_OPTIONS, USER_AGENT, Cluster, ClusterError, resolve_connection)
-from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
+from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+    MEMBERS_SPEC, read_until, run_module, wait_argument_spec)
 from ansible_collections.meshops.cilium.plugins.module_utils.metrics import read_metrics
 from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
-
-
-# members read at the same time (each also execs into up to ``parallel`` pods at a time)
-MAX_MEMBER_THREADS = 32
 
 
 def _read(cluster, p):
@@ -380,51 +373,18 @@ def run(m):
     m.exit(changed=False, attempts=attempts, **result)
 
 
-def _member(m, entry):
-    """(name, Cluster) of one entry of ``members``: its kubeconfig and context only (never the module's
-    own host, token or client certificate: they belong to another cluster), the module's timeouts."""
-    name = entry['name']
-    params = dict((k, None) for k in CONNECTION_OPTIONS)
-    params.update(kubeconfig=entry.get('kubeconfig'), context=entry.get('context') or name,
-                  connect_timeout=m.params.get('connect_timeout'), request_timeout=m.params.get('request_timeout'))
-    try:
-        connection = resolve_connection(params)
-    except ClusterError as e:
-        raise ClusterError(e.detail, cluster=name)
-    m.module.no_log_values.update(connection.secrets())
-    return Cluster(params, connection=connection, user_agent='%s/clustermesh_status' % USER_AGENT)
-
-
 def run_members(m):
-    """Every member of ``members`` read side by side (threads; each waits on its own): one result per
-    member under ``members``, ``ready`` when all are. Nothing is connected before every name is valid; a
-    member whose kubeconfig or context cannot be resolved is a failed entry, the others are read."""
+    """Every member of ``members`` read side by side (``ClusterModule.read_members``; each waits on its own):
+    one result per member under ``members``, ``ready`` when all are. A member whose kubeconfig or context
+    cannot be resolved, or that cannot be read, is a failed entry; the others are read."""
     p = m.params
-    names = [e.get('name') for e in p['members']]
-    bad = [n for n in names if not n or not n.strip() or any(ord(ch) < 32 for ch in n)]
-    if bad or len(set(names)) != len(names):
-        m.fail('members: each entry needs a unique name (a cluster name or an inventory host name); got %s'
-               % ', '.join(repr(n) for n in names))
-    clusters, unresolved = {}, {}
-    for e in p['members']:
-        try:
-            clusters[e['name']] = _member(m, e)
-        except MeshopsError as err:  # its kubeconfig or context: that member alone fails, named
-            unresolved[e['name']] = '%s: %s' % (e['name'], err.detail if isinstance(err, ClusterError) else err)
 
-    def one(name):
-        if name in unresolved:
-            return {'cluster': name, 'failed': True, 'msg': unresolved[name]}
-        try:
-            st, attempts = _read(clusters[name], p)
-            return dict(status_result(st, p['namespace'], p['agent_status']), attempts=attempts, cluster=name,
-                        warnings=status_warnings(st))
-        except MeshopsError as e:
-            return {'cluster': name, 'failed': True, 'msg': '%s: %s' % (name, e)}
-        finally:
-            clusters[name].close()
-    with ThreadPoolExecutor(max_workers=min(len(names), MAX_MEMBER_THREADS) or 1) as pool:
-        results = dict(zip(names, pool.map(one, names)))
+    def read(cluster, entry):
+        st, attempts = _read(cluster, p)
+        return dict(status_result(st, p['namespace'], p['agent_status']), attempts=attempts, cluster=entry['name'],
+                    warnings=status_warnings(st))
+    results = m.read_members(p['members'], read)
+    names = [e['name'] for e in p['members']]
     for name in names:
         for warning in results[name].get('warnings') or []:
             m.module.warn('%s: %s' % (name, warning))
@@ -449,11 +409,7 @@ def main():
         metrics=dict(type='str', choices=['auto', 'skip'], default='auto'),
         parallel=dict(type='int', default=8),
         exec_timeout=dict(type='int', default=30),
-        members=dict(type='list', elements='dict', options=dict(
-            name=dict(type='str', required=True),
-            kubeconfig=dict(type='raw'),
-            context=dict(type='str'),
-        )),
+        members=dict(type='list', elements='dict', options=MEMBERS_SPEC),
         **wait_argument_spec(),
         wait_interval=dict(type='int', default=5),
     ))

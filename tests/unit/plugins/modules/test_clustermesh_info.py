@@ -175,3 +175,43 @@ def test_a_status_that_cannot_be_read_leaves_the_description(apiserver, run_modu
     assert res['installed'] is True and res['status'] is None
     assert any(w.startswith('ClusterMesh status not read with the description: ') and 'permission denied' in w
                for w in res['warnings_detail']), res['warnings_detail']
+
+
+def test_members_are_described_in_one_run_each_with_its_own_connection(apiserver, run_module, monkeypatch):
+    """members: one module process describes several clusters (with their status), each through its own
+    kubeconfig and context; one that cannot be reached is a failed entry naming it, the others are described."""
+    from test_clustermesh_status import fake_exec, fixture, setup_cluster
+
+    install_cilium(apiserver)
+    setup_cluster(apiserver)
+    ok_json = (0, fixture('agent-connected.json'))
+    fake_exec(monkeypatch, {'cilium-a': ok_json, 'cilium-b': ok_json})
+    members = [{'name': 'mesh-1', 'kubeconfig': apiserver.kubeconfig('mesh-1', token='tok-one-never-shown')},
+               {'name': 'inventory_host.2', 'context': 'ctx-two',
+                'kubeconfig': apiserver.kubeconfig('ctx-two', token='tok-two-never-shown')},
+               {'name': 'mesh-3', 'context': 'nope', 'kubeconfig': apiserver.kubeconfig('mesh-3')}]
+    before = len(apiserver.requests)
+    ok, res = run_module({'members': members, 'read_status': True, 'agent_status': 'require'})
+    assert ok, res
+    assert sorted(res['members']) == ['inventory_host.2', 'mesh-1', 'mesh-3'] and 'installed' not in res
+    for name in ('mesh-1', 'inventory_host.2'):
+        d = res['members'][name]
+        assert d['installed'] is True and d['cluster_name'] == 'mesh-1' and d['api_server'].startswith('https://'), d
+        assert d['status']['ready'] is True and d['status']['agent_status'] == 'require', d['status']
+    assert res['members']['inventory_host.2']['connection']['context'] == 'ctx-two'
+    failed = res['members']['mesh-3']
+    assert failed['failed'] is True and failed['msg'].startswith('mesh-3: ') and '"nope"' in failed['msg'], failed
+    tokens = [auth for _path, auth in apiserver.requests[before:]]
+    assert 'Bearer tok-one-never-shown' in tokens and 'Bearer tok-two-never-shown' in tokens, set(tokens)
+    assert 'never-shown' not in json.dumps(res) and 'endpoints:' not in json.dumps(res)
+
+
+def test_members_refuse_an_endpoint_and_bad_names_before_any_request(apiserver, run_module):
+    before = len(apiserver.requests)
+    ok, res = run_module({'members': [{'name': 'mesh-1', 'kubeconfig': apiserver.kubeconfig('mesh-1')}],
+                          'endpoint': {'address': 'cm.example.com', 'port': 2379}})
+    assert not ok and res['msg'].startswith('endpoint: '), res
+    ok, res = run_module({'members': [{'name': 'mesh-1', 'kubeconfig': apiserver.kubeconfig('mesh-1')},
+                                      {'name': 'mesh-1', 'kubeconfig': apiserver.kubeconfig('mesh-1')}]})
+    assert not ok and 'each entry needs a unique name' in res['msg'], res
+    assert len(apiserver.requests) == before
