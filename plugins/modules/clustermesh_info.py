@@ -67,8 +67,8 @@ options:
       - Describe these clusters instead of the one the connection options name, side by side in this one
         module process (threads, up to 32 at a time), each with only its own O(members[].kubeconfig) and
         O(members[].context) (never the module's own O(host), token or client certificate). The site
-        playbook's preflight describes every cluster of the run this way: one module start per run
-        instead of one per cluster.
+        playbook's preflight describes every cluster of the run this way (one module start per run
+        instead of one per cluster).
       - The result is RV(members), one descriptor per member, keyed by its name, each with the API server it
         was read from; a member that cannot be reached or read is a failed entry (C(failed), C(msg) naming
         it) and the others are still described. The descriptor keys are then only inside RV(members).
@@ -406,7 +406,7 @@ members:
   description:
     - With O(members), one descriptor per member, keyed by its name, with the keys above (and C(status) with
       O(read_status)), C(api_server), C(connection) and C(warnings_detail); a member that could not be described is
-      C({cluster, failed: true, msg}).
+      an entry with C(cluster), C(failed=true) and C(msg).
   returned: with O(members)
   type: dict
   sample: {"mesh-1": {"installed": true, "cluster_name": "mesh-1", "api_server": "https://10.0.0.1:6443"}}
