@@ -189,6 +189,17 @@ def test_real_kvstoremesh_reports_every_peer_connected_and_synced(
         assert Playbook.outcomes(out, "verify : Read the mesh status") == dict.fromkeys(HOSTS, "skipping"), out[-3000:]
         for h in HOSTS:
             assert "%s: meshed with %s" % (h, ", ".join(sorted(set(HOSTS) - {h}))) in out, out[-3000:]
+        # status.yml reads every cluster in one module process, each through its own connection: a
+        # cluster whose own context is wrong fails alone, named, and the others are still verified
+        broken = dict((h, {"meshops_context": "no-such-context"} if h == HOSTS[-1] else {}) for h in HOSTS)
+        out = playbook("status.yml", broken, expect_rc=2)
+        reads = Playbook.outcomes(out, "Read the mesh status of the clusters of this run (one module process, side by side)")
+        assert list(reads.values()) == ["ok"], out[-3000:]
+        verdicts = Playbook.outcomes(out, "every other member is an expected peer, and report")
+        assert verdicts == dict(dict.fromkeys(HOSTS[:-1], "ok"), **{HOSTS[-1]: "fatal"}), out[-3000:]
+        assert '%s: context \\"no-such-context\\" not found' % HOSTS[-1] in out, out[-3000:]
+        for h in HOSTS[:-1]:
+            assert "%s: meshed with %s" % (h, ", ".join(sorted(set(HOSTS) - {h}))) in out, out[-3000:]
     else:
         # the upgrade is a fleet rollout (playbooks/upgrade.yml)
         started = time.time()
