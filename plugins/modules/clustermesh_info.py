@@ -85,7 +85,7 @@ options:
       kubeconfig:
         description:
           - Path to the member's kubeconfig, or its content as a dictionary (its credentials are never shown).
-            Without it, E(KUBECONFIG) or C(~/.kube/config).
+            Without it, C(~/.kube/config).
         type: raw
       context:
         description:
@@ -95,6 +95,10 @@ options:
         description:
           - The member's Cilium release; default O(release_name).
         type: str
+      read_status:
+        description:
+          - Whether this member's mesh status is read too; default O(read_status).
+        type: bool
 extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
@@ -429,12 +433,12 @@ from ansible_collections.meshops.cilium.plugins.module_utils.info import (
 from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
 
 
-def describe(cluster, p, release_name):
-    """(descriptor, warnings) of ``cluster``, with its mesh status when ``p['read_status']``."""
+def describe(cluster, p, release_name, with_status):
+    """(descriptor, warnings) of ``cluster``, with its mesh status when ``with_status``."""
     desc = read_descriptor(cluster, namespace=p['namespace'], release_name=release_name,
                            endpoint_override=p['endpoint'])
     warnings = desc.pop('warnings')
-    if p['read_status']:
+    if with_status:
         try:
             st = read_status(cluster, namespace=p['namespace'], agent_status=p['agent_status'])
         except MeshopsError as e:
@@ -461,14 +465,15 @@ def run(m):
         m.module.fail_json(msg=missing_required_lib('cryptography'))
     if p['members'] is not None:
         def read(cluster, entry):
-            desc, warnings = describe(cluster, p, entry.get('release_name') or p['release_name'])
+            with_status = p['read_status'] if entry.get('read_status') is None else entry['read_status']
+            desc, warnings = describe(cluster, p, entry.get('release_name') or p['release_name'], with_status)
             return dict(desc, warnings_detail=warnings)
         results = m.read_members(p['members'], read)
         for e in p['members']:
             for w in results[e['name']].get('warnings_detail') or []:
                 m.module.warn('%s: %s' % (e['name'], w))
         m.exit(changed=False, members=results)
-    desc, warnings = describe(m.cluster, p, p['release_name'])
+    desc, warnings = describe(m.cluster, p, p['release_name'], p['read_status'])
     for w in warnings:
         m.warn(w)
     m.exit(changed=False, warnings_detail=warnings, **desc)
@@ -485,7 +490,7 @@ def main():
         read_status=dict(type='bool', default=False),
         agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
         members=dict(type='list', elements='dict', options=dict(
-            MEMBERS_SPEC, release_name=dict(type='str'))),
+            MEMBERS_SPEC, release_name=dict(type='str'), read_status=dict(type='bool'))),
     ))
 
 

@@ -103,7 +103,7 @@ options:
       kubeconfig:
         description:
           - Path to the member's kubeconfig, or its content as a dictionary (its credentials are never shown).
-            Without it, E(KUBECONFIG) or C(~/.kube/config).
+            Without it, C(~/.kube/config).
         type: raw
       context:
         description:

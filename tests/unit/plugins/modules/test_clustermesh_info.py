@@ -204,6 +204,12 @@ def test_members_are_described_in_one_run_each_with_its_own_connection(apiserver
     tokens = [auth for _path, auth in apiserver.requests[before:]]
     assert 'Bearer tok-one-never-shown' in tokens and 'Bearer tok-two-never-shown' in tokens, set(tokens)
     assert 'never-shown' not in json.dumps(res) and 'endpoints:' not in json.dumps(res)
+    # a member's own read_status: a member outside the run is described without its status (no exec)
+    calls = []
+    fake_exec(monkeypatch, {'cilium-a': ok_json, 'cilium-b': ok_json}, calls)
+    ok, res = run_module({'members': [dict(members[0], read_status=False), members[1]], 'read_status': True})
+    assert ok and 'status' not in res['members']['mesh-1'] and res['members']['inventory_host.2']['status'], res
+    assert sorted(c[0] for c in calls) == ['cilium-a', 'cilium-b']  # one member's agents only
 
 
 def test_members_refuse_an_endpoint_and_bad_names_before_any_request(apiserver, run_module):
