@@ -265,6 +265,11 @@ class ClusterModule:
         return self.params.get('context') or self.params.get('host') or 'cluster'
 
     @property
+    def user_agent(self):
+        """``meshops.cilium/<module>``: every request says which module made it (audit logs)."""
+        return '%s/%s' % (USER_AGENT, self.module._name.rsplit('.', 1)[-1])
+
+    @property
     def cluster(self):
         if self._cluster is None:
             if not HAS_KUBERNETES:
@@ -272,8 +277,7 @@ class ClusterModule:
                                       exception=KUBERNETES_IMPORT_ERROR)
             connection = self.connection
             try:
-                self._cluster = Cluster(self.params, connection=connection, user_agent='%s/%s' % (
-                    USER_AGENT, self.module._name.rsplit('.', 1)[-1]))
+                self._cluster = Cluster(self.params, connection=connection, user_agent=self.user_agent)
             except ClusterError as e:
                 self.fail_from(e)
         return self._cluster
@@ -313,15 +317,15 @@ class ClusterModule:
         except ClusterError as e:
             raise ClusterError(e.detail, cluster=name)
         self.module.no_log_values.update(connection.secrets())
-        return Cluster(params, connection=connection, user_agent='%s/%s' % (
-            USER_AGENT, self.module._name.rsplit('.', 1)[-1]))
+        return Cluster(params, connection=connection, user_agent=self.user_agent)
 
-    def read_members(self, entries, read):
+    def read_members(self, entries, read, warnings_key):
         """``{name: result}`` of ``read(cluster, entry)`` for every entry of ``members``, side by side
         (threads, MAX_MEMBER_THREADS at a time). Each result names the member's API server as a one-cluster
-        result does; a member that cannot be reached or read is ``{'cluster', 'failed': True, 'msg'}``
-        (the message starts with its name) and the others are still read. Names are checked first: a
-        name that cannot key the result fails the module before any request."""
+        result does, and each of its warnings (the list under ``warnings_key``) becomes an Ansible warning
+        that starts with the member's name; a member that cannot be reached or read is
+        ``{'cluster', 'failed': True, 'msg'}`` (the message starts with its name) and the others are still
+        read. Names are checked first: a name that cannot key the result fails the module before any request."""
         from concurrent.futures import ThreadPoolExecutor
         names = [e.get('name') for e in entries]
         bad = [n for n in names if not n or not n.strip() or any(ord(ch) < 32 for ch in n)]
@@ -342,14 +346,18 @@ class ClusterModule:
                 out.setdefault('connection', connection.describe())
                 return out
             except MeshopsError as e:
-                text = e.detail if isinstance(e, ClusterError) and e.cluster == name else str(e)
+                text = str(e)  # a ClusterError names its cluster: member_cluster's names this member
                 return {'cluster': name, 'failed': True,
                         'msg': text if text.startswith(name + ':') else '%s: %s' % (name, text)}
             finally:
                 if cluster is not None:
                     cluster.close()
         with ThreadPoolExecutor(max_workers=min(len(entries), MAX_MEMBER_THREADS) or 1) as pool:
-            return dict(zip(names, pool.map(one, entries)))
+            results = dict(zip(names, pool.map(one, entries)))
+        for name in names:
+            for warning in results[name].get(warnings_key) or []:
+                self.module.warn('%s: %s' % (name, warning))
+        return results
 
     # -- writes ----------------------------------------------------------
     def wrote(self, what, recover=None):

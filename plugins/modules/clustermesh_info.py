@@ -468,11 +468,7 @@ def run(m):
             with_status = p['read_status'] if entry.get('read_status') is None else entry['read_status']
             desc, warnings = describe(cluster, p, entry.get('release_name') or p['release_name'], with_status)
             return dict(desc, warnings_detail=warnings)
-        results = m.read_members(p['members'], read)
-        for e in p['members']:
-            for w in results[e['name']].get('warnings_detail') or []:
-                m.module.warn('%s: %s' % (e['name'], w))
-        m.exit(changed=False, members=results)
+        m.exit(changed=False, members=m.read_members(p['members'], read, 'warnings_detail'))
     desc, warnings = describe(m.cluster, p, p['release_name'], p['read_status'])
     for w in warnings:
         m.warn(w)

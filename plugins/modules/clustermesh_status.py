@@ -383,11 +383,8 @@ def run_members(m):
         st, attempts = _read(cluster, p)
         return dict(status_result(st, p['namespace'], p['agent_status']), attempts=attempts, cluster=entry['name'],
                     warnings=status_warnings(st))
-    results = m.read_members(p['members'], read)
+    results = m.read_members(p['members'], read, 'warnings')
     names = [e['name'] for e in p['members']]
-    for name in names:
-        for warning in results[name].get('warnings') or []:
-            m.module.warn('%s: %s' % (name, warning))
     not_ready = []
     for name in names:
         r = results[name]
