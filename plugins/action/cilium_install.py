@@ -7,6 +7,7 @@ already deployed with the chart version and values this task would give Helm, th
 request; otherwise, and whenever in doubt, the module runs as usual. The decision is
 ``module_utils/install.py``'s ``unchanged_by_description``; the rest is ``plugin_utils/described.py``."""
 
+from ansible_collections.meshops.cilium.plugins.module_utils.install import INSTALL_ARGUMENT_SPEC, unchanged_by_description
 from ansible_collections.meshops.cilium.plugins.plugin_utils.described import DescribedAnswerAction
 
 
@@ -16,10 +17,8 @@ class ActionModule(DescribedAnswerAction):
 
     @staticmethod
     def argument_spec():
-        from ansible_collections.meshops.cilium.plugins.module_utils.install import INSTALL_ARGUMENT_SPEC
         return INSTALL_ARGUMENT_SPEC
 
     @staticmethod
     def described_answer(params):
-        from ansible_collections.meshops.cilium.plugins.module_utils.install import unchanged_by_description
         return unchanged_by_description(params, params.get('release_described'))

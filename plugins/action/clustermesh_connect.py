@@ -8,6 +8,8 @@ is given on the controller, without a module process (about 1.2 s of CPU) and wi
 otherwise, and whenever in doubt, the module runs as usual. The decision is
 ``module_utils/connect.py``'s ``unchanged_by_description``; the rest is ``plugin_utils/described.py``."""
 
+from ansible_collections.meshops.cilium.plugins.module_utils.cluster import resolve_connection
+from ansible_collections.meshops.cilium.plugins.module_utils.connect import CONNECT_ARGUMENT_SPEC, unchanged_by_description
 from ansible_collections.meshops.cilium.plugins.plugin_utils.described import DescribedAnswerAction
 
 
@@ -17,13 +19,10 @@ class ActionModule(DescribedAnswerAction):
 
     @staticmethod
     def argument_spec():
-        from ansible_collections.meshops.cilium.plugins.module_utils.connect import CONNECT_ARGUMENT_SPEC
         return CONNECT_ARGUMENT_SPEC
 
     @staticmethod
     def described_answer(params):
-        from ansible_collections.meshops.cilium.plugins.module_utils.cluster import resolve_connection
-        from ansible_collections.meshops.cilium.plugins.module_utils.connect import unchanged_by_description
         try:
             # the API server the module would talk to, resolved as it would (no request: files only)
             connection = resolve_connection(params, environ={})

@@ -460,10 +460,10 @@ def read_pod_status(exec_fn, pod, namespace, container, commands, parse):
 def list_status_pods(cluster, namespace, apps):
     """``{app: [pod dict, ...]}`` for the pods labelled ``k8s-app`` = each of ``apps``, in one request."""
     selector = 'k8s-app in (%s)' % ','.join(sorted(apps))
-    res = cluster.call('list Pods %s in namespace %s' % (selector, namespace),
-                       cluster.core.list_namespaced_pod, namespace, label_selector=selector)
+    pods = cluster.list_items('list Pods %s in namespace %s' % (selector, namespace),
+                              cluster.core.list_namespaced_pod, namespace, label_selector=selector)
     out = dict((app, []) for app in apps)
-    for pod in (cluster.to_dict(p) for p in (res.items or [])):
+    for pod in pods:
         app = ((pod.get('metadata') or {}).get('labels') or {}).get('k8s-app')
         if app in out:
             out[app].append(pod)

@@ -206,6 +206,9 @@ class StubCluster(object):
     def to_dict(obj):
         return obj
 
+    def list_items(self, action, func, *args, **kwargs):
+        return self.call(action, func, *args, **kwargs).items
+
 
 def test_read_sync_reads_every_pod_and_only_cilium_state():
     seen = []

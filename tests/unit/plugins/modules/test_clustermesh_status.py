@@ -234,6 +234,9 @@ class StubCluster(object):
     def to_dict(self, obj):
         return obj
 
+    def list_items(self, action, func, *a, **kw):
+        return func(*a, **kw).items
+
     def read_deployment(self, ns, name, missing_ok=False):
         return {'metadata': {'generation': 1}, 'spec': {'replicas': 1, 'template': {'spec': {'containers': [
             {'name': 'apiserver'}, {'name': 'kvstoremesh'}]}}},
