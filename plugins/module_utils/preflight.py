@@ -19,12 +19,18 @@ Declared keys (all optional except ``host``): ``host`` (inventory name),
 ``allow_identity_change``, ``context``, ``kubeconfig``, ``release_name``, ``values``
 (``cilium_values``), ``chart_ref``, ``install`` (the options ``cilium_install`` gets, with
 ``default_options`` and ``existing_values``: the review of an installed release's datapath values).
+
+``run_preflight(params)`` is the whole run of the module ``clustermesh_preflight`` (its options are
+``PREFLIGHT_ARGUMENT_SPEC``), shared by the module and by its action plugin, which gives the same
+answer on the controller without a module process. It is the one part that reads files (the target
+chart's ``values.schema.json``) and runs a program (``helm template``, client-side only).
 """
 
 import ipaddress
 import os
 import re
 
+from ansible_collections.meshops.cilium.plugins.module_utils.base import HELM_BINARY_ARGUMENT_SPEC
 from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     CLUSTER_NAME_MAX,
     CLUSTER_NAME_RE,
@@ -843,3 +849,78 @@ def summary(problems, clusters_count):
     if warnings:
         return 'preflight passed for %d clusters with %d warning(s):' % (clusters_count, warnings)
     return 'preflight passed for %d clusters' % clusters_count
+
+
+# The options of clustermesh_preflight (documented by the module).
+CLUSTER_SPEC = dict(
+    host=dict(type='str', required=True),
+    cluster_name=dict(type='str'),
+    cluster_id=dict(type='raw'),
+    max_connected_clusters=dict(type='raw'),
+    routing_mode=dict(type='str'),
+    ipam_mode=dict(type='str'),
+    pod_cidrs=dict(type='list', elements='str'),
+    service_cidrs=dict(type='list', elements='str'),
+    native_routing_cidr=dict(type='str'),
+    chart_version=dict(type='str'),
+    kube_proxy_replacement=dict(type='raw'),
+    k8s_service_host=dict(type='str'),
+    service_type=dict(type='str'),
+    node_port=dict(type='raw'),
+    chaining_mode=dict(type='str'),
+    eni=dict(type='bool'),
+    allow_identity_change=dict(type='bool', default=False),
+    context=dict(type='str'),
+    kubeconfig=dict(type='str'),
+    release_name=dict(type='str', default='cilium'),
+    values=dict(type='raw'),
+    chart_ref=dict(type='str'),
+    install=dict(type='dict'),
+    info=dict(type='dict'),
+)
+
+PREFLIGHT_ARGUMENT_SPEC = dict(
+    clusters=dict(type='list', elements='dict', required=True, options=CLUSTER_SPEC),
+    ca_source=dict(type='str'),
+    unreachable=dict(type='str', choices=['error', 'warning'], default='error'),
+    **HELM_BINARY_ARGUMENT_SPEC
+)
+
+
+def run_preflight(params):
+    """The module's run for its validated ``params``: ``(result, warnings)``. ``result`` has
+    ``failed`` and a ``msg`` with the table when an error was found (then no warning is given)."""
+    # imported here: only a run that checks values against a local chart needs them
+    from ansible_collections.meshops.cilium.plugins.module_utils.helm import HelmError, render_chart, require_helm
+    from ansible_collections.meshops.cilium.plugins.module_utils.rendered import load_chart_schema
+
+    clusters = params['clusters']
+    schemas, loaded = {}, {}
+    for c in clusters:
+        ref = c.get('chart_ref')
+        if ref and ref not in loaded:
+            loaded[ref] = load_chart_schema(ref)
+        schemas[c['host']] = loaded.get(ref) if ref else None
+    render, not_rendered = None, None
+    if any(c.get('install') is not None and schemas.get(c['host']) for c in clusters):
+        try:
+            binary, dummy = require_helm(params.get('helm_binary'))
+        except HelmError as e:
+            not_rendered = 'the target chart was not rendered with the values (helm template): %s' % e.detail
+        else:
+            def render(values, chart_ref):
+                return render_chart(binary, 'cilium', 'kube-system', values, chart_ref)
+    problems = check(clusters, ca_source=params.get('ca_source'), unreachable=params.get('unreachable') or ERROR,
+                     schemas=schemas, render=render)
+    errors = sum(1 for p in problems if p['severity'] == ERROR)
+    table = format_table(problems) if problems else ''
+    msg = summary(problems, len(clusters)) + ('\n' + table if table else '')
+    result = dict(changed=False, problems=problems, errors=errors, warning_count=len(problems) - errors,
+                  table=table, msg=msg)
+    if errors:
+        result['failed'] = True
+        return result, []
+    warnings = ['%s: %s: %s (fix: %s)' % (p['cluster'], p['field'], p['problem'], p['fix']) for p in problems]
+    if not_rendered:
+        warnings.append(not_rendered)
+    return result, warnings

@@ -195,6 +195,24 @@ def test_reads_through_kubeconfig_with_token_and_timeouts(tmp_path, apiserver):
     assert ei.value.status == 404 and 'read Secret kube-system/cilium-ca' in str(ei.value)
 
 
+def test_reads_used_as_dicts_are_the_api_json_as_sent(tmp_path, apiserver):
+    # parsed once from the body: a field the client's models do not know is kept, timestamps stay as sent,
+    # a list gives its items; a body that is not JSON is an error naming the cluster and the read
+    apiserver.routes['/api/v1/namespaces/kube-system/secrets'] = (200, {
+        'kind': 'SecretList', 'apiVersion': 'v1', 'metadata': {},
+        'items': [{'metadata': {'name': 'sh.helm.release.v1.cilium.v2', 'creationTimestamp': '2026-12-01T10:00:00Z'},
+                   'type': 'helm.sh/release.v1', 'data': {'release': 'eA=='}, 'newField': {'kept': True}}]})
+    apiserver.routes['/api/v1/nodes'] = (200, 'not json')
+    c = Cluster(params(kubeconfig=_write_kubeconfig(tmp_path, apiserver.kubeconfig('mesh-1'))))
+    items = c.list_secrets('kube-system', label_selector='owner=helm,name=cilium')
+    assert items == [{'metadata': {'name': 'sh.helm.release.v1.cilium.v2', 'creationTimestamp': '2026-12-01T10:00:00Z'},
+                      'type': 'helm.sh/release.v1', 'data': {'release': 'eA=='}, 'newField': {'kept': True}}]
+    assert 'labelSelector=owner%3Dhelm%2Cname%3Dcilium' in apiserver.requests[-1][0]
+    with pytest.raises(ClusterError) as ei:
+        c.list_nodes()
+    assert str(ei.value).startswith('mesh-1: list Nodes: the API server answered with no JSON object')
+
+
 def test_403_end_to_end(apiserver):
     apiserver.routes['/api/v1/nodes'] = (403, status_body(403, 'Forbidden', FORBIDDEN_NODES,
                                                           {'kind': 'nodes'}))

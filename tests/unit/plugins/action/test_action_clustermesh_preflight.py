@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshops.cilium contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The action plugin of clustermesh_preflight in a real play: with the local connection the answer is given
+on the controller (no module process: on ansible-core 2.18 a module's result always carries ``invocation``) and is
+exactly what the module's own run gives for the same options, warnings, failure and masked secrets
+included; options that do not validate run the module, which reports them."""
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.meshops.cilium.plugins.module_utils.preflight import PREFLIGHT_ARGUMENT_SPEC, run_preflight
+
+SECRET = 'Hunter2-not-a-name'
+
+
+def cluster(i, **kw):
+    c = {'host': 'mesh-%d' % i, 'cluster_name': 'mesh-%d' % i, 'cluster_id': i, 'max_connected_clusters': 255,
+         'routing_mode': 'tunnel', 'chart_version': '1.19.2', 'kube_proxy_replacement': False,
+         'info': {'installed': False, 'nodes': [], 'pod_cidrs': []}}
+    c.update(kw)
+    return c
+
+
+def direct(args):
+    """What run_preflight gives for ``args`` (the module's own run), without the play."""
+    return run_preflight(ArgumentSpecValidator(PREFLIGHT_ARGUMENT_SPEC).validate(args).validated_parameters)
+
+
+def test_the_controller_answers_as_the_module_would(play_results):
+    good = {'clusters': [cluster(1), cluster(2)], 'ca_source': 'mesh-1'}
+    warned = {'clusters': [cluster(1, service_cidrs=['10.96.0.0/12']), cluster(2, service_cidrs=['10.96.0.0/12'])]}
+    # an invalid cluster name that is also a secret of the options (a password in the values): masked
+    bad = {'clusters': [cluster(1, cluster_name=SECRET, values={'auth': {'password': SECRET}}),
+                        cluster(2, cluster_id='0')]}
+    results = play_results('meshops.cilium.clustermesh_preflight',
+                           [('good', good), ('warned', warned), ('bad', bad), ('invalid', {'clusters': [{'cluster_id': 1}]})])
+    for check in (False, True):
+        res = results['good', check]
+        assert 'invocation' not in res, res  # no module process
+        expected, warnings = direct(good)
+        assert warnings == [] and res['failed'] is False
+        for key in ('changed', 'problems', 'errors', 'warning_count', 'table', 'msg'):
+            assert res[key] == expected[key], key
+
+        res = results['warned', check]
+        expected, warnings = direct(warned)
+        assert 'invocation' not in res and res['failed'] is False and res['warning_count'] == 1
+        assert res['problems'] == expected['problems'] and len(warnings) == 1
+        assert res['warnings'] == warnings or [str(w) for w in res['warnings']] == warnings
+
+        res = results['bad', check]
+        expected, warnings = direct(bad)
+        assert 'invocation' not in res and res['failed'] is True and res['errors'] == expected['errors'] >= 2
+        assert res['msg'].startswith('preflight found ') and 'mesh-2' in res['msg']
+        assert SECRET in expected['msg']  # the check names the value ...
+        assert SECRET not in str(res)  # ... and the answer masks it, as the module does
+
+        res = results['invalid', check]
+        assert res['failed'] is True and 'missing required arguments: host' in res['msg']  # the module's report
