@@ -18,6 +18,8 @@ A subclass names the option that carries the description (``DESCRIBED_OPTION``),
 spec (``argument_spec``, the connection options are added) and the decision (``described_answer``). The
 answer is only tried when the task carries a description."""
 
+import json
+
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
@@ -52,7 +54,10 @@ class ControllerAnswerAction(ActionBase):
         wrap_async = self._task.async_val and not self._connection.has_native_async
         answer = None
         if self.wants_answer() and not wrap_async and self._connection.transport == 'local':
-            validated = ArgumentSpecValidator(self.full_argument_spec()).validate(dict(self._task.args))
+            # the options as the module would receive them: JSON, plain types (the controller's templated values
+            # are tagged subclasses of str, dict and list, which a type comparison would tell from plain ones)
+            args = json.loads(json.dumps(dict(self._task.args), default=str))
+            validated = ArgumentSpecValidator(self.full_argument_spec()).validate(args)
             if not validated.error_messages:  # else the module reports them
                 params = validated.validated_parameters
                 answer = self.answer(params)

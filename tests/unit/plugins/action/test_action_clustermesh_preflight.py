@@ -6,6 +6,8 @@ on the controller (no module process: on ansible-core 2.18 a module's result alw
 exactly what the module's own run gives for the same options, warnings, failure and masked secrets
 included; options that do not validate run the module, which reports them."""
 
+import json
+
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.meshops.cilium.plugins.module_utils.preflight import PREFLIGHT_ARGUMENT_SPEC, run_preflight
@@ -32,8 +34,18 @@ def test_the_controller_answers_as_the_module_would(play_results):
     # an invalid cluster name that is also a secret of the options (a password in the values): masked
     bad = {'clusters': [cluster(1, cluster_name=SECRET, values={'auth': {'password': SECRET}}),
                         cluster(2, cluster_id='0')]}
+    # an installed release whose datapath values this run keeps: the review compares the play's strings (tagged
+    # on the controller) with the description's; the module, given plain JSON, finds nothing to refuse
+    install = {'routing_mode': 'tunnel', 'tunnel_protocol': 'vxlan', 'default_options': ['routing_mode', 'tunnel_protocol'],
+               'existing_values': 'refuse', 'cluster_name': 'mesh-1', 'cluster_id': 1}
+    info = {'installed': True, 'cluster_name': 'mesh-1', 'cluster_id': 1, 'nodes': [], 'pod_cidrs': [],
+            'release': {'name': 'cilium', 'namespace': 'kube-system', 'chart_version': '1.19.2', 'status': 'deployed',
+                        'datapath_values': {'routingMode': 'tunnel', 'tunnelProtocol': 'vxlan'}}}
+    # the description as a module gives it back: decoded JSON (plain str), not the play's own (tagged) strings
+    kept = {'clusters': [cluster(1, install=install, info="{{ '%s' | from_json }}" % json.dumps(info))]}
     results = play_results('meshops.cilium.clustermesh_preflight',
-                           [('good', good), ('warned', warned), ('bad', bad), ('invalid', {'clusters': [{'cluster_id': 1}]})])
+                           [('good', good), ('warned', warned), ('bad', bad), ('kept', kept),
+                            ('invalid', {'clusters': [{'cluster_id': 1}]})])
     for check in (False, True):
         res = results['good', check]
         assert 'invocation' not in res, res  # no module process
@@ -54,6 +66,11 @@ def test_the_controller_answers_as_the_module_would(play_results):
         assert res['msg'].startswith('preflight found ') and 'mesh-2' in res['msg']
         assert SECRET in expected['msg']  # the check names the value ...
         assert SECRET not in str(res)  # ... and the answer masks it, as the module does
+
+        res = results['kept', check]
+        expected, warnings = direct({'clusters': [cluster(1, install=install, info=info)]})
+        assert expected['problems'] == [] and warnings == []
+        assert res['failed'] is False and res['problems'] == [], res['msg']
 
         res = results['invalid', check]
         assert res['failed'] is True and 'missing required arguments: host' in res['msg']  # the module's report
