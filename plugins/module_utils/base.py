@@ -213,6 +213,71 @@ MEMBERS_SPEC = dict(
 MAX_MEMBER_THREADS = 32
 
 
+def member_cluster(entry, params, user_agent, secrets):
+    """A ``Cluster`` for one entry of a ``members`` option (MEMBERS_SPEC): its own kubeconfig and
+    context only, never the module's host, token or client certificate (they belong to another
+    cluster), with the timeouts of ``params``. The credentials it resolved are added to ``secrets``
+    (a set). Raises ClusterError naming the entry."""
+    name = entry['name']
+    member = dict((k, None) for k in CLUSTER_ARGUMENT_SPEC)
+    member.update(kubeconfig=entry.get('kubeconfig'), context=entry.get('context') or name,
+                  connect_timeout=params.get('connect_timeout'), request_timeout=params.get('request_timeout'))
+    try:
+        connection = resolve_connection(member)
+    except ClusterError as e:
+        raise ClusterError(e.detail, cluster=name)
+    secrets.update(connection.secrets())
+    return Cluster(member, connection=connection, user_agent=user_agent)
+
+
+def member_names_problem(entries):
+    """The message when the names of ``members`` cannot key a result (blank, control characters,
+    duplicates), else None."""
+    names = [e.get('name') for e in entries]
+    bad = [n for n in names if not n or not n.strip() or any(ord(ch) < 32 for ch in n)]
+    if bad or len(set(names)) != len(names):
+        return ('members: each entry needs a unique name (a cluster name or an inventory host name); '
+                'got %s' % ', '.join(repr(n) for n in names))
+    return None
+
+
+def read_members(entries, read, params, user_agent, secrets):
+    """``{name: result}`` of ``read(cluster, entry)`` for every entry of ``members`` (unique names),
+    side by side (threads, MAX_MEMBER_THREADS at a time), each through ``member_cluster`` (its
+    credentials added to ``secrets``). Each result names the member's API server as a one-cluster
+    result does; a member that cannot be reached or read is ``{'cluster', 'failed': True, 'msg'}``
+    (the message starts with its name) and the others are still read. Every member's client is
+    closed (its private files removed) before this returns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(entry):
+        name = entry['name']
+        cluster = None
+        try:
+            cluster = member_cluster(entry, params, user_agent, secrets)
+            out = read(cluster, entry)
+            connection = cluster.connection
+            out.setdefault('cluster', name)
+            out.setdefault('api_server', connection.server)
+            out.setdefault('connection', connection.describe())
+            return out
+        except MeshopsError as e:
+            text = str(e)  # a ClusterError names its cluster: member_cluster's names this member
+            return {'cluster': name, 'failed': True,
+                    'msg': text if text.startswith(name + ':') else '%s: %s' % (name, text)}
+        finally:
+            if cluster is not None:
+                cluster.close()
+    with ThreadPoolExecutor(max_workers=min(len(entries), MAX_MEMBER_THREADS) or 1) as pool:
+        return dict(zip([e['name'] for e in entries], pool.map(one, entries)))
+
+
+def member_warnings(results, warnings_key):
+    """The members' warnings (the list under ``warnings_key`` of each result), each starting with the
+    member's name, in the order of ``results``."""
+    return ['%s: %s' % (name, w) for name, r in results.items() for w in (r.get(warnings_key) or [])]
+
+
 class ClusterModule:
     """Wraps AnsibleModule for modules that talk to one cluster."""
 
@@ -304,59 +369,23 @@ class ClusterModule:
 
     # -- members: several clusters read by one module process ------------
     def member_cluster(self, entry):
-        """A ``Cluster`` for one entry of a ``members`` option (MEMBERS_SPEC): its own kubeconfig and
-        context only, never the module's host, token or client certificate (they belong to another
-        cluster), with the module's timeouts. Raises ClusterError naming the entry."""
-        name = entry['name']
-        params = dict((k, None) for k in CLUSTER_ARGUMENT_SPEC)
-        params.update(kubeconfig=entry.get('kubeconfig'), context=entry.get('context') or name,
-                      connect_timeout=self.params.get('connect_timeout'),
-                      request_timeout=self.params.get('request_timeout'))
-        try:
-            connection = resolve_connection(params)
-        except ClusterError as e:
-            raise ClusterError(e.detail, cluster=name)
-        self.module.no_log_values.update(connection.secrets())
-        return Cluster(params, connection=connection, user_agent=self.user_agent)
+        """A ``Cluster`` for one entry of a ``members`` option (``member_cluster``, module-level), its
+        credentials registered as no_log values. Raises ClusterError naming the entry."""
+        return member_cluster(entry, self.params, self.user_agent, self.module.no_log_values)
 
     def read_members(self, entries, read, warnings_key):
-        """``{name: result}`` of ``read(cluster, entry)`` for every entry of ``members``, side by side
-        (threads, MAX_MEMBER_THREADS at a time). Each result names the member's API server as a one-cluster
-        result does, and each of its warnings (the list under ``warnings_key``) becomes an Ansible warning
-        that starts with the member's name; a member that cannot be reached or read is
-        ``{'cluster', 'failed': True, 'msg'}`` (the message starts with its name) and the others are still
-        read. Names are checked first: a name that cannot key the result fails the module before any request."""
-        from concurrent.futures import ThreadPoolExecutor
-        names = [e.get('name') for e in entries]
-        bad = [n for n in names if not n or not n.strip() or any(ord(ch) < 32 for ch in n)]
-        if bad or len(set(names)) != len(names):
+        """``{name: result}`` of ``read(cluster, entry)`` for every entry of ``members``
+        (``read_members``, module-level), the members' credentials registered as no_log values;
+        each of a member's warnings (the list under ``warnings_key``) becomes an Ansible warning that
+        starts with the member's name. Names are checked first: a name that cannot key the result fails
+        the module before any request."""
+        problem = member_names_problem(entries)
+        if problem:
             # no cluster is named: this is about the option, not one cluster
-            self._fail_json('members: each entry needs a unique name (a cluster name or an inventory host name); '
-                            'got %s' % ', '.join(repr(n) for n in names))
-
-        def one(entry):
-            name = entry['name']
-            cluster = None
-            try:
-                cluster = self.member_cluster(entry)
-                out = read(cluster, entry)
-                connection = cluster.connection
-                out.setdefault('cluster', name)
-                out.setdefault('api_server', connection.server)
-                out.setdefault('connection', connection.describe())
-                return out
-            except MeshopsError as e:
-                text = str(e)  # a ClusterError names its cluster: member_cluster's names this member
-                return {'cluster': name, 'failed': True,
-                        'msg': text if text.startswith(name + ':') else '%s: %s' % (name, text)}
-            finally:
-                if cluster is not None:
-                    cluster.close()
-        with ThreadPoolExecutor(max_workers=min(len(entries), MAX_MEMBER_THREADS) or 1) as pool:
-            results = dict(zip(names, pool.map(one, entries)))
-        for name in names:
-            for warning in results[name].get(warnings_key) or []:
-                self.module.warn('%s: %s' % (name, warning))
+            self._fail_json(problem)
+        results = read_members(entries, read, self.params, self.user_agent, self.module.no_log_values)
+        for warning in member_warnings(results, warnings_key):
+            self.module.warn(warning)
         return results
 
     # -- writes ----------------------------------------------------------

@@ -701,7 +701,12 @@ class Cluster:
         self.name = self.connection.name
         self.contexts = []
         self._private_dir = None
-        self.configuration = self._configuration()
+        try:
+            self.configuration = self._configuration()
+        except BaseException:
+            # no private file outlives a failed start (a forked worker runs no exit handler before Python 3.12)
+            self._remove_private_dir()
+            raise
         self.host = self.configuration.host
         self.api_client = k8s_client.ApiClient(configuration=self.configuration)
         # the cluster's audit log names the module that made each request

@@ -3,9 +3,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """Read a cluster's ClusterMesh descriptor.
 
-Everything except ``read_descriptor()`` is pure: it takes plain API JSON dicts (as
-``ApiClient.sanitize_for_serialization`` or ``kubectl get -o json`` give them)
-so it can be unit tested without a cluster.
+Everything except ``read_descriptor()`` and the module's run (``describe``, ``members_answer``) is
+pure: it takes plain API JSON dicts (as ``ApiClient.sanitize_for_serialization`` or ``kubectl get -o
+json`` give them) so it can be unit tested without a cluster.
+
+``INFO_ARGUMENT_SPEC`` is the module ``clustermesh_info``'s own argument spec (the connection options
+are added by ``ClusterModule``); ``describe`` reads one cluster as the module does; ``members_answer``
+is the module's whole run for ``members``, without an ``AnsibleModule``: its action plugin gives it on
+the controller.
 """
 
 import base64
@@ -490,3 +495,84 @@ def read_descriptor(cluster, namespace='kube-system', release_name='cilium', end
     if desc.get('ca'):
         desc['ca'].update(ca_extra)
     return desc
+
+
+# -- the module clustermesh_info ---------------------------------------------------------------------
+def _info_argument_spec():
+    from ansible_collections.meshops.cilium.plugins.module_utils.base import MEMBERS_SPEC, RELEASE_ARGUMENT_SPEC, merged_spec
+    return merged_spec(
+        RELEASE_ARGUMENT_SPEC,
+        endpoint=dict(type='dict', options=dict(
+            ips=dict(type='list', elements='str'),
+            address=dict(type='str'),
+            port=dict(type='int', required=True),
+        ), mutually_exclusive=[['ips', 'address']], required_one_of=[['ips', 'address']]),
+        read_status=dict(type='bool', default=False),
+        agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
+        members=dict(type='list', elements='dict', options=dict(
+            MEMBERS_SPEC, release_name=dict(type='str'), read_status=dict(type='bool'))),
+    )
+
+
+INFO_ARGUMENT_SPEC = _info_argument_spec()
+
+
+def describe(cluster, p, release_name, with_status):
+    """(descriptor, warnings) of ``cluster`` for the module's options ``p``, with its mesh status when
+    ``with_status``."""
+    from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
+    from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
+    desc = read_descriptor(cluster, namespace=p['namespace'], release_name=release_name,
+                           endpoint_override=p['endpoint'])
+    warnings = desc.pop('warnings')
+    if with_status:
+        try:
+            st = read_status(cluster, namespace=p['namespace'], agent_status=p['agent_status'])
+        except MeshopsError as e:
+            desc['status'] = None
+            warnings.append('ClusterMesh status not read with the description: %s' % e)
+        else:
+            st['metrics'] = None
+            warnings.extend(status_warnings(st))
+            desc['status'] = status_result(st, p['namespace'], p['agent_status'])
+    return desc, warnings
+
+
+def member_reader(p):
+    """``read(cluster, entry)`` of one entry of ``members`` for the module's options ``p``: the member's
+    descriptor with ``warnings_detail`` (and its status per ``read_status``)."""
+    def read(cluster, entry):
+        with_status = p['read_status'] if entry.get('read_status') is None else entry['read_status']
+        desc, warnings = describe(cluster, p, entry.get('release_name') or p['release_name'], with_status)
+        return dict(desc, warnings_detail=warnings)
+    return read
+
+
+def members_answer(p, user_agent):
+    """The module's result for validated options ``p`` with ``members`` (no ``endpoint``), as
+    ``(result, secrets)``: every member described as the module describes it, its warnings under
+    ``warnings`` as the module gives them, and the task's own connection named when it resolves (as
+    every result of the module does). ``secrets``: the credentials the connections resolved, to mask.
+    None when the module must run instead: no members, an endpoint, names that cannot key the result
+    (the module reports them), or a library missing."""
+    from ansible_collections.meshops.cilium.plugins.module_utils.base import (
+        member_names_problem, member_warnings, read_members)
+    from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
+        HAS_KUBERNETES, ClusterError, resolve_connection)
+    if p.get('members') is None or p.get('endpoint') or not HAS_CRYPTOGRAPHY or not HAS_KUBERNETES:
+        return None
+    if member_names_problem(p['members']):
+        return None
+    secrets = set()
+    result = dict(changed=False, members=read_members(p['members'], member_reader(p), p, user_agent, secrets))
+    warnings = member_warnings(result['members'], 'warnings_detail')
+    if warnings:
+        result['warnings'] = warnings
+    try:
+        own = resolve_connection(p)
+    except ClusterError:
+        result['cluster'] = p.get('context') or p.get('host') or 'cluster'
+    else:
+        secrets.update(own.secrets())
+        result.update(cluster=own.name, api_server=own.server, connection=own.describe())
+    return result, secrets

@@ -422,33 +422,14 @@ warnings_detail:
   sample: ["NodePort: skipped nodes that are not Ready: mesh-1-worker2"]
 '''
 
-from ansible_collections.meshops.cilium.plugins.module_utils.base import (
-    MEMBERS_SPEC, RELEASE_ARGUMENT_SPEC, merged_spec, run_module)
-from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
+from ansible_collections.meshops.cilium.plugins.module_utils.base import run_module
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
     HAS_CRYPTOGRAPHY,
-    read_descriptor,
+    INFO_ARGUMENT_SPEC,
+    describe,
+    member_reader,
     validate_endpoint_override,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
-
-
-def describe(cluster, p, release_name, with_status):
-    """(descriptor, warnings) of ``cluster``, with its mesh status when ``with_status``."""
-    desc = read_descriptor(cluster, namespace=p['namespace'], release_name=release_name,
-                           endpoint_override=p['endpoint'])
-    warnings = desc.pop('warnings')
-    if with_status:
-        try:
-            st = read_status(cluster, namespace=p['namespace'], agent_status=p['agent_status'])
-        except MeshopsError as e:
-            desc['status'] = None
-            warnings.append('ClusterMesh status not read with the description: %s' % e)
-        else:
-            st['metrics'] = None
-            warnings.extend(status_warnings(st))
-            desc['status'] = status_result(st, p['namespace'], p['agent_status'])
-    return desc, warnings
 
 
 def run(m):
@@ -464,11 +445,8 @@ def run(m):
         from ansible.module_utils.basic import missing_required_lib
         m.module.fail_json(msg=missing_required_lib('cryptography'))
     if p['members'] is not None:
-        def read(cluster, entry):
-            with_status = p['read_status'] if entry.get('read_status') is None else entry['read_status']
-            desc, warnings = describe(cluster, p, entry.get('release_name') or p['release_name'], with_status)
-            return dict(desc, warnings_detail=warnings)
-        m.exit(changed=False, members=m.read_members(p['members'], read, 'warnings_detail'))
+        # with a local connection the action plugin of the same name gives this answer on the controller
+        m.exit(changed=False, members=m.read_members(p['members'], member_reader(p), 'warnings_detail'))
     desc, warnings = describe(m.cluster, p, p['release_name'], p['read_status'])
     for w in warnings:
         m.warn(w)
@@ -476,18 +454,7 @@ def run(m):
 
 
 def main():
-    run_module(run, merged_spec(
-        RELEASE_ARGUMENT_SPEC,
-        endpoint=dict(type='dict', options=dict(
-            ips=dict(type='list', elements='str'),
-            address=dict(type='str'),
-            port=dict(type='int', required=True),
-        ), mutually_exclusive=[['ips', 'address']], required_one_of=[['ips', 'address']]),
-        read_status=dict(type='bool', default=False),
-        agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
-        members=dict(type='list', elements='dict', options=dict(
-            MEMBERS_SPEC, release_name=dict(type='str'), read_status=dict(type='bool'))),
-    ))
+    run_module(run, INFO_ARGUMENT_SPEC)
 
 
 if __name__ == '__main__':

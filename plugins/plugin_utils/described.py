@@ -19,6 +19,8 @@ spec (``argument_spec``, the connection options are added) and the decision (``d
 answer is only tried when the task carries a description."""
 
 import json
+import os
+import sys
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
@@ -29,6 +31,20 @@ from ansible.utils.vars import merge_hash
 # process before it forks the task's workers, so every worker inherits these modules instead of
 # importing them again (about 0.2 s of CPU per cluster and task, the kubernetes client's light import).
 from ansible_collections.meshops.cilium.plugins.module_utils.base import cluster_argument_spec, option_secret_values
+
+
+def controller_python(action, task_vars):
+    """Whether ``action``'s module would run as the controller itself does: under the controller's own
+    Python (the host's ``ansible_python_interpreter`` is this process's interpreter, as
+    ``ansible_playbook_python`` gives it: the same libraries) and without a task ``environment``
+    (the same environment variables: PATH, proxies, K8S_AUTH_*)."""
+    if any(action._task.environment or []):
+        return False
+    try:
+        wanted = action._templar.template(task_vars.get('ansible_python_interpreter'))
+    except Exception:  # pylint: disable=broad-except
+        return False
+    return isinstance(wanted, str) and os.path.abspath(wanted) == os.path.abspath(sys.executable)
 
 
 class ControllerAnswerAction(ActionBase):
@@ -44,7 +60,7 @@ class ControllerAnswerAction(ActionBase):
         """The module's result for the validated ``params``, or None to run the module."""
         raise NotImplementedError
 
-    def wants_answer(self):
+    def wants_answer(self, task_vars):  # pylint: disable=unused-argument
         """Whether to try the answer for this task (the module runs otherwise)."""
         return True
 
@@ -53,7 +69,7 @@ class ControllerAnswerAction(ActionBase):
         del tmp  # no effect since ansible-core 2.5
         wrap_async = self._task.async_val and not self._connection.has_native_async
         answer = None
-        if self.wants_answer() and not wrap_async and self._connection.transport == 'local':
+        if not wrap_async and self._connection.transport == 'local' and self.wants_answer(task_vars or {}):
             # the options as the module would receive them: JSON, plain types (the controller's templated values
             # are tagged subclasses of str, dict and list, which a type comparison would tell from plain ones)
             args = json.loads(json.dumps(dict(self._task.args), default=str))
@@ -85,7 +101,7 @@ class DescribedAnswerAction(ControllerAnswerAction):
         """The module's result for the validated ``params``, or None to run the module."""
         raise NotImplementedError
 
-    def wants_answer(self):
+    def wants_answer(self, task_vars):
         return bool(self._task.args.get(self.DESCRIBED_OPTION))
 
     def full_argument_spec(self):

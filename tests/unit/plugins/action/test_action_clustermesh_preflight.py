@@ -2,11 +2,12 @@
 # Copyright: meshops.cilium contributors
 # SPDX-License-Identifier: Apache-2.0
 """The action plugin of clustermesh_preflight in a real play: with the local connection the answer is given
-on the controller (no module process: on ansible-core 2.18 a module's result always carries ``invocation``) and is
+on the controller (no module process: none leaves its AnsiballZ file behind) and is
 exactly what the module's own run gives for the same options, warnings, failure and masked secrets
 included; options that do not validate run the module, which reports them."""
 
 import json
+import os
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -28,7 +29,7 @@ def direct(args):
     return run_preflight(ArgumentSpecValidator(PREFLIGHT_ARGUMENT_SPEC).validate(args).validated_parameters)
 
 
-def test_the_controller_answers_as_the_module_would(play_results):
+def test_the_controller_answers_as_the_module_would(tmp_path, play_results):
     good = {'clusters': [cluster(1), cluster(2)], 'ca_source': 'mesh-1'}
     warned = {'clusters': [cluster(1, service_cidrs=['10.96.0.0/12']), cluster(2, service_cidrs=['10.96.0.0/12'])]}
     # an invalid cluster name that is also a secret of the options (a password in the values): masked
@@ -45,7 +46,12 @@ def test_the_controller_answers_as_the_module_would(play_results):
     kept = {'clusters': [cluster(1, install=install, info="{{ '%s' | from_json }}" % json.dumps(info))]}
     results = play_results('meshops.cilium.clustermesh_preflight',
                            [('good', good), ('warned', warned), ('bad', bad), ('kept', kept),
-                            ('invalid', {'clusters': [{'cluster_id': 1}]})])
+                            ('invalid', {'clusters': [{'cluster_id': 1}]})],
+                           # every module process leaves its AnsiballZ file here
+                           env={'ANSIBLE_KEEP_REMOTE_FILES': '1', 'ANSIBLE_REMOTE_TMP': str(tmp_path / 'remote')})
+    started = [f for dummy, dummy, files in os.walk(str(tmp_path / 'remote')) for f in files
+               if f == 'AnsiballZ_clustermesh_preflight.py']
+    assert len(started) == 2  # only 'invalid' (normal and check mode): the module reports its options
     for check in (False, True):
         res = results['good', check]
         assert 'invocation' not in res, res  # no module process
