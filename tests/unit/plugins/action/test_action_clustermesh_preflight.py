@@ -8,20 +8,17 @@ included; options that do not validate run the module, which reports them."""
 
 import json
 import os
+import sys
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.meshops.cilium.plugins.module_utils.preflight import PREFLIGHT_ARGUMENT_SPEC, run_preflight
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'modules'))
+
+from test_clustermesh_preflight import cluster  # noqa: E402  pylint: disable=wrong-import-position
+
 SECRET = 'Hunter2-not-a-name'
-
-
-def cluster(i, **kw):
-    c = {'host': 'mesh-%d' % i, 'cluster_name': 'mesh-%d' % i, 'cluster_id': i, 'max_connected_clusters': 255,
-         'routing_mode': 'tunnel', 'chart_version': '1.19.2', 'kube_proxy_replacement': False,
-         'info': {'installed': False, 'nodes': [], 'pod_cidrs': []}}
-    c.update(kw)
-    return c
 
 
 def direct(args):
