@@ -15,7 +15,7 @@ import sys
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import cluster_argument_spec
-from ansible_collections.meshops.cilium.plugins.module_utils.cluster import USER_AGENT
+from ansible_collections.meshops.cilium.plugins.module_utils.cluster import module_user_agent
 from ansible_collections.meshops.cilium.plugins.module_utils.info import INFO_ARGUMENT_SPEC, members_answer
 from ansible_collections.meshops.cilium.plugins.plugin_utils.described import ControllerAnswerAction, controller_python
 
@@ -31,7 +31,7 @@ class ActionModule(ControllerAnswerAction):
 
     def answer(self, params):
         try:
-            answered = members_answer(params, '%s/clustermesh_info' % USER_AGENT)
+            answered = members_answer(params, module_user_agent('clustermesh_info'))
         finally:
             remove_loader_files()
         if answered is None:

@@ -25,12 +25,13 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CLUSTER_ARGUMENT_SPEC,
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
-    USER_AGENT,
     Cluster,
     ClusterError,
     kubeconfig_secret_values,
+    module_user_agent,
     resolve_connection,
     translate_error,
+    unresolved_name,
 )
 from ansible_collections.meshops.cilium.plugins.module_utils.common import wait_pauses
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
@@ -327,12 +328,12 @@ class ClusterModule:
                 self._connection_error = e
         if self._connection is not None:
             return self._connection.name
-        return self.params.get('context') or self.params.get('host') or 'cluster'
+        return unresolved_name(self.params)
 
     @property
     def user_agent(self):
         """``meshops.cilium/<module>``: every request says which module made it (audit logs)."""
-        return '%s/%s' % (USER_AGENT, self.module._name.rsplit('.', 1)[-1])
+        return module_user_agent(self.module._name)
 
     @property
     def cluster(self):

@@ -151,6 +151,16 @@ KUBECONFIG_SECRET_KEYS = SECRET_KEYS
 USER_AGENT = 'meshops.cilium'
 
 
+def module_user_agent(module_name):
+    """``meshops.cilium/<module>``: every request says which module made it (audit logs)."""
+    return '%s/%s' % (USER_AGENT, module_name.rsplit('.', 1)[-1])
+
+
+def unresolved_name(params):
+    """The name a result gives a cluster whose connection options did not resolve."""
+    return params.get('context') or params.get('host') or 'cluster'
+
+
 class ClusterError(MeshopsError):
     """An error already phrased for the user; ``str()`` names the cluster."""
 
@@ -826,9 +836,9 @@ class Cluster:
             raise self.error(e, action)
 
     def to_dict(self, obj):
-        """A typed model object as the plain API JSON dict (camelCase keys); a dict as it is."""
-        if obj is None or isinstance(obj, dict):
-            return obj
+        """A typed model object as the plain API JSON dict (camelCase keys)."""
+        if obj is None:
+            return None
         return self.api_client.sanitize_for_serialization(obj)
 
     def call_json(self, action, func, *args, **kwargs):

@@ -558,7 +558,7 @@ def members_answer(p, user_agent):
     from ansible_collections.meshops.cilium.plugins.module_utils.base import (
         member_names_problem, member_warnings, read_members)
     from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
-        HAS_KUBERNETES, ClusterError, resolve_connection)
+        HAS_KUBERNETES, ClusterError, resolve_connection, unresolved_name)
     if p.get('members') is None or p.get('endpoint') or not HAS_CRYPTOGRAPHY or not HAS_KUBERNETES:
         return None
     if member_names_problem(p['members']):
@@ -571,7 +571,7 @@ def members_answer(p, user_agent):
     try:
         own = resolve_connection(p)
     except ClusterError:
-        result['cluster'] = p.get('context') or p.get('host') or 'cluster'
+        result['cluster'] = unresolved_name(p)
     else:
         secrets.update(own.secrets())
         result.update(cluster=own.name, api_server=own.server, connection=own.describe())

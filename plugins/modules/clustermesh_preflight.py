@@ -18,9 +18,10 @@ description:
     C(playbooks/site.yml) runs them first.
   - "Its input is plain data (declared values plus descriptors), passed as O(clusters): it is deterministic, runs
     in check mode, works the same in AWX execution environments and is unit tested without Ansible internals; the
-    discovery it needs is already done, read-only, by M(meshops.cilium.clustermesh_info). With a local connection
-    (the controller) the same checks run in the task's own worker process on the controller (action plugin), which
-    saves starting a module process (about half a second on every run); otherwise the module runs."
+    discovery it needs is already done, read-only, by M(meshops.cilium.clustermesh_info). When the module would run
+    on the controller anyway (local connection, the host's C(ansible_python_interpreter) being the controller's own
+    Python, no task C(environment)), the same checks run in the task's own worker process there (action plugin),
+    which saves starting a module process (about half a second on every run); otherwise the module runs."
   - "Checks: connection (a cluster that cannot be read, two hosts on one context); cluster name (1-32 characters,
     C(^([a-z0-9][-a-z0-9]*)?[a-z0-9]$), not C(default) with an ID, unique); cluster ID (set, not 0, 1..255 or
     1..511 with C(maxConnectedClusters=511), unique, not 128-255/384-511 with ENI IPAM or AWS VPC CNI chaining);
