@@ -734,16 +734,19 @@ def _read(cluster, kind, namespace, name):
     return cluster.read_service(namespace, name, missing_ok=True)
 
 
-def install_components(values, load_balancer=False):
+def install_components(values, load_balancer=False, apiserver='ready'):
     """What to wait for after an install: the agents, the operator and, when
-    ``clustermesh.useAPIServer`` is on, the clustermesh-apiserver (and with
-    ``load_balancer`` its LoadBalancer address when the Service is one)."""
+    ``clustermesh.useAPIServer`` is on, the clustermesh-apiserver: with ``apiserver='ready'`` its
+    Deployment (and with ``load_balancer`` its LoadBalancer address when the Service is one); with
+    ``apiserver='address'`` only the address peers reach it at (the LoadBalancer Service's ingress;
+    nothing for other Service types), for a run whose connect rolls it again and waits for it."""
     comps = [('DaemonSet', 'cilium'), ('Deployment', 'cilium-operator')]
     cm = (values or {}).get('clustermesh') or {}
     if cm.get('useAPIServer') is True:
-        comps.append(('Deployment', 'clustermesh-apiserver'))
+        if apiserver == 'ready':
+            comps.append(('Deployment', 'clustermesh-apiserver'))
         stype = ((cm.get('apiserver') or {}).get('service') or {}).get('type')
-        if load_balancer and stype == 'LoadBalancer':
+        if (load_balancer or apiserver == 'address') and stype == 'LoadBalancer':
             comps.append(('Service', 'clustermesh-apiserver'))
     return comps
 

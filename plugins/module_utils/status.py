@@ -358,6 +358,8 @@ KVSTOREMESH_COMMANDS = (['clustermesh-apiserver', 'kvstoremesh-dbg', 'status', '
 KVSTOREMESH_TROUBLESHOOT = (['clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot'],
                             ['/usr/bin/clustermesh-apiserver', 'kvstoremesh-dbg', 'troubleshoot'])
 TROUBLESHOOT_TIMEOUT = 5
+# a wait reads Deployment clustermesh-apiserver alone this often while it rolls out
+ROLLOUT_PAUSE = 0.5
 
 
 class ExecError(MeshopsError):
@@ -520,6 +522,24 @@ def diagnose(exec_fn, namespace, container, results, parallel):
         for fut in [pool.submit(diagnose_pod, exec_fn, pod, namespace, container, clusters)
                     for pod, clusters in todo]:
             fut.result()
+
+
+def await_apiserver_rollout(cluster, namespace='kube-system', timeout=300, sleep=None, clock=None):
+    """The first part of a wait for the mesh status: read Deployment ``clustermesh-apiserver`` alone (one
+    request, no exec) every ``ROLLOUT_PAUSE`` seconds until it is Ready, it does not exist, or ``timeout``
+    would pass. While it rolls out the mesh status cannot be ready, and the status commands of a full read
+    (a process in every agent and KVStoreMesh pod) would only compete with the pods starting. Returns the
+    number of reads; the full read that follows reports whatever is still not ready."""
+    import time
+    sleep, clock = sleep or time.sleep, clock or time.time
+    deadline = clock() + max(0, timeout)
+    reads = 0
+    while True:
+        reads += 1
+        dep = cluster.read_deployment(namespace, APISERVER, missing_ok=True)
+        if dep is None or deployment_ready(dep)['ready'] or clock() + ROLLOUT_PAUSE > deadline:
+            return reads
+        sleep(ROLLOUT_PAUSE)
 
 
 def read_status(cluster, namespace='kube-system', agent_status='auto', parallel=8, exec_timeout=30,

@@ -215,6 +215,19 @@ options:
       - Seconds to wait with O(wait), and helm's C(--timeout).
     type: int
     default: 300
+  wait_clustermesh_apiserver:
+    description:
+      - With O(wait) and the clustermesh-apiserver enabled, what to wait for of it.
+      - V(ready) waits until Deployment C(clustermesh-apiserver) is Ready.
+      - V(address) waits only for the address peers reach it at (the ingress of a LoadBalancer Service;
+        nothing more for other Service types). For a run that connects the cluster next
+        (M(meshops.cilium.clustermesh_connect)) and then waits for its mesh status
+        (M(meshops.cilium.clustermesh_status)): a change of peers rolls the clustermesh-apiserver again (its
+        host aliases), and the mesh status includes its readiness. The C(site.yml) playbook does this.
+    type: str
+    choices: [ready, address]
+    default: ready
+    version_added: 0.3.0
 extends_documentation_fragment:
   - meshops.cilium.cluster
   - meshops.cilium.release
@@ -458,7 +471,8 @@ def run(m):
                   chart_change=list(plan['chart_change']) if plan['chart_change'] else None,
                   warnings_detail=plan['warnings'], existing_values=plan['existing_values'])
     if p['wait'] and needs_helm and not m.check_mode:
-        result['ready'] = wait_ready(m.cluster, ns, install_components(plan['desired']), timeout=p['wait_timeout'])
+        result['ready'] = wait_ready(m.cluster, ns, install_components(
+            plan['desired'], apiserver=p['wait_clustermesh_apiserver']), timeout=p['wait_timeout'])
     m.exit(before=current.values if installed else {}, after=plan['desired'], **result)
 
 

@@ -112,6 +112,8 @@ options:
   wait:
     description:
       - Wait until everything checked is ready; fail after O(wait_timeout) with the reasons.
+      - While Deployment C(clustermesh-apiserver) is not Ready (a rollout), only it is read, every half second;
+        the status commands in the pods run once it is Ready (or at the deadline, for the reasons).
     type: bool
     default: false
   wait_timeout:
@@ -339,14 +341,22 @@ attempts:
 '''
 
 
+import time
+
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     MEMBERS_SPEC, read_until, run_module, wait_argument_spec)
 from ansible_collections.meshops.cilium.plugins.module_utils.metrics import read_metrics
-from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
+from ansible_collections.meshops.cilium.plugins.module_utils.status import (
+    await_apiserver_rollout, read_status, status_result, status_warnings)
 
 
 def _read(cluster, p):
-    """The status of ``cluster`` (waiting with ``p['wait']``) and the number of reads: (status, attempts)."""
+    """The status of ``cluster`` (waiting with ``p['wait']``: first for the clustermesh-apiserver's rollout,
+    read alone) and the number of full reads: (status, attempts)."""
+    if p['wait']:
+        started = time.time()
+        await_apiserver_rollout(cluster, p['namespace'], p['wait_timeout'])
+        p = dict(p, wait_timeout=max(0, p['wait_timeout'] - (time.time() - started)))
     st, attempts = read_until(
         lambda: read_status(cluster, namespace=p['namespace'], agent_status=p['agent_status'],
                             parallel=p['parallel'], exec_timeout=p['exec_timeout']),

@@ -565,3 +565,15 @@ def test_wait_ready_polls_soon_then_every_interval(monkeypatch):
     out = helm.wait_ready(None, 'kube-system', [('Test', 'x')], timeout=60, interval=2.0,
                           sleep=sleep, clock=lambda: now[0])
     assert out == {'Test/x': 'ok'} and slept == [1.0, 1.5, 2.0, 2.0]
+
+
+def test_install_components_with_the_apiserver_ready_or_only_its_address():
+    lb = {'clustermesh': {'useAPIServer': True, 'apiserver': {'service': {'type': 'LoadBalancer'}}}}
+    base = [('DaemonSet', 'cilium'), ('Deployment', 'cilium-operator')]
+    assert helm.install_components(lb) == base + [('Deployment', 'clustermesh-apiserver')]
+    assert helm.install_components(lb, load_balancer=True) == base + [
+        ('Deployment', 'clustermesh-apiserver'), ('Service', 'clustermesh-apiserver')]
+    assert helm.install_components(lb, apiserver='address') == base + [('Service', 'clustermesh-apiserver')]
+    node_port = {'clustermesh': {'useAPIServer': True, 'apiserver': {'service': {'type': 'NodePort'}}}}
+    assert helm.install_components(node_port, apiserver='address') == base
+    assert helm.install_components({'clustermesh': {'useAPIServer': False}}, apiserver='ready') == base

@@ -147,6 +147,86 @@ def test_skip_and_apiserver_not_ready(apiserver, run_module, monkeypatch):
     assert res['not_ready'] == ['mesh-1: Deployment clustermesh-apiserver not Ready (0/1 ready, 1 updated)']
 
 
+DEPLOYMENT = '/apis/apps/v1/namespaces/kube-system/deployments/clustermesh-apiserver'
+
+
+class RollingOut(dict):
+    """Routes whose clustermesh-apiserver Deployment is not Ready for its first ``rolling`` reads."""
+
+    def __init__(self, routes, rolling):
+        super().__init__(routes)
+        self.rolling, self.reads = rolling, 0
+
+    def get(self, path, default=None):
+        code, body = dict.get(self, path, default)
+        if path == DEPLOYMENT:
+            self.reads += 1
+            if self.reads <= self.rolling:
+                body = json.loads(json.dumps(body))
+                body['status'].update(readyReplicas=0, updatedReplicas=0)
+        return code, body
+
+
+def test_a_wait_reads_the_deployment_alone_while_it_rolls_out(apiserver, run_module, monkeypatch):
+    """No status command runs in the pods until Deployment clustermesh-apiserver is Ready: then one full read."""
+    setup_cluster(apiserver)
+    apiserver.routes = RollingOut(apiserver.routes, rolling=3)
+    monkeypatch.setattr(status, 'ROLLOUT_PAUSE', 0.01)
+    calls = []
+    ok_json = (0, fixture('agent-connected.json'))
+    fake_exec(monkeypatch, {'cilium-a': ok_json, 'cilium-b': ok_json}, calls)
+    ok, res = run_module(args(apiserver, wait=True, wait_timeout=30))
+    assert ok and res['ready'] is True, res
+    # 3 reads while not Ready, the one that found it Ready, the full read's own
+    assert apiserver.routes.reads == 5
+    assert len(calls) == 2 and res['attempts'] == 1
+    # without wait: one read, as it comes
+    apiserver.routes.rolling, apiserver.routes.reads = 1, 0
+    ok, res = run_module(args(apiserver))
+    assert ok and res['ready'] is False and apiserver.routes.reads == 1
+
+
+def test_a_rollout_that_never_ends_fails_the_wait_with_a_full_read(apiserver, run_module, monkeypatch):
+    setup_cluster(apiserver, ready=False)
+    monkeypatch.setattr(status, 'ROLLOUT_PAUSE', 0.05)
+    calls = []
+    fake_exec(monkeypatch, {'cilium-a': (0, fixture('agent-connected.json')),
+                            'cilium-b': (0, fixture('agent-connected.json'))}, calls)
+    ok, res = run_module(args(apiserver, wait=True, wait_timeout=1))
+    assert not ok
+    assert 'Deployment clustermesh-apiserver not Ready (0/1 ready, 1 updated)' in res['msg']
+    # the status commands ran once, at the deadline, for the reasons
+    assert len(calls) == 2
+    deployment_reads = [r for r in apiserver.requests if r[0].split('?')[0] == DEPLOYMENT]
+    assert len(deployment_reads) > 5
+
+
+def test_await_apiserver_rollout_stops_when_ready_missing_or_late():
+    class Cluster:
+        def __init__(self, answers):
+            self.answers = iter(answers)
+
+        def read_deployment(self, namespace, name, missing_ok=False):
+            assert (namespace, name, missing_ok) == ('ns', 'clustermesh-apiserver', True)
+            return next(self.answers)
+    rolling = {'metadata': {'generation': 2}, 'spec': {'replicas': 1},
+               'status': {'observedGeneration': 1, 'readyReplicas': 1, 'updatedReplicas': 1}}
+    ready = {'metadata': {'generation': 2}, 'spec': {'replicas': 1},
+             'status': {'observedGeneration': 2, 'readyReplicas': 1, 'updatedReplicas': 1}}
+    now, slept = [0.0], []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+    clock = lambda: now[0]  # noqa: E731
+    assert status.await_apiserver_rollout(Cluster([rolling, rolling, ready]), 'ns', 60, sleep, clock) == 3
+    assert slept == [status.ROLLOUT_PAUSE] * 2
+    assert status.await_apiserver_rollout(Cluster([None]), 'ns', 60, sleep, clock) == 1
+    now[0], slept[:] = 0.0, []
+    assert status.await_apiserver_rollout(Cluster([rolling] * 10), 'ns', 2, sleep, clock) == 5
+    assert now[0] <= 2
+
+
 def test_parallel_must_be_positive(apiserver, run_module):
     ok, res = run_module(args(apiserver, parallel=0))
     assert not ok and 'parallel' in res['msg']

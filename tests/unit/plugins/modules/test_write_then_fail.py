@@ -75,6 +75,27 @@ def test_install_wait_fails_after_upgrade_reports_the_revision_and_rollback(flee
     assert 'helm rollback cilium 3 --namespace kube-system' in res['msg']
 
 
+@pytest.mark.parametrize('mode, apiserver_waited', [(None, [('Deployment', 'clustermesh-apiserver')]),
+                                                   ('address', [('Service', 'clustermesh-apiserver')])])
+def test_install_waits_for_the_apiserver_or_only_its_address(fleet, monkeypatch, mode, apiserver_waited):
+    apiserver, store = fleet
+    monkeypatch.setattr(cilium_install, 'HelmRunner', FakeHelm(store))
+    waited = []
+
+    def ready(cluster, ns, comps, timeout=300):
+        waited.extend(comps)
+        return {}
+    monkeypatch.setattr(cilium_install, 'wait_ready', ready)
+    args = {'kubeconfig': apiserver.kubeconfig('mesh-1'), 'cluster_name': 'mesh-1', 'cluster_id': 1,
+            'ipam_mode': 'kubernetes', 'wait': True,
+            'clustermesh_apiserver': {'enabled': True, 'service_type': 'LoadBalancer'}}
+    if mode:
+        args['wait_clustermesh_apiserver'] = mode
+    ok, res = module_runner(monkeypatch, cilium_install.main)(args)
+    assert ok, res
+    assert waited == [('DaemonSet', 'cilium'), ('Deployment', 'cilium-operator')] + apiserver_waited
+
+
 def test_helm_fails_after_storing_a_revision(fleet, monkeypatch):
     apiserver, store = fleet
     monkeypatch.setattr(cilium_install, 'HelmRunner', FakeHelm(store, fail_with='helm failed to upgrade (exit 1)'))
