@@ -4,8 +4,9 @@ them; so do, on the fleet's real nodes (hack/fleet/nodes.py), the pods of Cilium
 DaemonSet and workloads of the images in WORKLOAD_IMAGES (agnhost, busybox), whose networks
 the real cilium-cni makes. Every other pod stays simulated by kwok (see hack/fleet/README.md).
 
-One `pod-runtime` process per fleet (started by `up`, stopped by `down`) does, every second and
-for every cluster:
+One `pod-runtime` process per fleet (started by `up`, stopped by `down`) does, every second (and
+at once when one of its containers exits, so that the next init container starts without delay, as
+a kubelet's pod lifecycle events make it) and for every cluster:
 
 * pods: for each pod labelled `k8s-app=clustermesh-apiserver` in kube-system that the scheduler
   bound to a (kwok) node, it creates
@@ -72,6 +73,8 @@ NODE_SETUP_INITS = ("mount-cgroup", "apply-sysctl-overwrites")
 # serves netexec for the traffic check, busybox runs its client); every other pod stays simulated.
 WORKLOAD_IMAGES = ("agnhost", "busybox")
 HOSTS_HEADER = "# Kubernetes-managed hosts file (meshops fleet pod runtime).\n"
+# after a child process's exit woke the runtime, this long before its round
+WAKE_PAUSE = 0.05
 
 
 def log(msg):
@@ -1448,7 +1451,17 @@ class Runtime(object):
         os.replace(tmp, pods_file(self.fleet_dir))
 
     def run(self, interval=1.0):
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        # a round every `interval` seconds, and at once when a child process exits (an init container
+        # completed, a container crashed): as a kubelet's pod lifecycle events do, the next init
+        # container starts without waiting out the interval. Exits during a round (its own helper
+        # processes: ip, the CNI plugin) are that round's own business and wake nothing.
+        wake = threading.Event()
+
+        def stop(*_):
+            self.stopping = True
+            wake.set()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGCHLD, lambda *_: wake.set())
         # `hack.fleet` and the tests send SIGUSR1 when no round ends: the stacks go to the log
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
         log("pod runtime for %d clusters (fleet tag %s): real pods are those labelled %s=%s in %s" % (
@@ -1476,7 +1489,11 @@ class Runtime(object):
                 self.save()
             except Exception as e:  # noqa: BLE001 - one bad round must not stop every real pod
                 log("round failed: %s: %s" % (type(e).__name__, e))
-            time.sleep(interval)
+            wake.clear()
+            if not wake.wait(interval):
+                continue
+            # woken by an exit: a short pause lets the exits of one moment share the next round
+            time.sleep(WAKE_PAUSE)
         log("stopping %d pods" % len(self.pods))
         for pod in list(self.pods.values()):
             pod.stop()
