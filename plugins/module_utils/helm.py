@@ -48,13 +48,12 @@ from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
 from ansible_collections.meshops.cilium.plugins.module_utils.common import (
     PENDING_STATUSES, deployment_ready, int_or_none, wait_pauses)
 from ansible_collections.meshops.cilium.plugins.module_utils.info import (
-    HELM_RELEASE_TYPE,
     CILIUM_CONFIG,
     DecodeError,
     decode_helm_release,
     dig,
-    newest_release_secret,
     parse_cilium_config,
+    read_newest_release_secret,
 )
 
 # Secrets in helm's messages are masked with the collection's one list of secret keys.
@@ -333,12 +332,10 @@ def refuse_pending(release):
 def read_release(cluster, namespace, name):
     """The newest revision of release ``name`` in ``namespace`` (a Release), or None.
 
-    One LIST of Secrets (label ``owner=helm,name=<name>``). A release whose
-    newest revision is ``uninstalled`` (kept history) counts as absent.
+    One LIST of Secrets (``info.read_newest_release_secret``: the revisions that are not superseded).
+    A release whose newest revision is ``uninstalled`` (kept history) counts as absent.
     """
-    secrets = cluster.list_secrets(namespace, label_selector='owner=helm,name=%s' % name,
-                                   field_selector='type=%s' % HELM_RELEASE_TYPE)
-    newest = newest_release_secret(secrets, name)
+    newest = read_newest_release_secret(cluster, namespace, name)
     if newest is None:
         return None
     try:

@@ -104,6 +104,22 @@ def newest_release_secret(secrets, release_name):
     return max(candidates, key=release_secret_version)
 
 
+def read_newest_release_secret(cluster, namespace, release_name):
+    """The Secret of the newest revision of ``release_name`` in ``namespace`` (or None): one LIST of the
+    release's Secrets whose ``status`` label is not ``superseded``. Helm marks the deployed revision
+    superseded when a newer one is deployed, so the newest revision (deployed, failed, pending-* or
+    uninstalled) is never among the ones left out, and the history Helm keeps (up to 10 revisions,
+    each a copy of the whole chart) is not transferred on every read."""
+    secrets = cluster.list_secrets(namespace, label_selector=release_selector(release_name),
+                                   field_selector='type=%s' % HELM_RELEASE_TYPE)
+    return newest_release_secret(secrets, release_name)
+
+
+def release_selector(release_name):
+    """The label selector of the revisions of ``release_name`` that can be the newest."""
+    return 'owner=helm,name=%s,status!=superseded' % release_name
+
+
 def summarize_release(release):
     """The parts of a decoded Helm release this collection uses.
 
@@ -466,9 +482,7 @@ def read_descriptor(cluster, namespace='kube-system', release_name='cilium', end
     A missing ConfigMap, release, CA or Service is not an error here.
     """
     config_map = cluster.read_config_map(namespace, CILIUM_CONFIG, missing_ok=True)
-    secrets = cluster.list_secrets(namespace, label_selector='owner=helm,name=%s' % release_name,
-                                   field_selector='type=%s' % HELM_RELEASE_TYPE)
-    newest = newest_release_secret(secrets, release_name)
+    newest = read_newest_release_secret(cluster, namespace, release_name)
     release = None
     warnings = []
     if newest is not None:
@@ -476,7 +490,7 @@ def read_descriptor(cluster, namespace='kube-system', release_name='cilium', end
             release = decode_helm_release((newest.get('data') or {}).get('release') or '')
         except DecodeError as e:
             warnings.append('cannot decode Helm release Secret %s: %s' % (newest['metadata']['name'], e))
-    del secrets, newest
+    del newest
     ca_secret = cluster.read_secret(namespace, CILIUM_CA, missing_ok=True)
     ca_extra = {}
     if ca_secret is not None:

@@ -291,7 +291,8 @@ def test_read_release_newest_revision_one_list():
                            _secret(_record(version=2, config={'cluster': {'name': 'mesh-1'}}))])
     rel = read_release(cluster, 'kube-system', 'cilium')
     assert len(cluster.calls) == 1
-    assert cluster.calls[0][1] == 'owner=helm,name=cilium'
+    # the revisions Helm has superseded (its history) are not listed
+    assert cluster.calls[0][1] == 'owner=helm,name=cilium,status!=superseded'
     assert (rel.name, rel.namespace, rel.revision, rel.status, rel.chart_version, rel.app_version) == (
         'cilium', 'kube-system', 2, 'deployed', '1.19.2', '1.19.2')
     assert rel.values == {'cluster': {'name': 'mesh-1'}}

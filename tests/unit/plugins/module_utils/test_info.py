@@ -263,11 +263,13 @@ class _GatherStub(object):
 
     def __init__(self, ca_secret):
         self.ca_secret = ca_secret
+        self.selectors = []
 
     def read_config_map(self, namespace, name, missing_ok=False):
         return None
 
     def list_secrets(self, namespace, label_selector=None, field_selector=None):
+        self.selectors.append((label_selector, field_selector))
         return []
 
     def read_secret(self, namespace, name, missing_ok=False):
@@ -314,4 +316,7 @@ def test_gather_says_whether_the_ca_is_complete_and_who_owns_it_never_the_key(kw
 
 def test_gather_without_ca_secret_has_no_ca():
     from ansible_collections.meshops.cilium.plugins.module_utils.info import read_descriptor
-    assert read_descriptor(_GatherStub(None))['ca'] is None
+    stub = _GatherStub(None)
+    assert read_descriptor(stub)['ca'] is None
+    # the release's Secrets are listed without the revisions Helm superseded (its history)
+    assert stub.selectors == [('owner=helm,name=cilium,status!=superseded', 'type=helm.sh/release.v1')]
