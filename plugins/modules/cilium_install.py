@@ -222,8 +222,8 @@ options:
       - V(address) waits only for the address peers reach it at (the ingress of a LoadBalancer Service;
         nothing more for other Service types). For a run that connects the cluster next
         (M(meshops.cilium.clustermesh_connect)) and then waits for its mesh status
-        (M(meshops.cilium.clustermesh_status)): a change of peers rolls the clustermesh-apiserver again (its
-        host aliases), and the mesh status includes its readiness. The C(site.yml) playbook does this.
+        (M(meshops.cilium.clustermesh_status)), since a change of peers rolls the clustermesh-apiserver again (its
+        host aliases) and the mesh status includes its readiness. The C(site.yml) playbook does this.
     type: str
     choices: [ready, address]
     default: ready

@@ -218,7 +218,9 @@ def test_await_apiserver_rollout_stops_when_ready_missing_or_late():
     def sleep(s):
         slept.append(s)
         now[0] += s
-    clock = lambda: now[0]  # noqa: E731
+
+    def clock():
+        return now[0]
     assert status.await_apiserver_rollout(Cluster([rolling, rolling, ready]), 'ns', 60, sleep, clock) == 3
     assert slept == [status.ROLLOUT_PAUSE] * 2
     assert status.await_apiserver_rollout(Cluster([None]), 'ns', 60, sleep, clock) == 1

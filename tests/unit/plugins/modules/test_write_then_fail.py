@@ -75,8 +75,10 @@ def test_install_wait_fails_after_upgrade_reports_the_revision_and_rollback(flee
     assert 'helm rollback cilium 3 --namespace kube-system' in res['msg']
 
 
-@pytest.mark.parametrize('mode, apiserver_waited', [(None, [('Deployment', 'clustermesh-apiserver')]),
-                                                   ('address', [('Service', 'clustermesh-apiserver')])])
+@pytest.mark.parametrize('mode, apiserver_waited', [
+    (None, [('Deployment', 'clustermesh-apiserver')]),
+    ('address', [('Service', 'clustermesh-apiserver')]),
+])
 def test_install_waits_for_the_apiserver_or_only_its_address(fleet, monkeypatch, mode, apiserver_waited):
     apiserver, store = fleet
     monkeypatch.setattr(cilium_install, 'HelmRunner', FakeHelm(store))
