@@ -731,23 +731,19 @@ def _read(cluster, kind, namespace, name):
     return cluster.read_service(namespace, name, missing_ok=True)
 
 
-def install_components(values, load_balancer=False, wait_for='ready'):
-    """What to wait for after an install.
-
-    ``wait_for='ready'``: the agents, the operator and, when ``clustermesh.useAPIServer`` is on, the
-    clustermesh-apiserver (with ``load_balancer`` also its LoadBalancer address when the Service is one).
-    ``wait_for='address'``: the operator and the address peers reach the clustermesh-apiserver at (a
-    LoadBalancer Service's ingress; nothing for other Service types), for a run that connects the cluster
-    next and then waits for its mesh status, which covers the agents and the clustermesh-apiserver."""
-    comps = [('Deployment', 'cilium-operator')]
-    if wait_for == 'ready':
-        comps.insert(0, ('DaemonSet', 'cilium'))
+def install_components(values, load_balancer=False, apiserver='ready'):
+    """What to wait for after an install: the agents, the operator and, when
+    ``clustermesh.useAPIServer`` is on, the clustermesh-apiserver: with ``apiserver='ready'`` its
+    Deployment (and with ``load_balancer`` its LoadBalancer address when the Service is one); with
+    ``apiserver='address'`` only the address peers reach it at (the LoadBalancer Service's ingress;
+    nothing for other Service types), for a run whose connect rolls it again and waits for it."""
+    comps = [('DaemonSet', 'cilium'), ('Deployment', 'cilium-operator')]
     cm = (values or {}).get('clustermesh') or {}
     if cm.get('useAPIServer') is True:
-        if wait_for == 'ready':
+        if apiserver == 'ready':
             comps.append(('Deployment', 'clustermesh-apiserver'))
         stype = ((cm.get('apiserver') or {}).get('service') or {}).get('type')
-        if (load_balancer or wait_for == 'address') and stype == 'LoadBalancer':
+        if (load_balancer or apiserver == 'address') and stype == 'LoadBalancer':
             comps.append(('Service', 'clustermesh-apiserver'))
     return comps
 

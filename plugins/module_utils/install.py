@@ -52,7 +52,7 @@ INSTALL_ARGUMENT_SPEC = merged_spec(
     default_options=dict(type='list', elements='str', default=[]),
     allow_identity_change=dict(type='bool', default=False),
     release_described=dict(type='dict'),
-    wait_for=dict(type='str', choices=['ready', 'address'], default='ready'),
+    wait_clustermesh_apiserver=dict(type='str', choices=['ready', 'address'], default='ready'),
     **wait_argument_spec()
 )
 

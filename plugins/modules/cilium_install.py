@@ -215,17 +215,15 @@ options:
       - Seconds to wait with O(wait), and helm's C(--timeout).
     type: int
     default: 300
-  wait_for:
+  wait_clustermesh_apiserver:
     description:
-      - With O(wait), what to wait for.
-      - V(ready) waits until the agents (DaemonSet C(cilium)), the operator (Deployment C(cilium-operator)) and,
-        when enabled, Deployment C(clustermesh-apiserver) are Ready.
-      - V(address) waits for the operator and for the address peers reach the clustermesh-apiserver at (the
-        ingress of a LoadBalancer Service; nothing more for other Service types). For a run that connects the
-        cluster next (M(meshops.cilium.clustermesh_connect)) and then waits for its mesh status
-        (M(meshops.cilium.clustermesh_status)), since the mesh status includes the agents (each must report
-        every peer) and the clustermesh-apiserver, which a change of peers rolls again (its host aliases).
-        The connect then runs while the agents start. The C(site.yml) playbook does this.
+      - With O(wait) and the clustermesh-apiserver enabled, what to wait for of it.
+      - V(ready) waits until Deployment C(clustermesh-apiserver) is Ready.
+      - V(address) waits only for the address peers reach it at (the ingress of a LoadBalancer Service;
+        nothing more for other Service types). For a run that connects the cluster next
+        (M(meshops.cilium.clustermesh_connect)) and then waits for its mesh status
+        (M(meshops.cilium.clustermesh_status)), since a change of peers rolls the clustermesh-apiserver again (its
+        host aliases) and the mesh status includes its readiness. The C(site.yml) playbook does this.
     type: str
     choices: [ready, address]
     default: ready
@@ -474,7 +472,7 @@ def run(m):
                   warnings_detail=plan['warnings'], existing_values=plan['existing_values'])
     if p['wait'] and needs_helm and not m.check_mode:
         result['ready'] = wait_ready(m.cluster, ns, install_components(
-            plan['desired'], wait_for=p['wait_for']), timeout=p['wait_timeout'])
+            plan['desired'], apiserver=p['wait_clustermesh_apiserver']), timeout=p['wait_timeout'])
     m.exit(before=current.values if installed else {}, after=plan['desired'], **result)
 
 

@@ -568,15 +568,13 @@ def test_wait_ready_polls_soon_then_every_interval(monkeypatch):
     assert out == {'Test/x': 'ok'} and slept == [1.0, 1.5, 2.0, 2.0]
 
 
-def test_install_components_everything_ready_or_the_operator_and_the_apiserver_address():
+def test_install_components_with_the_apiserver_ready_or_only_its_address():
     lb = {'clustermesh': {'useAPIServer': True, 'apiserver': {'service': {'type': 'LoadBalancer'}}}}
     base = [('DaemonSet', 'cilium'), ('Deployment', 'cilium-operator')]
     assert helm.install_components(lb) == base + [('Deployment', 'clustermesh-apiserver')]
     assert helm.install_components(lb, load_balancer=True) == base + [
         ('Deployment', 'clustermesh-apiserver'), ('Service', 'clustermesh-apiserver')]
-    # the agents and the clustermesh-apiserver are left to the mesh status wait that follows
-    assert helm.install_components(lb, wait_for='address') == [
-        ('Deployment', 'cilium-operator'), ('Service', 'clustermesh-apiserver')]
+    assert helm.install_components(lb, apiserver='address') == base + [('Service', 'clustermesh-apiserver')]
     node_port = {'clustermesh': {'useAPIServer': True, 'apiserver': {'service': {'type': 'NodePort'}}}}
-    assert helm.install_components(node_port, wait_for='address') == [('Deployment', 'cilium-operator')]
-    assert helm.install_components({'clustermesh': {'useAPIServer': False}}, wait_for='ready') == base
+    assert helm.install_components(node_port, apiserver='address') == base
+    assert helm.install_components({'clustermesh': {'useAPIServer': False}}, apiserver='ready') == base
