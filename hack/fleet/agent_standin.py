@@ -158,6 +158,28 @@ def etcd_configs(secret):
     return out
 
 
+def config_host_aliases(secret):
+    """{hostname: [ips]} from the ``cilium-host-aliases`` of every etcd configuration in ``secret``: what
+    Cilium's static dialer resolves from chart 1.20 on (rendered with the peers' ``ips``), without the pod
+    template's hostAliases (clustermesh.disableKubernetesHostAliases)."""
+    out = {}
+    for key in sorted(((secret or {}).get("data") or {})):
+        inside, host = False, None
+        for line in _secret_text(secret, key).splitlines():
+            text = line.strip()
+            if not line.startswith((" ", "-")):
+                inside, host = text == "cilium-host-aliases:", None
+                continue
+            if not inside:
+                continue
+            if text.startswith("- hostname:") or text.startswith("hostname:"):
+                host = text.split("hostname:", 1)[1].strip().strip("'\"")
+                out.setdefault(host, [])
+            elif host and text.startswith("- ") and ": " not in text and not text.endswith(":"):
+                out[host].append(text[2:].strip().strip("'\""))
+    return out
+
+
 def host_aliases(workload):
     spec = ((((workload or {}).get("spec") or {}).get("template") or {}).get("spec") or {})
     aliases = {}
@@ -321,10 +343,12 @@ def agent_status(fleet):
     cfg = ((api.obj("configmaps", "cilium-config") or {}).get("data") or {})
     local_name = cfg.get("cluster-name")
     local_ca = _secret_text(api.obj("secrets", "cilium-ca"), "ca.crt")
-    configs = etcd_configs(api.obj("secrets", "cilium-clustermesh"))
+    clustermesh_secret = api.obj("secrets", "cilium-clustermesh")
+    configs = etcd_configs(clustermesh_secret)
     configs.pop(local_name, None)
     deploy = api.obj("deployments", "clustermesh-apiserver")
-    ds_aliases = host_aliases(api.obj("daemonsets", "cilium"))
+    # the static dialer's names first (chart 1.20+), then the DaemonSet's hostAliases (/etc/hosts)
+    ds_aliases = dict(host_aliases(api.obj("daemonsets", "cilium")), **config_host_aliases(clustermesh_secret))
     kvsm = None
     kvsm_error = None
     clusters = []

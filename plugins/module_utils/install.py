@@ -43,6 +43,7 @@ INSTALL_ARGUMENT_SPEC = merged_spec(
     max_connected_clusters=dict(type='int', choices=[255, 511]),
     encryption_type=dict(type='str', choices=['disabled', 'ipsec', 'wireguard'], aliases=['encryption']),
     ipsec_key_rotation_duration=dict(type='str', no_log=False),
+    peer_host_aliases=dict(type='bool', default=False),
     clustermesh_apiserver=dict(type='dict', options=merged_spec(
         CLUSTERMESH_APISERVER_ARGUMENT_SPEC,
         enabled=dict(type='bool'),

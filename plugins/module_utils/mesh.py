@@ -410,8 +410,17 @@ def peer_summary(entries):
     return out
 
 
-def rollout_note(kvstoremesh):
-    """What a peer change restarts (facts section 4, "Operational cost")."""
+def rollout_note(kvstoremesh, host_aliases=True):
+    """What a peer change restarts (facts section 4, "Operational cost"). ``host_aliases``: whether the
+    release maps the peers' names with hostAliases in a pod template (``values.peer_host_aliases``);
+    False: chart 1.20 and newer with clustermesh.disableKubernetesHostAliases, where Cilium's programs
+    resolve the peers themselves and read the changed configuration without a restart."""
+    if host_aliases is False:
+        return ('The peers\' IPs are not hostAliases of any pod template (chart 1.20 or newer with '
+                'clustermesh.disableKubernetesHostAliases: Cilium\'s programs resolve the peers from their '
+                'configuration, cilium-host-aliases): this change restarts no pod; %s read the changed '
+                'configuration Secret when it reaches them.'
+                % ('KVStoreMesh and the agents' if kvstoremesh else 'the agents'))
     if kvstoremesh is True:
         return ('KVStoreMesh is on: the peers\' IPs are hostAliases of the clustermesh-apiserver '
                 'Deployment, so this change restarts only the clustermesh-apiserver pods; the '

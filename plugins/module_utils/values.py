@@ -58,6 +58,7 @@ MANAGED = (
     'tunnelProtocol',
     'ipv4NativeRoutingCIDR',
     'clustermesh.maxConnectedClusters',
+    'clustermesh.disableKubernetesHostAliases',
 ) + APISERVER_KEYS + (
     'encryption.enabled',
     'encryption.type',
@@ -444,7 +445,26 @@ def desired_install_values(params):
         put('encryption.ipsec.keyRotationDuration', str(p['ipsec_key_rotation_duration']))
     for path, value in leaves(apiserver_values(p.get('clustermesh_apiserver'))).items():
         set_path(out, path, value)
+    if p.get('peer_host_aliases') is not None:
+        put(HOST_ALIASES_KEY, not p['peer_host_aliases'])
     return out
+
+
+# From chart 1.20 the peers' names resolve inside Cilium's programs (the static dialer reads the
+# ``cilium-host-aliases`` of each peer's configuration): with this value true the chart leaves out the
+# pod templates' hostAliases, so a peer change restarts no pod. Older charts ignore it.
+HOST_ALIASES_KEY = 'clustermesh.disableKubernetesHostAliases'
+STATIC_DIALER_CHART = (1, 20, 0)
+
+
+def peer_host_aliases(values, chart_version):
+    """Whether a release of ``chart_version`` with ``values`` maps its peers' names to their IPs with
+    hostAliases in a pod template (True), or leaves that to Cilium's programs (False: chart 1.20 and
+    newer with ``clustermesh.disableKubernetesHostAliases``). None when the chart version is unknown."""
+    v = version_tuple(chart_version)
+    if v is None:
+        return None
+    return not (v >= STATIC_DIALER_CHART and get_path(values or {}, HOST_ALIASES_KEY) is True)
 
 
 # ---------------------------------------------------------------------------

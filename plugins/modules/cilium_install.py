@@ -97,6 +97,20 @@ options:
         install (511 halves the cluster-local identities).
     type: int
     choices: [255, 511]
+  peer_host_aliases:
+    description:
+      - Whether the peers' names (C(<name>.mesh.cilium.io)) are mapped to their IPs by C(hostAliases) in a pod
+        template, as charts before 1.20 always do (the clustermesh-apiserver Deployment's with KVStoreMesh, else the
+        cilium DaemonSet's), so every peer added, moved or removed restarts those pods.
+      - V(false) sets C(clustermesh.disableKubernetesHostAliases=true). From chart 1.20 Cilium's programs resolve
+        the peers themselves (each peer's configuration carries its C(cilium-host-aliases)) and read a changed
+        configuration Secret without a restart, so connecting or disconnecting a peer restarts no pod; Cilium's own
+        ClusterMesh conformance tests run this way. Charts before 1.20 ignore the value and keep C(hostAliases).
+      - V(true) leaves C(hostAliases) to the chart.
+      - Changing it on an installed release restarts the pods that lose or gain the C(hostAliases) once.
+    type: bool
+    default: false
+    version_added: 0.3.0
   encryption_type:
     description:
       - Transparent encryption. Sets C(encryption.enabled) and C(encryption.type).
@@ -222,8 +236,10 @@ options:
       - V(address) waits only for the address peers reach it at (the ingress of a LoadBalancer Service;
         nothing more for other Service types). For a run that connects the cluster next
         (M(meshops.cilium.clustermesh_connect)) and then waits for its mesh status
-        (M(meshops.cilium.clustermesh_status)), since a change of peers rolls the clustermesh-apiserver again (its
-        host aliases) and the mesh status includes its readiness. The C(site.yml) playbook does this.
+        (M(meshops.cilium.clustermesh_status)), which includes the clustermesh-apiserver's readiness (its pods
+        start while the connect runs). With O(peer_host_aliases=true) or a chart before 1.20, the connect's change
+        of peers rolls the clustermesh-apiserver again (its host aliases) anyway. The C(site.yml) playbook does
+        this.
     type: str
     choices: [ready, address]
     default: ready

@@ -116,10 +116,13 @@ notes:
   - Check mode reports the peers that would be added, removed or changed and makes no Helm call.
     The diff shows the peer lists before and after (names and endpoints; per-peer C(tls) material
     is masked).
-  - Cost of a peer change (returned as RV(rollout)) - with KVStoreMesh on (chart default from
-    1.16) the peers' IPs are C(hostAliases) of the clustermesh-apiserver Deployment, so only that
-    Deployment restarts; with KVStoreMesh off they sit on the cilium DaemonSet and every agent of
-    the cluster is rolled.
+  - Cost of a peer change (returned as RV(rollout)) - from chart 1.20, with
+    C(clustermesh.disableKubernetesHostAliases) (what M(meshops.cilium.cilium_install) sets unless
+    O(meshops.cilium.cilium_install#module:peer_host_aliases=true)), no pod restarts, since Cilium's programs
+    resolve the peers from their configuration Secret and read it again when it changes. Otherwise,
+    with KVStoreMesh on (chart default from 1.16) the peers' IPs are C(hostAliases) of the
+    clustermesh-apiserver Deployment, so only that Deployment restarts; with KVStoreMesh off they sit
+    on the cilium DaemonSet and every agent of the cluster is rolled.
   - Only the C(secret) Helm storage driver (the default) is read.
   - Helm's values are replaced whole (C(--reset-values) with the complete current user values and
     the two ClusterMesh keys changed), so values set by other tools in the release are kept.
@@ -206,7 +209,7 @@ skipped_self:
   elements: str
   sample: [mesh-1]
 rollout:
-  description: What the change restarts (clustermesh-apiserver only, or every agent); V(null) when nothing changes.
+  description: What the change restarts (no pod, the clustermesh-apiserver only, or every agent); V(null) when nothing changes.
   returned: always
   type: str
   sample: "KVStoreMesh is on: ... restarts only the clustermesh-apiserver pods ..."
@@ -301,7 +304,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.mesh import (
     split_self,
     validate_peers,
 )
-from ansible_collections.meshops.cilium.plugins.module_utils.values import clusters_value, set_path
+from ansible_collections.meshops.cilium.plugins.module_utils.values import clusters_value, peer_host_aliases, set_path
 
 
 def read_local(cluster, namespace):
@@ -395,7 +398,8 @@ def run(m):
     kvsm = kvstoremesh_enabled(values, release.chart_version)
     desired_value = render_clusters(plan, release.chart_version)
 
-    result = connect_result(local, plan, skipped, planned, rollout_note(kvsm) if needs_upgrade else None, kvsm,
+    result = connect_result(local, plan, skipped, planned, rollout_note(kvsm, peer_host_aliases(values, release.chart_version))
+                            if needs_upgrade else None, kvsm,
                             release.chart_version, 'map' if isinstance(desired_value, dict) else 'list',
                             release.revision)
     before = {'enabled': enabled, 'peers': peer_summary(normalize_entries(current))}

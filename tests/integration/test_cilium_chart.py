@@ -1,8 +1,10 @@
 """The real Cilium chart, installed with the built helm into every fleet cluster."""
+import base64
 import concurrent.futures
 import json
 
 import pytest
+import yaml
 
 from conftest import uninstall_cilium, wait_for
 
@@ -107,3 +109,46 @@ def test_real_chart_refuses_invalid_values(fleet, minor, args, needle):
     assert json.loads(c.helm("list", "-n", NS, "-a", "-o", "json").stdout) == []
     writes = [e for e in c.mutations_since(mark) if e["objectRef"].get("namespace") == NS]
     assert writes == [], writes
+
+
+def _rendered(fleet, version, *args):
+    """The objects ``helm template`` renders from the real chart (client side, nothing written)."""
+    proc = fleet.clusters[0].helm("template", "cilium", fleet.chart(version), "--namespace", NS,
+                                  "--kube-version", "1.34.0", *args)
+    return dict(((d["kind"], d["metadata"]["name"]), d) for d in yaml.safe_load_all(proc.stdout) if d)
+
+
+def _host_aliases(obj):
+    return obj["spec"]["template"]["spec"].get("hostAliases") or []
+
+
+# cilium_install's peer_host_aliases=false (the default) sets clustermesh.disableKubernetesHostAliases:
+# from chart 1.20 no pod template holds the peers' IPs (the configuration Secrets carry them as
+# cilium-host-aliases for Cilium's static dialer), so a peer change restarts no pod; 1.19 ignores it
+@pytest.mark.parametrize("kvstoremesh", [True, False], ids=["kvstoremesh", "no-kvstoremesh"])
+@pytest.mark.parametrize("minor", ["1.19", "1.20"])
+def test_peer_host_aliases_in_the_real_chart(fleet, minor, kvstoremesh):
+    version = [v for v in fleet.chart_versions if v.startswith(minor + ".")][0]
+    peers = '[{"name": "mesh-2", "ips": ["127.5.2.200"], "port": 2379}]'
+    base = ["--set", "cluster.name=mesh-1", "--set", "cluster.id=1", "--set", "clustermesh.useAPIServer=true",
+            "--set", "clustermesh.config.enabled=true", "--set-json", "clustermesh.config.clusters=" + peers,
+            "--set", "clustermesh.apiserver.tls.auto.method=helm",
+            "--set", "clustermesh.apiserver.kvstoremesh.enabled=%s" % str(kvstoremesh).lower()]
+    where = ("Deployment", "clustermesh-apiserver") if kvstoremesh else ("DaemonSet", "cilium")
+    config = ("Secret", "cilium-kvstoremesh") if kvstoremesh else ("Secret", "cilium-clustermesh")
+    alias = [{"ip": "127.5.2.200", "hostnames": ["mesh-2.mesh.cilium.io"]}]
+    with_aliases = _rendered(fleet, version, *base)
+    without = _rendered(fleet, version, *(base + ["--set", "clustermesh.disableKubernetesHostAliases=true"]))
+    assert _host_aliases(with_aliases[where]) == alias
+    if minor == "1.19":
+        assert _host_aliases(without[where]) == alias  # not known to 1.19: the peers stay hostAliases
+        return
+    assert _host_aliases(without[where]) == []
+    text = base64.b64decode(without[config]["data"]["mesh-2"]).decode()
+    assert "https://mesh-2.mesh.cilium.io:2379" in text and "cilium-host-aliases:" in text and "127.5.2.200" in text
+    # nothing else of the pod template changes with the peers: adding one restarts no pod
+    more = peers[:-1] + ', {"name": "mesh-3", "ips": ["127.5.3.200"], "port": 2379}]'
+    grown = _rendered(fleet, version, *(base + ["--set", "clustermesh.disableKubernetesHostAliases=true",
+                                                "--set-json", "clustermesh.config.clusters=" + more]))
+    assert grown[where]["spec"]["template"] == without[where]["spec"]["template"]
+    assert grown[config]["data"] != without[config]["data"]

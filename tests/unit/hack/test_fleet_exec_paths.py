@@ -94,3 +94,27 @@ def test_an_error_of_the_stand_in_is_not_shared(tmp_path):
     with pytest.raises(OSError):
         agent_standin.shared_answer(str(tmp_path), "mesh-1", broken)
     assert agent_standin.shared_answer(str(tmp_path), "mesh-1", lambda: "fine") == "fine"
+
+
+def test_the_stand_in_resolves_peers_as_the_static_dialer_does():
+    """Chart 1.20 renders each peer's IPs into its configuration (cilium-host-aliases) and, with
+    clustermesh.disableKubernetesHostAliases, no hostAliases in the DaemonSet: the stand-in (KVStoreMesh
+    off) resolves a peer from there, as Cilium's static dialer does; other keys and entries are ignored."""
+    import base64
+
+    def b64(text):
+        return base64.b64encode(text.encode()).decode()
+    secret = {"data": {
+        "mesh-2": b64("endpoints:\n- https://mesh-2.mesh.cilium.io:2379\ntrusted-ca-file: /x/ca.crt\n"
+                      "cilium-host-aliases:\n- hostname: mesh-2.mesh.cilium.io\n  ips:\n    - 127.5.2.200\n"
+                      "    - fd00:1::2\n"),
+        "mesh-3": b64("endpoints:\n- https://mesh-3.example:2379\nkey-file: /x/k\n"),
+        "mesh-4": b64("endpoints:\n- https://mesh-4.mesh.cilium.io:2379\ncilium-host-aliases:\n"
+                      "- hostname: 'mesh-4.mesh.cilium.io'\n  ips: ['127.5.4.200']\ncert-file: /x/c\n"),
+    }}
+    aliases = agent_standin.config_host_aliases(secret)
+    assert aliases["mesh-2.mesh.cilium.io"] == ["127.5.2.200", "fd00:1::2"]
+    assert "mesh-3.example" not in aliases
+    # a flow sequence is not read (the chart renders a block list); the name is known, without IPs
+    assert aliases["mesh-4.mesh.cilium.io"] == []
+    assert agent_standin.config_host_aliases(None) == {}

@@ -213,6 +213,13 @@ def test_rollout_note():
     assert 'only the clustermesh-apiserver' in mesh.rollout_note(True)
     assert 'every cilium agent' in mesh.rollout_note(False)
     assert 'unknown' in mesh.rollout_note(None)
+    # chart 1.20+ without hostAliases (values.peer_host_aliases False): nothing restarts, whatever KVStoreMesh
+    for kvsm in (True, False, None):
+        note = mesh.rollout_note(kvsm, host_aliases=False)
+        assert 'restarts no pod' in note and 'only the clustermesh-apiserver' not in note
+        assert 'every cilium agent' not in note
+    assert 'KVStoreMesh and the agents' in mesh.rollout_note(True, host_aliases=False)
+    assert 'only the clustermesh-apiserver' in mesh.rollout_note(True, host_aliases=None)
 
 
 def test_remove_drops_named_entries_in_merge_and_exact():

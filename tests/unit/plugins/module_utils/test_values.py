@@ -12,6 +12,7 @@ import re
 import pytest
 
 from ansible_collections.meshops.cilium.plugins.module_utils.values import (
+    HOST_ALIASES_KEY,
     MANAGED,
     clusters_value,
     delete_path,
@@ -23,6 +24,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.values import (
     merge_over_current,
     merge_user_values,
     normalize_kpr,
+    peer_host_aliases,
     same,
     set_path,
     validate_install_params,
@@ -116,6 +118,12 @@ def test_every_managed_key_exists_in_the_chart(version):
     commented-out key in 1.17's values.yaml, so its schema does not declare it)."""
     schema = _schema(version)
     missing = [k for k in MANAGED if _schema_node(schema, k) is None]
+    # read by the templates of chart 1.20 (clustermesh-apiserver, agent and operator pod templates) but not
+    # declared in its values.yaml nor its schema (which allows it: clustermesh has no additionalProperties
+    # false); Cilium's own clustermesh conformance workflow sets it. Older charts ignore it.
+    assert HOST_ALIASES_KEY in missing
+    assert _schema(version)['properties']['clustermesh'].get('additionalProperties') is not False
+    missing.remove(HOST_ALIASES_KEY)
     if version.startswith('1.17'):
         assert missing == ['kubeProxyReplacement']
         with open(os.path.join(CHART_DIR, version, 'values.yaml')) as f:
@@ -161,6 +169,34 @@ def test_desired_values_mapping():
     }
     for key in [format_path(p) for p in _leaf_paths(values)]:
         assert any(key == m or key.startswith(m + '.') or key.startswith(m + '[') for m in MANAGED), key
+
+
+@pytest.mark.parametrize('option,value', [(False, True), (True, False), (None, None)])
+def test_peer_host_aliases_value(option, value):
+    """peer_host_aliases=false (the module's default) disables the chart's hostAliases; true asks for them;
+    not given (a caller without the option) leaves the key out."""
+    params = {} if option is None else {'peer_host_aliases': option}
+    values = desired_install_values(params)
+    assert get_path(values, HOST_ALIASES_KEY) is value
+    if value is None:
+        assert values == {}
+    # a contradicting value under values is refused, naming the key
+    if value is not None:
+        with pytest.raises(ValueError, match='clustermesh.disableKubernetesHostAliases'):
+            merge_user_values({'clustermesh': {'disableKubernetesHostAliases': not value}}, values)
+
+
+@pytest.mark.parametrize('chart,values,expected', [
+    ('1.20.2', {'clustermesh': {'disableKubernetesHostAliases': True}}, False),
+    ('1.20.0-rc.1', {'clustermesh': {'disableKubernetesHostAliases': True}}, False),
+    ('1.21.0', {'clustermesh': {'disableKubernetesHostAliases': True}}, False),
+    ('1.20.2', {'clustermesh': {'disableKubernetesHostAliases': False}}, True),
+    ('1.20.2', {}, True),
+    ('1.19.5', {'clustermesh': {'disableKubernetesHostAliases': True}}, True),  # 1.19 ignores it
+    (None, {'clustermesh': {'disableKubernetesHostAliases': True}}, None),
+])
+def test_peer_host_aliases_of_a_release(chart, values, expected):
+    assert peer_host_aliases(values, chart) is expected
 
 
 def test_ipsec_values_mapping():
