@@ -1336,7 +1336,11 @@ class Runtime(object):
         # the Secrets and ConfigMaps of the namespaces with a real pod (volumes, env)
         secrets, configmaps = {}, {}
         for ns in sorted(set(p["metadata"]["namespace"] for p in live.values()) | {NS}):
-            secrets[ns] = dict((x["metadata"]["name"], x) for x in listed(api.list_namespaced_secret, ns))
+            # not Helm's release records (labelled owner=helm): no pod mounts them, and with their
+            # charts they are most of a namespace's Secrets (about 0.6 MB per Cilium revision), listed
+            # every round of every cluster
+            secrets[ns] = dict((x["metadata"]["name"], x)
+                               for x in listed(api.list_namespaced_secret, ns, label_selector="owner!=helm"))
             configmaps[ns] = dict((x["metadata"]["name"], x) for x in listed(api.list_namespaced_config_map, ns))
         for uid, pod in list(self.pods.items()):
             if pod.cluster["name"] == name and uid not in live:
