@@ -26,6 +26,7 @@ import shutil
 import ssl
 import sys
 import tempfile
+import threading
 import traceback
 from urllib.parse import unquote
 
@@ -218,6 +219,34 @@ def _kubeconfig_paths(path):
     return [os.path.expanduser(p) for p in str(path).split(os.pathsep) if p]
 
 
+# Parsed kubeconfig files of this process, by path, kept while the file's size and modification time
+# stay the same: a task that reads many members through one merged kubeconfig parses it once, not once
+# per member (with 50 clusters in the file, 50 parses of 50 clusters' credentials).
+_KUBECONFIG_CACHE = {}
+_KUBECONFIG_LOCK = threading.Lock()
+
+
+def _parse_kubeconfig_file(path):
+    """The parsed file ``path`` (a private deep copy: callers may change it)."""
+    try:
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        with _KUBECONFIG_LOCK:
+            cached = _KUBECONFIG_CACHE.get(path)
+        if cached is None or cached[0] != key:
+            with open(path, 'rb') as f:
+                # libyaml's parser when PyYAML has it (the same documents, several times faster)
+                data = yaml.load(f, Loader=getattr(yaml, 'CSafeLoader', yaml.SafeLoader)) or {}
+            cached = (key, data)
+            with _KUBECONFIG_LOCK:
+                _KUBECONFIG_CACHE[path] = cached
+    except (IOError, OSError) as e:
+        raise ClusterError('cannot read kubeconfig file %s: %s' % (path, e))
+    except yaml.YAMLError as e:
+        raise ClusterError('kubeconfig file %s is not valid YAML: %s' % (path, e))
+    return copy.deepcopy(cached[1])
+
+
 def load_kubeconfig_dicts(kubeconfig):
     """Load the kubeconfig option into a list of ``(source, dict)``.
 
@@ -229,13 +258,7 @@ def load_kubeconfig_dicts(kubeconfig):
     for path in _kubeconfig_paths(kubeconfig or DEFAULT_KUBECONFIG):
         if not os.path.exists(path):
             raise ClusterError('kubeconfig file %s does not exist' % path)
-        try:
-            with open(path) as f:
-                data = yaml.safe_load(f) or {}
-        except (IOError, OSError) as e:
-            raise ClusterError('cannot read kubeconfig file %s: %s' % (path, e))
-        except yaml.YAMLError as e:
-            raise ClusterError('kubeconfig file %s is not valid YAML: %s' % (path, e))
+        data = _parse_kubeconfig_file(path)
         if not isinstance(data, dict):
             raise ClusterError('kubeconfig file %s is not a kubeconfig (top level is not a mapping)' % path)
         out.append((path, data))

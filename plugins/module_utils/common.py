@@ -24,6 +24,10 @@ SUPPORTED_CHART_RANGE = ((1, 17), (1, 20))
 PENDING_STATUSES = ('pending-install', 'pending-upgrade', 'pending-rollback', 'uninstalling')
 
 
+# A default argument that means "not read yet: read it yourself" (None is a read that found nothing).
+UNREAD = object()
+
+
 def version_tuple(version):
     """``'1.19.2'`` / ``'v1.19'`` / ``'1.20.0-rc.1'`` -> ``(major, minor, patch)``; None when it is not a
     version (``'latest'``, ``'1'``, ``'abc1.2'``). Surrounding white space is ignored."""

@@ -26,7 +26,7 @@ import importlib.util
 HAS_CRYPTOGRAPHY = importlib.util.find_spec('cryptography') is not None
 
 
-from ansible_collections.meshops.cilium.plugins.module_utils.common import DEFAULT_MAX_CONNECTED, int_or_none, version_tuple
+from ansible_collections.meshops.cilium.plugins.module_utils.common import DEFAULT_MAX_CONNECTED, UNREAD, int_or_none, version_tuple
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsValueError
 from ansible_collections.meshops.cilium.plugins.module_utils.mesh import entries_digest, normalize_entries
 from ansible_collections.meshops.cilium.plugins.module_utils.redact import mask_secrets
@@ -476,12 +476,15 @@ def build_descriptor(config_map=None, release=None, ca_secret=None, service=None
     return desc
 
 
-def read_descriptor(cluster, namespace='kube-system', release_name='cilium', endpoint_override=None):
-    """Read everything ``build_descriptor`` needs from a live cluster (read-only).
+def read_descriptor(cluster, namespace='kube-system', release_name='cilium', endpoint_override=None,
+                    config_map=UNREAD):
+    """Read everything ``build_descriptor`` needs from a live cluster (read-only). ``config_map``: ConfigMap
+    cilium-config when the caller has read it already (None: missing).
 
     A missing ConfigMap, release, CA or Service is not an error here.
     """
-    config_map = cluster.read_config_map(namespace, CILIUM_CONFIG, missing_ok=True)
+    if config_map is UNREAD:
+        config_map = cluster.read_config_map(namespace, CILIUM_CONFIG, missing_ok=True)
     newest = read_newest_release_secret(cluster, namespace, release_name)
     release = None
     warnings = []
@@ -536,12 +539,14 @@ def describe(cluster, p, release_name, with_status):
     ``with_status``."""
     from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
     from ansible_collections.meshops.cilium.plugins.module_utils.status import read_status, status_result, status_warnings
+    # ConfigMap cilium-config is read once for both (the status takes the local cluster name from it)
+    config_map = cluster.read_config_map(p['namespace'], CILIUM_CONFIG, missing_ok=True)
     desc = read_descriptor(cluster, namespace=p['namespace'], release_name=release_name,
-                           endpoint_override=p['endpoint'])
+                           endpoint_override=p['endpoint'], config_map=config_map)
     warnings = desc.pop('warnings')
     if with_status:
         try:
-            st = read_status(cluster, namespace=p['namespace'], agent_status=p['agent_status'])
+            st = read_status(cluster, namespace=p['namespace'], agent_status=p['agent_status'], config=config_map)
         except MeshopsError as e:
             desc['status'] = None
             warnings.append('ClusterMesh status not read with the description: %s' % e)

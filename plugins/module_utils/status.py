@@ -24,7 +24,7 @@ import binascii
 import json
 import re
 
-from ansible_collections.meshops.cilium.plugins.module_utils.common import counted, deployment_ready
+from ansible_collections.meshops.cilium.plugins.module_utils.common import UNREAD, counted, deployment_ready
 from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError, MeshopsValueError
 
 
@@ -543,15 +543,17 @@ def await_apiserver_rollout(cluster, namespace='kube-system', timeout=300, sleep
 
 
 def read_status(cluster, namespace='kube-system', agent_status='auto', parallel=8, exec_timeout=30,
-                exec_fn=None):
+                exec_fn=None, config=UNREAD):
     """Everything ``build_status`` needs, read from a live cluster.
 
-    Reads Deployment ``clustermesh-apiserver``, ConfigMap ``cilium-config`` (local name),
+    Reads Deployment ``clustermesh-apiserver``, ConfigMap ``cilium-config`` (local name; ``config``: that
+    ConfigMap when the caller has read it already, None when it is missing),
     Secret ``cilium-clustermesh`` (key names only leave this function) and, unless
     ``agent_status == 'skip'``, execs the status commands in the agents and KVStoreMesh.
     """
     deployment = cluster.read_deployment(namespace, APISERVER, missing_ok=True)
-    config = cluster.read_config_map(namespace, 'cilium-config', missing_ok=True)
+    if config is UNREAD:
+        config = cluster.read_config_map(namespace, 'cilium-config', missing_ok=True)
     local_name = ((config or {}).get('data') or {}).get('cluster-name')
     secret = cluster.read_secret(namespace, CLUSTERMESH_SECRET, missing_ok=True)
     expected = expected_peers(secret, local_name)

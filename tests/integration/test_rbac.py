@@ -134,15 +134,15 @@ def test_a_converged_rerun_writes_nothing_and_limit_keeps_every_peer(fleet, auto
     assert all(r["changed"] == 0 for r in Playbook.recap(out).values()), out[-3000:]
     assert writes(fleet.clusters, mark) == {c.name: [] for c in fleet.clusters}
     # a no-op run reads each cluster's state once and hands it on: one description that also reads the
-    # mesh status (5 + 4 reads, one module run), no CA reads (the preflight saw the same complete CA
+    # mesh status (5 + 3 reads: ConfigMap cilium-config once for both, one module run), no CA reads (the preflight saw the same complete CA
     # everywhere), no read by the install (the description shows the release already deployed with this
     # chart and these values: the action plugin answers, no module runs), no read by the connect either
     # (this cluster's description shows exactly the wanted peers deployed: its action plugin answers),
-    # and no second status read (nothing was written, so the mesh play takes the preflight's): 9
-    # requests per cluster, within the 15 of the target
+    # and no second status read (nothing was written, so the mesh play takes the preflight's): 8
+    # requests per cluster (and the 4 status commands), within the 15 of the target
     for c in automation:
         by_module = requests_by_module(c, mark[c.name])
-        assert by_module.get("clustermesh_info") == 9, (c.name, by_module)
+        assert by_module.get("clustermesh_info") == 8, (c.name, by_module)
         assert "cilium_ca" not in by_module and "(copy source)" not in by_module, (c.name, by_module)
         assert "cilium_install" not in by_module and "clustermesh_connect" not in by_module, (c.name, by_module)
         assert "clustermesh_status" not in by_module, (c.name, by_module)

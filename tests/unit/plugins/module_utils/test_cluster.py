@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 
 import json
+import os
 
 import pytest
 import urllib3
@@ -296,3 +297,32 @@ def test_forbidden_summary_reads_helm_errors():
     out = forbidden_summary(text)
     assert 'user "meshops-automation"' in out and '"escalate" verb on clusterroles' in out and '"cilium"' in out
     assert forbidden_summary('Error: release not found') is None
+
+
+def test_a_kubeconfig_file_is_parsed_once_while_it_stays_the_same(tmp_path, monkeypatch):
+    """Members read through one merged kubeconfig share one parse of it; a changed file is read again,
+    and each caller gets its own copy."""
+    from ansible_collections.meshops.cilium.plugins.module_utils import cluster as cluster_mod
+    path = tmp_path / 'config'
+    path.write_text(yaml.safe_dump({'contexts': [{'name': 'a', 'context': {'cluster': 'a'}}], 'current-context': 'a'}))
+    parses = []
+    real_load = yaml.load
+
+    def counting_load(stream, Loader):
+        parses.append(Loader)
+        return real_load(stream, Loader=Loader)
+    monkeypatch.setattr(cluster_mod.yaml, 'load', counting_load)
+    first = cluster_mod.load_kubeconfig_dicts(str(path))
+    first[0][1]['contexts'].append({'name': 'changed by a caller'})
+    second = cluster_mod.load_kubeconfig_dicts(str(path))
+    assert len(parses) == 1
+    assert [c['name'] for c in second[0][1]['contexts']] == ['a']
+    # a new file (size and time differ) is parsed again
+    path.write_text(yaml.safe_dump({'contexts': [{'name': 'b', 'context': {'cluster': 'b'}}, {'name': 'c'}]}))
+    os.utime(str(path), ns=(1, 2))
+    third = cluster_mod.load_kubeconfig_dicts(str(path))
+    assert len(parses) == 2 and [c['name'] for c in third[0][1]['contexts']] == ['b', 'c']
+    # not YAML: the same error as before, naming the file
+    path.write_text('a: [')
+    with pytest.raises(ClusterError, match='is not valid YAML'):
+        cluster_mod.load_kubeconfig_dicts(str(path))
