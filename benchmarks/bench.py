@@ -230,9 +230,21 @@ def write_inventory(path, clusters):
     with open(os.path.join(path, "hosts.yml"), "w") as f:
         f.write("\n".join(lines) + "\n")
     # the benchmark measures the mesh's own tasks: the traffic check (its pods, its requests and the
-    # objects it creates and removes) stays off, as the playbooks' defaults have it
+    # objects it creates and removes) stays off, as the playbooks' defaults have it. The fleet's paths are
+    # written out, as a user's inventory holds them: the local inventory finds them with lookups of the
+    # fleet's state file, templated again on every task of every cluster (the floor and kubernetes.core
+    # plays read the same inventory)
+    state = runner.Fleet.load().state
+    chart = state["chart_versions"][-1]
+    literal = {
+        "verify_traffic": False,
+        "meshops_kubeconfig": os.path.join(runner.FLEET_DIR, "kubeconfig"),
+        "meshops_helm_binary": os.path.join(state["bin_dir"], "helm"),
+        "cilium_chart_version": chart,
+        "cilium_chart_ref": os.path.join(state["charts_dir"], "cilium-%s.tgz" % chart),
+    }
     with open(os.path.join(path, "group_vars", "mesh.yml"), "w") as f:
-        f.write("verify_traffic: false\n")
+        json.dump(literal, f, indent=1, sort_keys=True)
     return path
 
 
