@@ -104,12 +104,12 @@ def json_digest(data):
 
 
 # the first pause of a wait; each next one is half as long again, up to the module's wait_interval
-FIRST_WAIT_PAUSE = 1.0
+FIRST_WAIT_PAUSE = 0.5
 WAIT_PAUSE_GROWTH = 1.5
 
 
 def wait_pauses(interval):
-    """The pauses between the reads of a wait: 1 s, then half as long again each time (1.5, 2.25, ...)
+    """The pauses between the reads of a wait: 0.5 s, then half as long again each time (0.75, 1.125, ...)
     up to ``interval``. What a wait usually waits for (a rollout, peers connecting) is there within
     seconds: the first reads come soon, a long wait polls every ``interval``."""
     pause = min(FIRST_WAIT_PAUSE, interval)

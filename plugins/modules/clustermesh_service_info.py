@@ -73,7 +73,7 @@ options:
   wait_interval:
     description:
       - The longest pause, in seconds, between two reads with O(wait). The first read is repeated after
-        1 s, and each pause is then half as long again (1.5 s, 2.25 s, ...) up to this.
+        0.5 s, and each pause is then half as long again (0.75 s, 1.125 s, ...) up to this.
     type: int
     default: 3
 extends_documentation_fragment:

@@ -87,7 +87,7 @@ def test_read_until_reads_once_without_wait_and_polls_with_it(monkeypatch):
     assert slept == []
     assert read_until(lambda: next(answers), bool, {'wait': True, 'wait_timeout': 60, 'wait_interval': 2}) \
         == (True, 2)
-    assert slept == [1.0]
+    assert slept == [0.5]
 
 
 def test_read_until_stops_before_the_timeout_would_pass(monkeypatch):
@@ -96,16 +96,16 @@ def test_read_until_stops_before_the_timeout_would_pass(monkeypatch):
     monkeypatch.setattr(base.time, 'time', lambda: now[0])
     monkeypatch.setattr(base.time, 'sleep', lambda s: now.__setitem__(0, now[0] + s))
     result, attempts = read_until(lambda: False, bool, {'wait': True, 'wait_timeout': 10, 'wait_interval': 3})
-    # pauses of 1, 1.5, 2.25, then 3 s: reads at 0, 1, 2.5, 4.75, 7.75 s; a sixth at 10.75 s would be
-    # past the 10 s timeout
-    assert result is False and attempts == 5 and now[0] == 1007.75
+    # pauses of 0.5, 0.75, 1.125, 1.6875, 2.53125, then 3 s: reads at 0, 0.5, 1.25, 2.375, 4.0625, 6.59375
+    # and 9.59375 s; a next one at 12.59375 s would be past the 10 s timeout
+    assert result is False and attempts == 7 and now[0] == 1009.59375
 
 
 def test_wait_pauses_start_short_and_grow_to_the_interval():
     from itertools import islice
 
     from ansible_collections.meshops.cilium.plugins.module_utils.common import wait_pauses
-    assert list(islice(wait_pauses(5), 7)) == [1.0, 1.5, 2.25, 3.375, 5, 5, 5]
-    assert list(islice(wait_pauses(1), 3)) == [1, 1, 1]
+    assert list(islice(wait_pauses(5), 8)) == [0.5, 0.75, 1.125, 1.6875, 2.53125, 3.796875, 5, 5]
+    assert list(islice(wait_pauses(1), 4)) == [0.5, 0.75, 1, 1]
     # an interval shorter than the first pause is the pause
-    assert list(islice(wait_pauses(0.5), 2)) == [0.5, 0.5]
+    assert list(islice(wait_pauses(0.25), 2)) == [0.25, 0.25]

@@ -554,7 +554,7 @@ def test_every_helm_call_has_a_time_limit(tmp_path, monkeypatch):
 
 
 def test_wait_ready_polls_soon_then_every_interval(monkeypatch):
-    """The readiness wait of cilium_install and clustermesh_enable: pauses of 1, 1.5, then 2 s."""
+    """The readiness wait of cilium_install and clustermesh_enable: pauses of 0.5, 0.75, 1.125, 1.6875, then 2 s."""
     reads = iter([False, False, False, False, True])
     now, slept = [0.0], []
 
@@ -565,7 +565,7 @@ def test_wait_ready_polls_soon_then_every_interval(monkeypatch):
     monkeypatch.setattr(helm, '_read', lambda cluster, kind, ns, name: next(reads))
     out = helm.wait_ready(None, 'kube-system', [('Test', 'x')], timeout=60, interval=2.0,
                           sleep=sleep, clock=lambda: now[0])
-    assert out == {'Test/x': 'ok'} and slept == [1.0, 1.5, 2.0, 2.0]
+    assert out == {'Test/x': 'ok'} and slept == [0.5, 0.75, 1.125, 1.6875]
 
 
 def test_install_components_with_the_apiserver_ready_or_only_its_address():
