@@ -1447,6 +1447,11 @@ class Runtime(object):
                 out[("127.0.0.1", port, node.netns)] = [("127.0.0.1", port)]
         return out
 
+    def exited_clusters(self):
+        """Names of the clusters with a container whose process has exited and is not handled yet."""
+        return set(pod.cluster["name"] for pod in self.pods.values()
+                   for c in pod.inits + pod.containers if c.proc is not None and c.proc.poll() is not None)
+
     def save(self):
         data = dict((p.key, p.describe()) for p in self.pods.values())
         tmp = pods_file(self.fleet_dir) + ".tmp"
@@ -1470,11 +1475,18 @@ class Runtime(object):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
         log("pod runtime for %d clusters (fleet tag %s): real pods are those labelled %s=%s in %s" % (
             len(self.clusters), self.tag, REAL_LABEL[0], REAL_LABEL[1], NS))
+        # each cluster's proxy entries from its last sync: a round woken by an exit syncs only the
+        # clusters whose containers exited (the next init container of a pod starts after one
+        # cluster's lists, not every cluster's); the rounds of the interval sync them all
+        desired_by = {}
+        only = None
         while not self.stopping:
-            desired = {}
             for c in self.clusters:
+                if only is not None and c["name"] not in only and c["name"] in desired_by:
+                    continue
+                mine = {}
                 try:
-                    self.sync_cluster(c, desired)
+                    self.sync_cluster(c, mine)
                     if self.errors.pop(c["name"], None):
                         log("%s: reachable again" % c["name"])
                 except Exception as e:  # noqa: BLE001 - a stopped API server must not stop the loop
@@ -1487,7 +1499,11 @@ class Runtime(object):
                     for key, lst in self.proxy.listeners.items():
                         if any(p.ip == b[0] for p in self.pods.values() if p.cluster["name"] == c["name"]
                                for b in lst.backends) or key in api_keys:
-                            desired.setdefault(key, lst.backends)
+                            mine.setdefault(key, lst.backends)
+                desired_by[c["name"]] = mine
+            desired = {}
+            for name in sorted(desired_by):
+                desired.update(desired_by[name])
             try:
                 self.proxy.reconcile(desired)
                 self.save()
@@ -1495,9 +1511,12 @@ class Runtime(object):
                 log("round failed: %s: %s" % (type(e).__name__, e))
             wake.clear()
             if not wake.wait(interval):
+                only = None
                 continue
             # woken by an exit: a short pause lets the exits of one moment share the next round
             time.sleep(WAKE_PAUSE)
+            only = self.exited_clusters() or None
+
         log("stopping %d pods" % len(self.pods))
         for pod in list(self.pods.values()):
             pod.stop()

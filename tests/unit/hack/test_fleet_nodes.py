@@ -171,3 +171,31 @@ def test_ipsec_support_takes_the_first_algorithm_the_kernel_accepts(monkeypatch)
     ok, why = nodes.ipsec_support()
     assert ok is True and "hmac(sha256) + cbc(aes)" in why
     assert calls[-1][:3] == ("ip", "netns", "del")
+
+
+def test_a_round_woken_by_an_exit_names_the_clusters_whose_containers_exited(tmp_path):
+    """The runtime's exit-driven rounds sync only those clusters; a child still running, a container
+    never started and an exit already handled name none."""
+    import subprocess
+    import sys
+    import types
+
+    rt = _runtime(tmp_path, [])
+
+    def container(proc):
+        return types.SimpleNamespace(proc=proc)
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        rt.pods = {
+            "a": types.SimpleNamespace(cluster={"name": "mesh-1"}, inits=[container(done)], containers=[container(None)]),
+            "b": types.SimpleNamespace(cluster={"name": "mesh-2"}, inits=[], containers=[container(running)]),
+            "c": types.SimpleNamespace(cluster={"name": "mesh-3"}, inits=[container(None)], containers=[]),
+        }
+        assert rt.exited_clusters() == {"mesh-1"}
+        rt.pods["a"].inits[0].proc = None  # handled by the round (check_exit)
+        assert rt.exited_clusters() == set()
+    finally:
+        running.kill()
+        running.wait()
