@@ -751,7 +751,7 @@ def install_components(values, load_balancer=False, apiserver='ready'):
 _CHECKS = {'DaemonSet': daemonset_ready, 'Deployment': deployment_rollout, 'Service': service_ingress}
 
 
-def wait_ready(cluster, namespace, components, timeout=300, interval=2.0, sleep=time.sleep, clock=time.time):
+def wait_ready(cluster, namespace, components, timeout=300, interval=1.0, sleep=time.sleep, clock=time.time):
     """Poll ``components`` (list of ``(kind, name)``; kind DaemonSet, Deployment or
     Service for a LoadBalancer address) until all are ready (pauses of ``common.wait_pauses(interval)``).
 
