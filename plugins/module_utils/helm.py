@@ -736,7 +736,8 @@ def install_components(values, load_balancer=False, apiserver='ready'):
     ``clustermesh.useAPIServer`` is on, the clustermesh-apiserver: with ``apiserver='ready'`` its
     Deployment (and with ``load_balancer`` its LoadBalancer address when the Service is one); with
     ``apiserver='address'`` only the address peers reach it at (the LoadBalancer Service's ingress;
-    nothing for other Service types), for a run whose connect rolls it again and waits for it."""
+    nothing for other Service types), for a run that connects the cluster next and then waits for its
+    mesh status, which includes the clustermesh-apiserver's readiness (its pods start meanwhile)."""
     comps = [('DaemonSet', 'cilium'), ('Deployment', 'cilium-operator')]
     cm = (values or {}).get('clustermesh') or {}
     if cm.get('useAPIServer') is True:
