@@ -1452,6 +1452,17 @@ class Runtime(object):
         return set(pod.cluster["name"] for pod in self.pods.values()
                    for c in pod.inits + pod.containers if c.proc is not None and c.proc.poll() is not None)
 
+    def due_clusters(self, only, synced_at, now, interval):
+        """Names of the clusters a round syncs: all of them in a round of the interval (``only`` None);
+        in a round woken by exits, the clusters in ``only`` and every cluster not synced for
+        ``interval`` seconds (``synced_at``: name -> time of its last sync). A stream of exits in one
+        cluster (its init containers completing one after another) wakes round after round before the
+        interval is out: without the second rule, the other clusters' pods would wait for it to end."""
+        names = [c["name"] for c in self.clusters]
+        if only is None:
+            return set(names)
+        return set(n for n in names if n in only or now - synced_at.get(n, 0) >= interval)
+
     def save(self):
         data = dict((p.key, p.describe()) for p in self.pods.values())
         tmp = pods_file(self.fleet_dir) + ".tmp"
@@ -1479,11 +1490,14 @@ class Runtime(object):
         # clusters whose containers exited (the next init container of a pod starts after one
         # cluster's lists, not every cluster's); the rounds of the interval sync them all
         desired_by = {}
+        synced_at = {}  # name -> when it was last synced
         only = None
         while not self.stopping:
+            due = self.due_clusters(only, synced_at, time.time(), interval)
             for c in self.clusters:
-                if only is not None and c["name"] not in only and c["name"] in desired_by:
+                if c["name"] not in due:
                     continue
+                synced_at[c["name"]] = time.time()
                 mine = {}
                 try:
                     self.sync_cluster(c, mine)

@@ -199,3 +199,20 @@ def test_a_round_woken_by_an_exit_names_the_clusters_whose_containers_exited(tmp
     finally:
         running.kill()
         running.wait()
+
+
+def test_rounds_woken_by_exits_still_sync_every_cluster_once_its_interval_is_out(tmp_path):
+    """A stream of exits in one cluster wakes round after round before the interval is out: the other
+    clusters are still synced when their last sync is an interval old (they were starved before: a
+    clustermesh-apiserver waited 5 s after its node's agent was Ready)."""
+    rt = _runtime(tmp_path, [])
+    rt.clusters = [{"name": "mesh-%d" % i} for i in (1, 2, 3)]
+    # a round of the interval: every cluster
+    assert rt.due_clusters(None, {"mesh-1": 10.0, "mesh-2": 10.0, "mesh-3": 10.0}, 10.2, 1.0) == {"mesh-1", "mesh-2", "mesh-3"}
+    synced = {"mesh-1": 10.0, "mesh-2": 10.0, "mesh-3": 9.5}
+    # woken by mesh-1's exit 0.6 s after the last round: mesh-1, and mesh-3 whose sync is 1.1 s old
+    assert rt.due_clusters({"mesh-1"}, synced, 10.6, 1.0) == {"mesh-1", "mesh-3"}
+    # a cluster never synced yet is always due
+    assert rt.due_clusters({"mesh-1"}, {"mesh-1": 10.0}, 10.1, 1.0) == {"mesh-1", "mesh-2", "mesh-3"}
+    # every sync recent: only the clusters whose containers exited
+    assert rt.due_clusters({"mesh-2"}, {"mesh-1": 10.0, "mesh-2": 10.0, "mesh-3": 10.0}, 10.3, 1.0) == {"mesh-2"}
