@@ -430,3 +430,12 @@ def rollout_note(kvstoremesh, host_aliases=True):
                 'change rolls every cilium agent of the cluster (a rolling restart of the DaemonSet).')
     return ('KVStoreMesh state unknown: the change restarts either the clustermesh-apiserver '
             'Deployment (KVStoreMesh on) or every cilium agent (KVStoreMesh off).')
+
+
+def secrets_only_change(config_enabled, host_aliases):
+    """Whether a change of peers changes nothing of the release but the data of its mesh configuration
+    Secrets (cilium-clustermesh, cilium-kvstoremesh): the mesh configuration already on
+    (``config_enabled``, clustermesh.config.enabled) and no pod template mapping the peers' names
+    (``host_aliases`` False, see ``rollout_note``). The rest of the manifests is then a deployed revision's,
+    which the API server accepted: the upgrade needs no OpenAPI check of its own."""
+    return config_enabled is True and host_aliases is False

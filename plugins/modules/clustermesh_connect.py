@@ -123,6 +123,10 @@ notes:
     with KVStoreMesh on (chart default from 1.16) the peers' IPs are C(hostAliases) of the
     clustermesh-apiserver Deployment, so only that Deployment restarts; with KVStoreMesh off they sit
     on the cilium DaemonSet and every agent of the cluster is rolled.
+  - When only the data of the mesh configuration Secrets changes (the mesh configuration already enabled, and
+    no C(hostAliases) as above), Helm gets C(--disable-openapi-validation), since the other manifests are the
+    deployed revision's, which the API server accepted, and the API server validates what is written anyway. It
+    saves Helm the download of the cluster's OpenAPI document and about a third of the upgrade's CPU.
   - Only the C(secret) Helm storage driver (the default) is read.
   - Helm's values are replaced whole (C(--reset-values) with the complete current user values and
     the two ClusterMesh keys changed), so values set by other tools in the release are kept.
@@ -301,6 +305,7 @@ from ansible_collections.meshops.cilium.plugins.module_utils.mesh import (
     plan_planned_peers,
     remove_conflicts,
     rollout_note,
+    secrets_only_change,
     split_self,
     validate_peers,
 )
@@ -398,7 +403,8 @@ def run(m):
     kvsm = kvstoremesh_enabled(values, release.chart_version)
     desired_value = render_clusters(plan, release.chart_version)
 
-    result = connect_result(local, plan, skipped, planned, rollout_note(kvsm, peer_host_aliases(values, release.chart_version))
+    host_aliases = peer_host_aliases(values, release.chart_version)
+    result = connect_result(local, plan, skipped, planned, rollout_note(kvsm, host_aliases)
                             if needs_upgrade else None, kvsm,
                             release.chart_version, 'map' if isinstance(desired_value, dict) else 'list',
                             release.revision)
@@ -414,7 +420,8 @@ def run(m):
         updated = m.write_release(
             lambda: runner.upgrade(rel_name, ns, new_values, chart_ref=p['chart_ref'],
                                    chart_version=release.chart_version if p['chart_ref'] else None,
-                                   wait=p['wait'], timeout=p['wait_timeout'] if p['wait'] else None, current=release),
+                                   wait=p['wait'], timeout=p['wait_timeout'] if p['wait'] else None, current=release,
+                                   openapi_validation=not secrets_only_change(enabled, host_aliases)),
             lambda: read_release(cluster, ns, rel_name), release)
         if updated is not None:
             result['revision'] = updated.revision

@@ -230,6 +230,16 @@ def test_runner_uses_the_version_it_is_given(fake_helm, monkeypatch):
         assert flag in call['argv']
     # never --create-namespace: Helm 4 would server-side apply an existing namespace (ensure_namespace)
     assert '--create-namespace' not in call['argv']
+    # Helm checks the manifests against the cluster's OpenAPI document unless told not to
+    assert '--disable-openapi-validation' not in call['argv']
+
+
+@pytest.mark.parametrize('major', [(3, 20, 2), (4, 3, 2)])
+def test_an_upgrade_can_skip_the_openapi_check(fake_helm, major):
+    runner = HelmRunner(str(fake_helm), {'host': 'https://h', 'api_key': 'x'}, version=major)
+    runner.upgrade('cilium', 'kube-system', {}, chart_ref='c.tgz', openapi_validation=False)
+    call, = fake_helm.calls()
+    assert call['argv'].index('--disable-openapi-validation') < call['argv'].index('--')
 
 
 class NamespaceCluster(object):

@@ -300,3 +300,30 @@ def test_local_descriptor_identity_is_what_the_checks_use(apiserver, run_module,
     install(apiserver)
     ok, res = run_module(args(apiserver, MESH, local=_own(apiserver, cluster_id=3)))
     assert not ok and upgrades == [] and 'mesh-3' in res['msg'], res
+
+
+def _installed(chart_version, enabled, host_aliases_off):
+    values = {'cluster': {'name': 'mesh-1', 'id': 1},
+              'clustermesh': {'useAPIServer': True, 'config': {'enabled': enabled}}}
+    if host_aliases_off is not None:
+        values['clustermesh']['disableKubernetesHostAliases'] = host_aliases_off
+    return values
+
+
+@pytest.mark.parametrize('chart_version,enabled,host_aliases_off,validation', [
+    # chart 1.20+, peers resolved from the configuration, mesh configuration on: Secret data only
+    ('1.20.2', True, True, False),
+    # the peers' host aliases in a pod template (chart 1.20 without the value, or before 1.20)
+    ('1.20.2', True, None, True),
+    ('1.19.2', True, True, True),
+    # the connect turns the mesh configuration on: more than Secret data changes
+    ('1.20.2', None, True, True),
+])
+def test_helm_checks_the_manifests_unless_only_the_mesh_secrets_change(apiserver, run_module, upgrades, chart_version,
+                                                                       enabled, host_aliases_off, validation):
+    install(apiserver, values=_installed(chart_version, enabled, host_aliases_off), chart_version=chart_version)
+    ok, res = run_module(args(apiserver, MESH))
+    assert ok, res
+    call, = upgrades
+    assert call['kw']['openapi_validation'] is validation
+    assert ('restarts no pod' in res['rollout']) is (not validation if enabled else host_aliases_off is True)
