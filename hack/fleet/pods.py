@@ -1320,7 +1320,6 @@ class Runtime(object):
     def sync_cluster(self, cluster, desired):
         api = self.api(cluster)
         name = cluster["name"]
-        self.nodes[name] = listed(api.list_node)
         pods = listed(api.list_namespaced_pod, NS, label_selector="%s=%s" % REAL_LABEL)
         # everything bound to a real node (agents and workloads), in every namespace
         for node in self.real_nodes.values():
@@ -1333,6 +1332,18 @@ class Runtime(object):
             if not self.is_real(cluster, p):
                 continue
             live[p["metadata"]["uid"]] = p
+        for uid, pod in list(self.pods.items()):
+            if pod.cluster["name"] == name and uid not in live:
+                pod.stop()
+                self.delete_exec(cluster, pod)
+                del self.pods[uid]
+        self.reset_nodes_after_uninstall(cluster)
+        if not live:
+            # nothing runs for real here (no Cilium, or not yet): no volume to write, no Service to serve but
+            # the API server. A cluster of the fleet without Cilium costs a round its pod lists, not six lists.
+            desired.update(self.api_server_listeners(cluster))
+            return
+        self.nodes[name] = listed(api.list_node)
         # the Secrets and ConfigMaps of the namespaces with a real pod (volumes, env)
         secrets, configmaps = {}, {}
         for ns in sorted(set(p["metadata"]["namespace"] for p in live.values()) | {NS}):
@@ -1342,12 +1353,6 @@ class Runtime(object):
             secrets[ns] = dict((x["metadata"]["name"], x)
                                for x in listed(api.list_namespaced_secret, ns, label_selector="owner!=helm"))
             configmaps[ns] = dict((x["metadata"]["name"], x) for x in listed(api.list_namespaced_config_map, ns))
-        for uid, pod in list(self.pods.items()):
-            if pod.cluster["name"] == name and uid not in live:
-                pod.stop()
-                self.delete_exec(cluster, pod)
-                del self.pods[uid]
-        self.reset_nodes_after_uninstall(cluster)
         for uid, p in live.items():
             pod = self.pods.get(uid)
             if pod is None:

@@ -216,3 +216,30 @@ def test_rounds_woken_by_exits_still_sync_every_cluster_once_its_interval_is_out
     assert rt.due_clusters({"mesh-1"}, {"mesh-1": 10.0}, 10.1, 1.0) == {"mesh-1", "mesh-2", "mesh-3"}
     # every sync recent: only the clusters whose containers exited
     assert rt.due_clusters({"mesh-2"}, {"mesh-1": 10.0, "mesh-2": 10.0, "mesh-3": 10.0}, 10.3, 1.0) == {"mesh-2"}
+
+
+def test_a_round_of_a_cluster_where_nothing_runs_for_real_lists_only_its_pods(tmp_path):
+    """A cluster without Cilium (most of the benchmark's fleet at small N) costs a round its pod lists: no
+    Node, Secret, ConfigMap or Service list; its API server is still served."""
+    import json as _json
+    import types
+
+    rt = _runtime(tmp_path, [])
+    cluster = rt.clusters[0]
+    cluster.update(ports={"apiserver": 24010}, network=dict(cluster["network"], kubernetes_vip="10.101.0.1"))
+    calls = []
+
+    class Api(object):
+        def __getattr__(self, name):
+            def call(*args, **kwargs):
+                calls.append(name)
+                items = [{"metadata": {"uid": "u1", "namespace": "kube-system", "labels": {"k8s-app": "cilium"}},
+                          "spec": {"nodeName": "mesh-1-node-2"}}] if name == "list_namespaced_pod" else []
+                return types.SimpleNamespace(data=_json.dumps({"items": items}).encode(), release_conn=lambda: None)
+            return call
+    rt.api = lambda c: Api()
+    desired = {}
+    rt.sync_cluster(cluster, desired)
+    # the agent pod on a simulated node is not real: nothing to run
+    assert calls == ["list_namespaced_pod"]
+    assert desired == {("10.101.0.1", 24010): [("127.0.0.1", 24010)]}
