@@ -10,6 +10,7 @@ otherwise, and whenever in doubt, the module runs as usual. The decision is
 
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import resolve_connection
 from ansible_collections.meshops.cilium.plugins.module_utils.connect import CONNECT_ARGUMENT_SPEC, unchanged_by_description
+from ansible_collections.meshops.cilium.plugins.modules.clustermesh_connect import run
 from ansible_collections.meshops.cilium.plugins.plugin_utils.described import DescribedAnswerAction
 
 
@@ -20,6 +21,9 @@ class ActionModule(DescribedAnswerAction):
     @staticmethod
     def argument_spec():
         return CONNECT_ARGUMENT_SPEC
+
+    def worker_run(self):
+        return run, CONNECT_ARGUMENT_SPEC
 
     @staticmethod
     def described_answer(params):

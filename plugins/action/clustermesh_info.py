@@ -9,15 +9,16 @@ on every run). Anything else, and every task without ``members``, runs the modul
 ``module_utils/info.py`` (``members_answer``; the module through ``ClusterModule.read_members``); the rest
 is ``plugin_utils/described.py``."""
 
-import os
-import sys
-
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.meshops.cilium.plugins.module_utils.base import cluster_argument_spec
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import module_user_agent
 from ansible_collections.meshops.cilium.plugins.module_utils.info import INFO_ARGUMENT_SPEC, members_answer
-from ansible_collections.meshops.cilium.plugins.plugin_utils.described import ControllerAnswerAction, controller_python
+from ansible_collections.meshops.cilium.plugins.plugin_utils.described import (
+    ControllerAnswerAction,
+    controller_python,
+    remove_loader_files,
+)
 
 
 class ActionModule(ControllerAnswerAction):
@@ -38,18 +39,3 @@ class ActionModule(ControllerAnswerAction):
             return None
         result, secrets = answered
         return remove_values(result, secrets)
-
-
-def remove_loader_files():
-    """Remove the files kubernetes' kubeconfig loader wrote (certificate data of a kubeconfig it
-    handled: exec and auth-provider users). It removes them when its process exits, but a forked worker
-    runs no exit handler before Python 3.12."""
-    loader = sys.modules.get('kubernetes.config.kube_config')
-    files = getattr(loader, '_temp_files', None)
-    if isinstance(files, dict):
-        for path in list(files.values()):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-        files.clear()

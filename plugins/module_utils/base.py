@@ -20,6 +20,7 @@ import traceback
 from urllib.parse import unquote
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.meshops.cilium.plugins.module_utils.cluster import (
     CLUSTER_ARGUMENT_SPEC,
@@ -194,6 +195,59 @@ class MaskingModule(AnsibleModule):
         super().fail_json(*args, **kwargs)
 
 
+class ModuleExit(BaseException):
+    """Raised by ``WorkerModule.exit_json``/``fail_json``: ``result`` is what the module would have printed.
+    A BaseException, as AnsibleModule's SystemExit: no ``except Exception`` of a module takes it for an error."""
+
+    def __init__(self, result):
+        super().__init__('module exit')
+        self.result = result
+
+
+class WorkerModule:
+    """What ``ClusterModule`` uses of an AnsibleModule, for a module's ``run`` function called in the task's
+    own worker on the controller (``run_in_worker``): options already validated against the module's spec,
+    check and diff mode, the values to mask (the spec's no_log options and ``option_secret_values``),
+    warnings; ``exit_json`` and ``fail_json`` raise ``ModuleExit`` with the result, masked as
+    ``MaskingModule`` masks it."""
+
+    def __init__(self, name, params, check_mode=False, diff=False, no_log_values=()):
+        self._name = name
+        self.params = params
+        self.check_mode = check_mode
+        self._diff = diff
+        self.no_log_values = set(no_log_values) | option_secret_values(params)
+        self._warnings = []
+
+    def warn(self, warning):
+        self._warnings.append(warning)
+
+    def _result(self, kwargs):
+        if self._warnings:
+            kwargs['warnings'] = list(kwargs.get('warnings') or []) + self._warnings
+        return remove_values(kwargs, self.no_log_values)
+
+    def exit_json(self, **kwargs):
+        raise ModuleExit(self._result(kwargs))
+
+    def fail_json(self, msg, **kwargs):
+        kwargs.update(failed=True, msg=msg)
+        raise ModuleExit(self._result(kwargs))
+
+
+def run_in_worker(run, argument_spec, params, name, check_mode=False, diff=False, no_log_values=()):
+    """The result of a module's ``run`` function for ``params`` (validated against the module's whole spec,
+    ``cluster_argument_spec(argument_spec)``), called in this process instead of a module process: the
+    same ``ClusterModule``, on a ``WorkerModule``. Exceptions other than the module's own results go on,
+    as they would fail the module process."""
+    module = WorkerModule(name, params, check_mode=check_mode, diff=diff, no_log_values=no_log_values)
+    try:
+        ClusterModule(argument_spec, module=module).run(run)
+        module.fail_json(msg='%s: the module returned no result' % name)
+    except ModuleExit as e:
+        return e.result
+
+
 def recovery_of_release(release, previous):
     """How to undo or retry a written Helm revision (one sentence)."""
     rerun = 're-run the task once the cause is fixed (it converges from what is deployed now)'
@@ -282,10 +336,11 @@ def member_warnings(results, warnings_key):
 class ClusterModule:
     """Wraps AnsibleModule for modules that talk to one cluster."""
 
-    def __init__(self, argument_spec=None, supports_check_mode=True, **kwargs):
+    def __init__(self, argument_spec=None, supports_check_mode=True, module=None, **kwargs):
         # MaskingModule: inline kubeconfigs' credentials and secrets in free-form options
-        # are no_log before the invocation is logged; names stay readable.
-        self.module = MaskingModule(
+        # are no_log before the invocation is logged; names stay readable. ``module``: a WorkerModule
+        # (run_in_worker), its options already validated.
+        self.module = module or MaskingModule(
             argument_spec=cluster_argument_spec(argument_spec),
             supports_check_mode=supports_check_mode,
             **kwargs)

@@ -214,14 +214,18 @@ def run(m):
            subject_key_id=ident['subject_key_id'], before=before, after=after)
 
 
+# the module's own options (ClusterModule adds the connection's); also the action plugin's
+ARGUMENT_SPEC = merged_spec(
+    RELEASE_ARGUMENT_SPEC,
+    SOURCE_ARGUMENT_SPEC,
+    force=dict(type='bool', default=False),
+    key_type=dict(type='str', choices=['ecdsa', 'rsa'], default='ecdsa'),
+    validity_days=dict(type='int', default=1095),
+)
+
+
 def main():
-    run_module(run, merged_spec(
-        RELEASE_ARGUMENT_SPEC,
-        SOURCE_ARGUMENT_SPEC,
-        force=dict(type='bool', default=False),
-        key_type=dict(type='str', choices=['ecdsa', 'rsa'], default='ecdsa'),
-        validity_days=dict(type='int', default=1095),
-    ))
+    run_module(run, ARGUMENT_SPEC)
 
 
 if __name__ == '__main__':

@@ -409,17 +409,21 @@ def run_members(m):
     m.exit(changed=False, members=results, ready=ready, not_ready=not_ready)
 
 
+# the module's own options (ClusterModule adds the connection's); also the action plugin's
+ARGUMENT_SPEC = dict(
+    namespace=dict(type='str', default='kube-system'),
+    agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
+    metrics=dict(type='str', choices=['auto', 'skip'], default='auto'),
+    parallel=dict(type='int', default=8),
+    exec_timeout=dict(type='int', default=30),
+    members=dict(type='list', elements='dict', options=MEMBERS_SPEC),
+    **wait_argument_spec(),
+    wait_interval=dict(type='int', default=5),
+)
+
+
 def main():
-    run_module(run, dict(
-        namespace=dict(type='str', default='kube-system'),
-        agent_status=dict(type='str', choices=['auto', 'require', 'skip'], default='auto'),
-        metrics=dict(type='str', choices=['auto', 'skip'], default='auto'),
-        parallel=dict(type='int', default=8),
-        exec_timeout=dict(type='int', default=30),
-        members=dict(type='list', elements='dict', options=MEMBERS_SPEC),
-        **wait_argument_spec(),
-        wait_interval=dict(type='int', default=5),
-    ))
+    run_module(run, ARGUMENT_SPEC)
 
 
 if __name__ == '__main__':

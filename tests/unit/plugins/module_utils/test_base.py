@@ -2,6 +2,10 @@
 # Copyright: meshops.cilium contributors
 # SPDX-License-Identifier: Apache-2.0
 
+import json
+
+import pytest
+
 from ansible_collections.meshops.cilium.plugins.module_utils.base import (
     MASK,
     RELEASE_ARGUMENT_SPEC,
@@ -109,3 +113,69 @@ def test_wait_pauses_start_short_and_grow_to_the_interval():
     assert list(islice(wait_pauses(1), 4)) == [0.5, 0.75, 1, 1]
     # an interval shorter than the first pause is the pause
     assert list(islice(wait_pauses(0.25), 2)) == [0.25, 0.25]
+
+
+def _worker_params(tmp_path, **options):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.meshops.cilium.plugins.module_utils.base import cluster_argument_spec
+    kubeconfig = tmp_path / 'kubeconfig'
+    kubeconfig.write_text(json.dumps({
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'mesh-1',
+        'clusters': [{'name': 'mesh-1', 'cluster': {'server': 'https://127.0.0.1:9'}}],
+        'users': [{'name': 'mesh-1', 'user': {'token': 'tok-secret'}}],
+        'contexts': [{'name': 'mesh-1', 'context': {'cluster': 'mesh-1', 'user': 'mesh-1'}}]}))
+    spec = {'password': dict(type='str', no_log=True), 'values': dict(type='dict', default={})}
+    validated = ArgumentSpecValidator(cluster_argument_spec(spec)).validate(
+        dict(options, kubeconfig=str(kubeconfig), context='mesh-1'))
+    assert not validated.error_messages
+    return spec, validated
+
+
+def test_run_in_worker_gives_what_the_module_would_print(tmp_path):
+    """A module's run function called in the task's worker: its exit and its failures are results, named
+    after the cluster, with the spec's no_log options, the secrets inside free-form options and the
+    connection's credentials masked, warnings kept (masked too)."""
+    from ansible_collections.meshops.cilium.plugins.module_utils.base import run_in_worker
+    from ansible_collections.meshops.cilium.plugins.module_utils.errors import MeshopsError
+    spec, validated = _worker_params(tmp_path, password='pw-secret', values={'token': 'free-form-secret'})
+    params = validated.validated_parameters
+
+    def ok(m):
+        assert m.check_mode is True and m.diff_mode is False
+        m.warn('saw pw-secret')
+        m.exit(changed=True, echo=[m.params['password'], m.params['values']['token'], sorted(m.connection.secrets())])
+
+    res = run_in_worker(ok, spec, params, 'meshops.cilium.x', check_mode=True, no_log_values=validated._no_log_values)
+    assert res['changed'] is True and res['cluster'] == 'mesh-1' and res['api_server'] == 'https://127.0.0.1:9'
+    for secret in ('pw-secret', 'free-form-secret', 'tok-secret'):
+        assert secret not in json.dumps(res)
+    assert res['warnings'] == ['mesh-1: saw ********']
+
+    def refused(m):
+        m.fail('refusing: %s' % m.params['password'])
+    res = run_in_worker(refused, spec, params, 'meshops.cilium.x', no_log_values=validated._no_log_values)
+    assert res['failed'] is True and res['msg'] == 'mesh-1: refusing: ********'
+
+    def raises(m):
+        raise MeshopsError('bad input')
+    res = run_in_worker(raises, spec, params, 'meshops.cilium.x')
+    assert res['failed'] is True and res['msg'] == 'mesh-1: bad input'
+
+    def writes_then_breaks(m):
+        m.wrote('Secret kube-system/x (created)', recover='delete it')
+        # a module's own "except Exception" does not take an exit for an error (a BaseException, as SystemExit)
+        try:
+            m.fail('after the write')
+        except Exception:  # pylint: disable=broad-except
+            raise AssertionError('the exit was taken for an error')
+    res = run_in_worker(writes_then_breaks, spec, params, 'meshops.cilium.x')
+    assert res['failed'] is True and res['changed'] is True and res['written'] == ['Secret kube-system/x (created)']
+    assert res['msg'].startswith('mesh-1: after the write. This run had already written Secret kube-system/x')
+
+    res = run_in_worker(lambda m: None, spec, params, 'meshops.cilium.x')
+    assert res['failed'] is True and 'returned no result' in res['msg']
+
+    def bug(m):
+        raise KeyError('k')
+    with pytest.raises(KeyError):
+        run_in_worker(bug, spec, params, 'meshops.cilium.x')
