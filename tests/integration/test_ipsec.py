@@ -154,7 +154,10 @@ def test_6_no_key_material_in_output_or_left_over_files(mesh):
         secrets.add(base64.b64encode(v.encode()).decode())
     assert len(mesh["values"]) >= 4 and mesh["run"].outputs
     for i, out in enumerate(mesh["run"].outputs):
-        assert "<127.0.0.1> EXEC" in out or "ESTABLISH LOCAL CONNECTION" in out, "not a -vvv output"
+        # a module process shows its EXEC; a module run in the task's worker (plugin_utils/described.py) does
+        # not, and the inventory's -vvv lines show either way
+        assert any(m in out for m in ("<127.0.0.1> EXEC", "ESTABLISH LOCAL CONNECTION", "declined parsing")), \
+            "not a -vvv output"
         for s in secrets:
             assert s not in out, "key material in the -vvv output of run %d" % i
     files = 0
