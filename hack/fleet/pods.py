@@ -47,6 +47,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -1480,13 +1481,18 @@ class Runtime(object):
         # completed, a container crashed): as a kubelet's pod lifecycle events do, the next init
         # container starts without waiting out the interval. Exits during a round (its own helper
         # processes: ip, the CNI plugin) are that round's own business and wake nothing.
-        wake = threading.Event()
+        # Woken through a pipe that Python's own C-level signal handler writes to (set_wakeup_fd): a
+        # Python handler that took a lock (threading.Event.set) deadlocked the runtime for good when a
+        # second SIGCHLD arrived while the first one's handler held it (seen in CI: every pod stuck).
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
 
         def stop(*_):
             self.stopping = True
-            wake.set()
         signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGCHLD, lambda *_: wake.set())
+        signal.signal(signal.SIGCHLD, lambda *_: None)
         # `hack.fleet` and the tests send SIGUSR1 when no round ends: the stacks go to the log
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
         log("pod runtime for %d clusters (fleet tag %s): real pods are those labelled %s=%s in %s" % (
@@ -1528,10 +1534,14 @@ class Runtime(object):
                 self.save()
             except Exception as e:  # noqa: BLE001 - one bad round must not stop every real pod
                 log("round failed: %s: %s" % (type(e).__name__, e))
-            wake.clear()
-            if not wake.wait(interval):
+            # the exits during the round (its own helper processes) wake nothing
+            drain(wake_r)
+            if self.stopping:
+                break
+            if not select.select([wake_r], [], [], interval)[0]:
                 only = None
                 continue
+            drain(wake_r)
             # woken by an exit: a short pause lets the exits of one moment share the next round
             time.sleep(WAKE_PAUSE)
             only = self.exited_clusters() or None
@@ -1544,6 +1554,15 @@ class Runtime(object):
             node.delete()
         self.save()
         self.proxy.close()
+
+
+def drain(fd):
+    """Read a non-blocking pipe empty."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def listed(call, *args, **kwargs):
